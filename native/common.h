@@ -1,0 +1,48 @@
+// Shared helpers for the panseg addon: tensor handles, argument readers and the
+// exception guard. Op files include only this header.
+#pragma once
+#include <napi.h>
+#include <ATen/ATen.h>
+#include <atomic>
+
+#include <string>
+#include <vector>
+
+namespace panseg {
+
+// One JS handle owns one at::Tensor. dispose() resets it early; the External's
+// finalizer frees whatever is left when the JS object is collected.
+struct Holder {
+  at::Tensor t;
+};
+
+extern std::atomic<int64_t> g_live;
+
+Napi::Value Wrap(Napi::Env env, at::Tensor t);
+at::Tensor& Get(const Napi::Value& v);
+c10::optional<at::Tensor> GetOpt(const Napi::Value& v);
+std::vector<at::Tensor> GetList(const Napi::Value& v);
+Napi::Value WrapList(Napi::Env env, const std::vector<at::Tensor>& ts);
+
+std::vector<int64_t> Ints(const Napi::Value& v);
+int64_t Int(const Napi::Value& v);
+double Num(const Napi::Value& v);
+bool Bool(const Napi::Value& v);
+c10::optional<double> NumOpt(const Napi::Value& v);
+at::ScalarType Dtype(const Napi::Value& v);
+int DtypeCode(at::ScalarType t);
+at::Device Dev(const Napi::Value& v);
+at::TensorOptions Opts(const Napi::Value& dtype, const Napi::Value& device);
+
+using Fn = Napi::Value (*)(const Napi::CallbackInfo&);
+// Registers op `name`: every call is wrapped so that any C++ exception becomes a JS Error
+// whose message starts with the op's name.
+void Register(Napi::Env env, Napi::Object exports, const char* name, Fn fn);
+
+void InitCreate(Napi::Env env, Napi::Object exports);
+void InitMath(Napi::Env env, Napi::Object exports);
+void InitNN(Napi::Env env, Napi::Object exports);
+void InitShape(Napi::Env env, Napi::Object exports);
+void InitRuntime(Napi::Env env, Napi::Object exports);
+
+}  // namespace panseg

@@ -1,0 +1,116 @@
+// Neural-network ops: convolution, normalization, pooling, resampling, losses.
+#include "common.h"
+
+namespace panseg {
+
+static int64_t Reduction(const Napi::Value& v) {
+  auto s = v.As<Napi::String>().Utf8Value();
+  if (s == "none") return at::Reduction::None;
+  if (s == "sum") return at::Reduction::Sum;
+  if (s == "mean") return at::Reduction::Mean;
+  throw std::invalid_argument("unknown reduction " + s);
+}
+
+// conv2d(x, w, b | null, stride, padding, dilation, groups)
+static Napi::Value Conv2d(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::conv2d(Get(info[0]), Get(info[1]), GetOpt(info[2]), Ints(info[3]), Ints(info[4]), Ints(info[5]),
+                                     Int(info[6])));
+}
+
+// batchNorm(x, weight | null, bias | null, runMean | null, runVar | null, training, momentum, eps)
+static Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::batch_norm(Get(info[0]), GetOpt(info[1]), GetOpt(info[2]), GetOpt(info[3]), GetOpt(info[4]),
+                                         Bool(info[5]), Num(info[6]), Num(info[7]), /*cudnn_enabled=*/true));
+}
+
+// maxPool2d(x, kernel, stride, padding, dilation, ceilMode)
+static Napi::Value MaxPool2d(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::max_pool2d(Get(info[0]), Ints(info[1]), Ints(info[2]), Ints(info[3]), Ints(info[4]), Bool(info[5])));
+}
+
+// avgPool2d(x, kernel, stride, padding, ceilMode, countIncludePad)
+static Napi::Value AvgPool2d(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::avg_pool2d(Get(info[0]), Ints(info[1]), Ints(info[2]), Ints(info[3]), Bool(info[4]), Bool(info[5])));
+}
+
+static Napi::Value AdaptiveAvgPool2d(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::adaptive_avg_pool2d(Get(info[0]), Ints(info[1])));
+}
+static Napi::Value AdaptiveMaxPool2d(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), std::get<0>(at::adaptive_max_pool2d(Get(info[0]), Ints(info[1]))));
+}
+
+// interpolate(x, mode, size | null, scales | null, alignCorners)
+// As torch.nn.functional.interpolate: with a scale factor the kernel gets the scale, not the size ratio.
+static Napi::Value Interpolate(const Napi::CallbackInfo& info) {
+  auto& x = Get(info[0]);
+  auto mode = info[1].As<Napi::String>().Utf8Value();
+  c10::optional<std::vector<int64_t>> size;
+  c10::optional<std::vector<double>> scales;
+  if (!info[2].IsNull()) size = Ints(info[2]);
+  if (!info[3].IsNull()) {
+    auto arr = info[3].As<Napi::Array>();
+    scales = std::vector<double>{Num(arr.Get(0u)), Num(arr.Get(1u))};
+  }
+  at::OptionalIntArrayRef osize = size ? at::OptionalIntArrayRef(*size) : c10::nullopt;
+  c10::optional<at::ArrayRef<double>> oscales = scales ? c10::optional<at::ArrayRef<double>>(*scales) : c10::nullopt;
+  at::Tensor r;
+  if (mode == "bilinear") r = at::upsample_bilinear2d(x, osize, Bool(info[4]), oscales);
+  else if (mode == "bicubic") r = at::upsample_bicubic2d(x, osize, Bool(info[4]), oscales);
+  else if (mode == "nearest") r = at::upsample_nearest2d(x, osize, oscales);
+  else if (mode == "nearest-exact") r = at::_upsample_nearest_exact2d(x, osize, oscales);
+  else throw std::invalid_argument("unknown mode " + mode);
+  return Wrap(info.Env(), r);
+}
+
+static Napi::Value Linear(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::linear(Get(info[0]), Get(info[1]), GetOpt(info[2])));
+}
+
+// crossEntropy(logits, target, weight | null, reduction, ignoreIndex, labelSmoothing)
+static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::cross_entropy_loss(Get(info[0]), Get(info[1]), GetOpt(info[2]), Reduction(info[3]), Int(info[4]),
+                                                 Num(info[5])));
+}
+
+// nllLoss(logProbs, target, weight | null, reduction, ignoreIndex); 4D input uses nll_loss2d as PyTorch does.
+static Napi::Value NllLoss(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::nll_loss_nd(Get(info[0]), Get(info[1]), GetOpt(info[2]), Reduction(info[3]), Int(info[4])));
+}
+
+static Napi::Value BceWithLogits(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::binary_cross_entropy_with_logits(Get(info[0]), Get(info[1]), GetOpt(info[2]), GetOpt(info[3]),
+                                                               Reduction(info[4])));
+}
+
+static Napi::Value Dropout(const Napi::CallbackInfo& info) { return Wrap(info.Env(), at::dropout(Get(info[0]), Num(info[1]), Bool(info[2]))); }
+
+// pad(x, pads, mode, value)
+static Napi::Value Pad(const Napi::CallbackInfo& info) {
+  auto mode = info[2].As<Napi::String>().Utf8Value();
+  auto& x = Get(info[0]);
+  auto pads = Ints(info[1]);
+  if (mode == "constant") return Wrap(info.Env(), at::constant_pad_nd(x, pads, Num(info[3])));
+  return Wrap(info.Env(), at::pad(x, pads, mode, c10::nullopt));
+}
+
+static Napi::Value OneHot(const Napi::CallbackInfo& info) { return Wrap(info.Env(), at::one_hot(Get(info[0]), Int(info[1]))); }
+
+void InitNN(Napi::Env env, Napi::Object exports) {
+  Register(env, exports, "conv2d", Conv2d);
+  Register(env, exports, "batchNorm", BatchNorm);
+  Register(env, exports, "maxPool2d", MaxPool2d);
+  Register(env, exports, "avgPool2d", AvgPool2d);
+  Register(env, exports, "adaptiveAvgPool2d", AdaptiveAvgPool2d);
+  Register(env, exports, "adaptiveMaxPool2d", AdaptiveMaxPool2d);
+  Register(env, exports, "interpolate", Interpolate);
+  Register(env, exports, "linear", Linear);
+  Register(env, exports, "crossEntropy", CrossEntropy);
+  Register(env, exports, "nllLoss", NllLoss);
+  Register(env, exports, "bceWithLogits", BceWithLogits);
+  Register(env, exports, "dropout", Dropout);
+  Register(env, exports, "pad", Pad);
+  Register(env, exports, "oneHot", OneHot);
+}
+
+}  // namespace panseg

@@ -1,0 +1,133 @@
+// Autograd, grad/inference modes, autocast, seeding, threads and build information.
+#include "common.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/version.h>
+#ifdef PANSEG_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
+#include <memory>
+
+namespace panseg {
+
+// backward(t, grad | null, retainGraph)
+static Napi::Value Backward(const Napi::CallbackInfo& info) {
+  auto& t = Get(info[0]);
+  auto g = GetOpt(info[1]);
+  t.backward(g ? *g : at::Tensor(), Bool(info[2]));
+  return info.Env().Undefined();
+}
+static Napi::Value Grad(const Napi::CallbackInfo& info) {
+  auto g = Get(info[0]).grad();
+  return g.defined() ? Wrap(info.Env(), g) : info.Env().Null();
+}
+// setGrad(t, g | null): null clears it, as optimizer.zero_grad(set_to_none=True).
+static Napi::Value SetGrad(const Napi::CallbackInfo& info) {
+  auto g = GetOpt(info[1]);
+  Get(info[0]).mutable_grad() = g ? *g : at::Tensor();
+  return info.Env().Undefined();
+}
+static Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info) {
+  Get(info[0]).requires_grad_(Bool(info[1]));
+  return info.Env().Undefined();
+}
+static Napi::Value IsLeaf(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), Get(info[0]).is_leaf()); }
+static Napi::Value RetainGrad(const Napi::CallbackInfo& info) {
+  Get(info[0]).retain_grad();
+  return info.Env().Undefined();
+}
+
+static Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
+  bool prev = c10::GradMode::is_enabled();
+  c10::GradMode::set_enabled(Bool(info[0]));
+  return Napi::Boolean::New(info.Env(), prev);
+}
+static Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), c10::GradMode::is_enabled()); }
+
+// Inference mode is an RAII guard in C++; JS scopes nest strictly, so a stack of guards works.
+static std::vector<std::unique_ptr<c10::InferenceMode>> g_inference;
+static Napi::Value InferenceEnter(const Napi::CallbackInfo& info) {
+  g_inference.push_back(std::make_unique<c10::InferenceMode>(true));
+  return info.Env().Undefined();
+}
+static Napi::Value InferenceExit(const Napi::CallbackInfo& info) {
+  if (!g_inference.empty()) g_inference.pop_back();
+  return info.Env().Undefined();
+}
+
+// setAutocast(deviceType, enabled, dtypeCode) -> previous enabled state
+static Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
+  auto dev = info[0].As<Napi::String>().Utf8Value();
+  bool on = Bool(info[1]);
+  auto dtype = Dtype(info[2]);
+  bool prev;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  auto type = dev == "cuda" ? at::kCUDA : at::kCPU;
+  prev = at::autocast::is_autocast_enabled(type);
+  at::autocast::set_autocast_enabled(type, on);
+  at::autocast::set_autocast_dtype(type, dtype);
+#else
+  if (dev == "cuda") {
+    prev = at::autocast::is_enabled();
+    at::autocast::set_enabled(on);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  } else {
+    prev = at::autocast::is_cpu_enabled();
+    at::autocast::set_cpu_enabled(on);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  }
+#endif
+  // Leaving the outermost autocast region drops cached casts of the weights, as torch.autocast does.
+  if (!on) at::autocast::clear_cache();
+  return Napi::Boolean::New(info.Env(), prev);
+}
+
+static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
+  at::manual_seed(static_cast<uint64_t>(Int(info[0])));
+  return info.Env().Undefined();
+}
+static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  at::set_num_threads(static_cast<int>(Int(info[0])));
+  return info.Env().Undefined();
+}
+static Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
+static Napi::Value LiveTensors(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(g_live.load())); }
+
+static Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto o = Napi::Object::New(env);
+  o.Set("torchVersion", TORCH_VERSION);
+  o.Set("parallelInfo", at::get_parallel_info());
+  o.Set("mkldnn", at::hasMKLDNN());
+  o.Set("cuda", at::hasCUDA());
+#ifdef PANSEG_CUDA
+  o.Set("cudaDevices", at::hasCUDA() ? static_cast<double>(at::cuda::getNumGPUs()) : 0.0);
+#else
+  o.Set("cudaDevices", 0);
+#endif
+  return o;
+}
+
+void InitRuntime(Napi::Env env, Napi::Object exports) {
+  Register(env, exports, "backward", Backward);
+  Register(env, exports, "grad", Grad);
+  Register(env, exports, "setGrad", SetGrad);
+  Register(env, exports, "setRequiresGrad", SetRequiresGrad);
+  Register(env, exports, "isLeaf", IsLeaf);
+  Register(env, exports, "retainGrad", RetainGrad);
+  Register(env, exports, "setGradEnabled", SetGradEnabled);
+  Register(env, exports, "isGradEnabled", IsGradEnabled);
+  Register(env, exports, "inferenceEnter", InferenceEnter);
+  Register(env, exports, "inferenceExit", InferenceExit);
+  Register(env, exports, "setAutocast", SetAutocast);
+  Register(env, exports, "manualSeed", ManualSeed);
+  Register(env, exports, "setNumThreads", SetNumThreads);
+  Register(env, exports, "getNumThreads", GetNumThreads);
+  Register(env, exports, "liveTensors", LiveTensors);
+  Register(env, exports, "buildInfo", BuildInfo);
+}
+
+}  // namespace panseg

@@ -1,0 +1,149 @@
+// The one typed view of the C++ addon. Nothing outside src/engine imports this file.
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** An opaque handle to one libtorch tensor. */
+export type Handle = { readonly __handle: unique symbol };
+type H = Handle;
+type Opt = H | null;
+type Ints = number[];
+
+export interface NativeAddon {
+  // creation and data
+  fromBuffer(data: ArrayBufferView, shape: Ints, dtype: number, device: string): H;
+  toBuffer(t: H): ArrayBuffer;
+  meta(t: H): [number, string, boolean, ...number[]];
+  item(t: H): number;
+  dispose(t: H): void;
+  zeros(shape: Ints, dtype: number, device: string): H;
+  ones(shape: Ints, dtype: number, device: string): H;
+  empty(shape: Ints, dtype: number, device: string): H;
+  full(shape: Ints, value: number, dtype: number, device: string): H;
+  arange(start: number, end: number, step: number, dtype: number, device: string): H;
+  rand(shape: Ints, dtype: number, device: string): H;
+  randn(shape: Ints, dtype: number, device: string): H;
+  randint(low: number, high: number, shape: Ints, dtype: number, device: string): H;
+  randperm(n: number): H;
+  to(t: H, dtype: number | null, device: string | null, copy: boolean): H;
+  clone(t: H): H;
+  uniform_(t: H, lo: number, hi: number): void;
+  normal_(t: H, mean: number, std: number): void;
+  bernoulli(p: H): H;
+  // math
+  unaryNames: string[];
+  binaryNames: string[];
+  scalarNames: string[];
+  unary(op: number, t: H): H;
+  binary(op: number, a: H, b: H): H;
+  scalar(op: number, a: H, s: number | boolean): H;
+  reduce(op: string, t: H, dims: Ints | null, keepdim: boolean): H;
+  clamp(t: H, min: number | null, max: number | null): H;
+  where(c: H, a: H, b: H): H;
+  matmul(a: H, b: H): H;
+  softmax(t: H, dim: number): H;
+  logSoftmax(t: H, dim: number): H;
+  bincount(t: H, minlength: number): H;
+  topk(t: H, k: number, dim: number, largest: boolean): [H, H];
+  add_(t: H, other: H | number, alpha: number): void;
+  mul_(t: H, other: H | number): void;
+  div_(t: H, other: H | number): void;
+  addcmul_(t: H, a: H, b: H, value: number): void;
+  addcdiv_(t: H, a: H, b: H, value: number): void;
+  lerp_(t: H, end: H, weight: number): void;
+  zero_(t: H): void;
+  fill_(t: H, v: number | boolean): void;
+  copy_(t: H, src: H): void;
+  clamp_(t: H, min: number | null, max: number | null): void;
+  sqrt_(t: H): void;
+  // nn
+  conv2d(x: H, w: H, b: Opt, stride: Ints, padding: Ints, dilation: Ints, groups: number): H;
+  batchNorm(x: H, w: Opt, b: Opt, rm: Opt, rv: Opt, training: boolean, momentum: number, eps: number): H;
+  maxPool2d(x: H, k: Ints, s: Ints, p: Ints, d: Ints, ceil: boolean): H;
+  avgPool2d(x: H, k: Ints, s: Ints, p: Ints, ceil: boolean, countIncludePad: boolean): H;
+  adaptiveAvgPool2d(x: H, size: Ints): H;
+  adaptiveMaxPool2d(x: H, size: Ints): H;
+  interpolate(x: H, mode: string, size: Ints | null, scales: number[] | null, alignCorners: boolean): H;
+  linear(x: H, w: H, b: Opt): H;
+  crossEntropy(x: H, target: H, weight: Opt, reduction: string, ignoreIndex: number, labelSmoothing: number): H;
+  nllLoss(x: H, target: H, weight: Opt, reduction: string, ignoreIndex: number): H;
+  bceWithLogits(x: H, target: H, weight: Opt, posWeight: Opt, reduction: string): H;
+  dropout(x: H, p: number, train: boolean): H;
+  pad(x: H, pads: Ints, mode: string, value: number): H;
+  oneHot(x: H, n: number): H;
+  // shape
+  reshape(t: H, s: Ints): H;
+  view(t: H, s: Ints): H;
+  permute(t: H, d: Ints): H;
+  transpose(t: H, a: number, b: number): H;
+  flatten(t: H, start: number, end: number): H;
+  squeeze(t: H, dim: number | null): H;
+  unsqueeze(t: H, dim: number): H;
+  expand(t: H, s: Ints): H;
+  repeat(t: H, s: Ints): H;
+  narrow(t: H, dim: number, start: number, len: number): H;
+  slice(t: H, dim: number, start: number, end: number, step: number): H;
+  indexSelect(t: H, dim: number, idx: H): H;
+  gather(t: H, dim: number, idx: H): H;
+  flip(t: H, dims: Ints): H;
+  cat(ts: H[], dim: number): H;
+  stack(ts: H[], dim: number): H;
+  split(t: H, sizes: Ints, dim: number): H[];
+  detach(t: H): H;
+  contiguous(t: H, channelsLast: boolean): H;
+  isContiguous(t: H, channelsLast: boolean): boolean;
+  strides(t: H): Ints;
+  // runtime
+  backward(t: H, grad: Opt, retainGraph: boolean): void;
+  grad(t: H): Opt;
+  setGrad(t: H, g: Opt): void;
+  setRequiresGrad(t: H, v: boolean): void;
+  isLeaf(t: H): boolean;
+  retainGrad(t: H): void;
+  setGradEnabled(v: boolean): boolean;
+  isGradEnabled(): boolean;
+  inferenceEnter(): void;
+  inferenceExit(): void;
+  setAutocast(device: string, enabled: boolean, dtype: number): boolean;
+  manualSeed(seed: number): void;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  liveTensors(): number;
+  buildInfo(): { torchVersion: string; parallelInfo: string; mkldnn: boolean; cuda: boolean; cudaDevices: number };
+}
+
+/** The package root: two levels above this file in src/ and three in dist/src/. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('panseg: cannot find the package root');
+    dir = up;
+  }
+  return dir;
+}
+
+function load(): NativeAddon {
+  const root = packageRoot();
+  const file = join(root, 'build', 'Release', 'panseg.node');
+  if (!existsSync(file)) {
+    throw new Error(`panseg: the native addon ${file} is not built. Run \`npm run setup\` (or \`node scripts/build-addon.mjs\`) in ${root}.`);
+  }
+  try {
+    return createRequire(import.meta.url)(file) as NativeAddon;
+  } catch (e) {
+    const msg = (e as Error).message;
+    const hints = /lib(torch|c10)[^ ]*\.so/.test(msg)
+      ? 'libtorch\'s shared libraries could not be loaded: install libtorch-dev, or set LIBTORCH and rebuild with `npm run setup`.'
+      : 'Rebuild it with `npm run setup`; if Node was upgraded, the addon must be rebuilt for the new version.';
+    throw new Error(`panseg: failed to load the native addon ${file}: ${msg}\n${hints}`);
+  }
+}
+
+export const native: NativeAddon = load();
+
+// libtorch may start with a single thread; use every core unless the user pinned a count.
+const pinned = process.env.PANSEG_NUM_THREADS ?? process.env.OMP_NUM_THREADS;
+native.setNumThreads(pinned ? Math.max(1, Number.parseInt(pinned, 10) || 1) : availableParallelism());

@@ -1,0 +1,78 @@
+// Process-wide engine state: grad mode, inference mode, autocast, seeding, threads, build info.
+import { fail } from '../common/errors.js';
+import * as v from '../common/validate.js';
+import { type DType, dtypeCode } from './dtype.js';
+import { native } from './native.js';
+
+/** Runs `fn` with autograd recording off (like `with torch.no_grad()`). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = native.setGradEnabled(false);
+  try { return fn(); } finally { native.setGradEnabled(prev); }
+}
+
+/** Runs `fn` with autograd recording on, even inside noGrad. */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = native.setGradEnabled(true);
+  try { return fn(); } finally { native.setGradEnabled(prev); }
+}
+
+export function isGradEnabled(): boolean {
+  return native.isGradEnabled();
+}
+
+/** Runs `fn` in libtorch's inference mode: no autograd and no version counting. Tensors made here never require grad. */
+export function inferenceMode<T>(fn: () => T): T {
+  native.inferenceEnter();
+  try { return fn(); } finally { native.inferenceExit(); }
+}
+
+export interface AutocastOptions {
+  /** 'cpu' (default) or 'cuda'. */
+  deviceType?: 'cpu' | 'cuda';
+  /** bfloat16 (default) or float16. */
+  dtype?: Extract<DType, 'bfloat16' | 'float16'>;
+  enabled?: boolean;
+}
+
+/**
+ * Runs `fn` under autocast: convolutions and matmuls run in the lower precision, while ops
+ * PyTorch keeps in float32 (batch norm, softmax, losses) stay there, exactly as `torch.autocast`.
+ */
+export function autocast<T>(fn: () => T, opts: AutocastOptions = {}): T {
+  const device = v.oneOf('autocast', 'deviceType', opts.deviceType ?? 'cpu', ['cpu', 'cuda']);
+  const dtype = v.oneOf('autocast', 'dtype', opts.dtype ?? 'bfloat16', ['bfloat16', 'float16']);
+  const on = opts.enabled ?? true;
+  const code = dtypeCode('autocast', dtype);
+  const prev = native.setAutocast(device, on, code);
+  try { return fn(); } finally { native.setAutocast(device, prev, code); }
+}
+
+/** Seeds libtorch's default CPU generator; same streams as `torch.manual_seed(seed)`. */
+export function manualSeed(seed: number): void {
+  native.manualSeed(v.int('manualSeed', 'seed', seed, 0, Number.MAX_SAFE_INTEGER));
+}
+
+export function setNumThreads(n: number): void {
+  native.setNumThreads(v.int('setNumThreads', 'n', n, 1, 1024));
+}
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+
+export interface BuildInfo {
+  torchVersion: string;
+  mkldnn: boolean;
+  cuda: boolean;
+  cudaDevices: number;
+  parallelInfo: string;
+}
+export function buildInfo(): BuildInfo {
+  return native.buildInfo();
+}
+export function cudaAvailable(): boolean {
+  return native.buildInfo().cuda;
+}
+
+export function ensureCuda(op: string): void {
+  if (!cudaAvailable()) fail(op, 'CUDA is not available in this libtorch build');
+}
