@@ -1,6 +1,7 @@
 // Autograd, grad/inference modes, autocast, seeding, threads and build information.
 #include "common.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/InferenceMode.h>
@@ -10,6 +11,7 @@
 #endif
 
 #include <memory>
+#include <mutex>
 
 namespace panseg {
 
@@ -21,7 +23,11 @@ static Napi::Value Backward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 static Napi::Value Grad(const Napi::CallbackInfo& info) {
-  auto g = Get(info[0]).grad();
+  auto& t = Get(info[0]);
+  // A non-leaf keeps no grad unless retain_grad() was called; answer null without libtorch's
+  // stderr warning (it prints through glog, outside JS).
+  if (!t.is_leaf() && !t.retains_grad()) return info.Env().Null();
+  auto g = t.grad();
   return g.defined() ? Wrap(info.Env(), g) : info.Env().Null();
 }
 // setGrad(t, g | null): null clears it, as optimizer.zero_grad(set_to_none=True).
@@ -89,6 +95,18 @@ static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   at::manual_seed(static_cast<uint64_t>(Int(info[0])));
   return info.Env().Undefined();
 }
+// The default CPU generator's state as a uint8 tensor (torch.get_rng_state / set_rng_state).
+static Napi::Value GetRngState(const Napi::CallbackInfo& info) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return Wrap(info.Env(), gen.get_state());
+}
+static Napi::Value SetRngState(const Napi::CallbackInfo& info) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(Get(info[0]));
+  return info.Env().Undefined();
+}
 static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   at::set_num_threads(static_cast<int>(Int(info[0])));
   return info.Env().Undefined();
@@ -127,6 +145,8 @@ void InitRuntime(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "setNumThreads", SetNumThreads);
   Register(env, exports, "getNumThreads", GetNumThreads);
   Register(env, exports, "liveTensors", LiveTensors);
+  Register(env, exports, "getRngState", GetRngState);
+  Register(env, exports, "setRngState", SetRngState);
   Register(env, exports, "buildInfo", BuildInfo);
 }
 

@@ -111,6 +111,8 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   liveTensors(): number;
+  getRngState(): H;
+  setRngState(state: H): void;
   buildInfo(): { torchVersion: string; parallelInfo: string; mkldnn: boolean; cuda: boolean; cudaDevices: number };
 }
 

@@ -3,6 +3,7 @@ import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { type DType, dtypeCode } from './dtype.js';
 import { native } from './native.js';
+import { Tensor } from './tensor.js';
 
 /** Runs `fn` with autograd recording off (like `with torch.no_grad()`). */
 export function noGrad<T>(fn: () => T): T {
@@ -50,6 +51,16 @@ export function autocast<T>(fn: () => T, opts: AutocastOptions = {}): T {
 /** Seeds libtorch's default CPU generator; same streams as `torch.manual_seed(seed)`. */
 export function manualSeed(seed: number): void {
   native.manualSeed(v.int('manualSeed', 'seed', seed, 0, Number.MAX_SAFE_INTEGER));
+}
+
+/** A copy of the default CPU generator's state (uint8), like torch.get_rng_state(). */
+export function getRngState(): Tensor {
+  return new Tensor(native.getRngState());
+}
+/** Restores a state from getRngState(), like torch.set_rng_state(). */
+export function setRngState(state: Tensor): void {
+  if (state.dtype !== 'uint8') fail('setRngState', `expected a uint8 state tensor, got ${state.dtype}`);
+  native.setRngState(state.h);
 }
 
 export function setNumThreads(n: number): void {

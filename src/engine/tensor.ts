@@ -94,6 +94,9 @@ export class Tensor {
       if (target.device !== undefined) device = checkDevice('to', target.device);
       copy = target.copy === true;
     } else fail('to', `expected a dtype, a device or { dtype, device } but received ${describe(target)}`);
+    if (device !== null && device.startsWith('cuda') && !native.buildInfo().cuda) {
+      fail('to', 'CUDA is not available: this panseg was built against a CPU libtorch. Set LIBTORCH to a CUDA libtorch and run `npm run setup`');
+    }
     try { return new Tensor(native.to(this.h, dtype, device, copy)); } catch (e) { relabel(e, 'to'); }
   }
   float(): Tensor { return this.to('float32'); }
@@ -112,7 +115,8 @@ export class Tensor {
   strides(): number[] { return native.strides(this.h); }
 
   // ---- autograd ----
-  get requiresGrad(): boolean { return this.meta()[2]; }
+  // Read fresh, not from the cached meta: an in-place op with a grad-requiring operand turns it on.
+  get requiresGrad(): boolean { return native.meta(this.h)[2]; }
   set requiresGrad(on: boolean) { this.requiresGrad_(on); }
   /** Sets requiresGrad in place (leaf tensors only) and returns this. */
   requiresGrad_(on = true): this {
@@ -379,6 +383,26 @@ export class Tensor {
   get isFloatingPoint(): boolean { return isFloating(this.dtype); }
 }
 markTrackable(Tensor.prototype);
+
+// A method called on (or with) a disposed tensor fails naming that method, e.g.
+// `add: this tensor was disposed; ...`, rather than a generic 'tensor: ...'.
+const DISPOSED = 'tensor: this tensor was disposed';
+const PRIVATE = new Set(['constructor', 'dispose', 'meta', 'un', 'bin', 'red', 'resolveShape']);
+for (const name of Object.getOwnPropertyNames(Tensor.prototype)) {
+  const d = Object.getOwnPropertyDescriptor(Tensor.prototype, name)!;
+  if (PRIVATE.has(name) || typeof d.value !== 'function') continue;
+  const f = d.value as (...a: unknown[]) => unknown;
+  const wrapped = {
+    [name](this: Tensor, ...args: unknown[]): unknown {
+      if (this._h === null) fail(name, `${DISPOSED.slice(8)}; keep it alive with keep() or return it from tidy()`);
+      try { return f.apply(this, args); } catch (e) {
+        if (e instanceof PansegError && e.message.startsWith(DISPOSED)) fail(name, `an argument tensor was disposed${e.message.slice(DISPOSED.length)}`);
+        throw e;
+      }
+    },
+  }[name];
+  Object.defineProperty(Tensor.prototype, name, { ...d, value: wrapped });
+}
 
 export function isTensor(x: unknown): x is Tensor {
   return x instanceof Tensor;

@@ -1,0 +1,66 @@
+// Running a trained PAN on normalized image tensors: padding to valid sizes, optional
+// test-time augmentation, and autocast for reduced precision.
+import { autocast, F, inferenceMode, type Tensor, tidy } from '../engine/index.js';
+import type { PAN } from '../models/index.js';
+
+export type Precision = 'fp32' | 'bf16' | 'fp16';
+
+export interface InferenceOptions {
+  /** Average with the horizontally flipped input. Default false. */
+  flip?: boolean;
+  /** Input scales to average (e.g. [0.75, 1, 1.25]); default [1]. */
+  scales?: number[];
+  /** Compute precision; bf16/fp16 run convolutions under autocast. Default 'fp32'. */
+  precision?: Precision;
+}
+
+/** Runs `fn` under autocast for bf16/fp16, or plainly for fp32. */
+export function withPrecision<T>(precision: Precision, device: string, fn: () => T): T {
+  if (precision === 'fp32') return fn();
+  return autocast(fn, { deviceType: device.startsWith('cuda') ? 'cuda' : 'cpu', dtype: precision === 'bf16' ? 'bfloat16' : 'float16' });
+}
+
+/** Pads [N, C, H, W] bottom/right to a valid PAN input size; returns the padded tensor. */
+function padForModel(model: PAN, x: Tensor): Tensor {
+  const s = model.outputStride;
+  const min = model.minInputSize;
+  const [h, w] = [x.shape[2], x.shape[3]];
+  const ph = Math.max(min, Math.ceil(h / s) * s);
+  const pw = Math.max(min, Math.ceil(w / s) * s);
+  return ph === h && pw === w ? x : F.pad(x, [0, pw - w, 0, ph - h]);
+}
+
+/**
+ * Class probabilities [N, classes, H, W] (softmax; sigmoid for a single class) for normalized
+ * images of any size: each scale is padded to a valid size and cropped back, flips are averaged.
+ */
+export function predictProbs(model: PAN, x: Tensor, o: InferenceOptions = {}): Tensor {
+  const scales = o.scales ?? [1];
+  const precision = o.precision ?? 'fp32';
+  const [h, w] = [x.shape[2], x.shape[3]];
+  const single = model.config.classes === 1;
+  return inferenceMode(() => tidy(() => {
+    let acc: Tensor | null = null;
+    let n = 0;
+    for (const s of scales) {
+      const xs = s === 1 ? x : F.interpolate(x, { size: [Math.max(1, Math.round(h * s)), Math.max(1, Math.round(w * s))], mode: 'bilinear', alignCorners: false });
+      const variants = o.flip ? [xs, xs.flip(3)] : [xs];
+      variants.forEach((v, i) => {
+        const padded = padForModel(model, v);
+        const logits = withPrecision(precision, x.device, () => model.forward(padded)).to('float32');
+        let p = logits.narrow(2, 0, v.shape[2]).narrow(3, 0, v.shape[3]);
+        p = single ? p.sigmoid() : p.softmax(1);
+        if (i === 1) p = p.flip(3);
+        if (s !== 1) p = F.interpolate(p, { size: [h, w], mode: 'bilinear', alignCorners: false });
+        acc = acc ? acc.add(p) : p;
+        n++;
+      });
+    }
+    return acc!.div(n);
+  }));
+}
+
+/** Class indices [N, H, W] (int64) from probabilities; a single-class model thresholds at 0.5. */
+export function probsToLabels(probs: Tensor): Tensor {
+  return tidy(() => (probs.shape[1] === 1 ? probs.squeeze(1).gt(0.5).to('int64') : probs.argmax(1)));
+}

@@ -1,0 +1,172 @@
+// Layers with PyTorch's names, defaults and parameter layout.
+import { fail } from '../common/errors.js';
+import * as v from '../common/validate.js';
+import { empty, F, ones, type Tensor, zeros, noGrad } from '../engine/index.js';
+import { defaultInit_ } from './init.js';
+import { Layer } from './module.js';
+
+export interface Conv2dOptions {
+  stride?: number | [number, number];
+  padding?: number | [number, number];
+  dilation?: number | [number, number];
+  groups?: number;
+  /** Default true. */
+  bias?: boolean;
+}
+
+export class Conv2d extends Layer {
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly kernelSize: [number, number];
+  stride: [number, number];
+  padding: [number, number];
+  dilation: [number, number];
+  readonly groups: number;
+
+  constructor(inChannels: number, outChannels: number, kernelSize: number | [number, number], opts: Conv2dOptions = {}) {
+    super();
+    const op = 'Conv2d';
+    this.inChannels = v.int(op, 'inChannels', inChannels, 1);
+    this.outChannels = v.int(op, 'outChannels', outChannels, 1);
+    this.kernelSize = v.pair(op, 'kernelSize', kernelSize, 1);
+    this.stride = v.pair(op, 'stride', opts.stride ?? 1, 1);
+    this.padding = v.pair(op, 'padding', opts.padding ?? 0, 0);
+    this.dilation = v.pair(op, 'dilation', opts.dilation ?? 1, 1);
+    this.groups = v.int(op, 'groups', opts.groups ?? 1, 1);
+    if (inChannels % this.groups || outChannels % this.groups) fail(op, `inChannels ${inChannels} and outChannels ${outChannels} must be divisible by groups ${this.groups}`);
+    const w = this.param('weight', empty([outChannels, inChannels / this.groups, ...this.kernelSize]));
+    const b = opts.bias ?? true ? this.param('bias', empty([outChannels])) : null;
+    defaultInit_(w, b);
+  }
+  get weight(): Tensor { return this._params.get('weight')!; }
+  get bias(): Tensor | null { return this._params.get('bias') ?? null; }
+
+  forward(x: Tensor): Tensor {
+    return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+  }
+}
+
+export interface BatchNormOptions {
+  eps?: number;
+  /** Running-stat update factor; null = cumulative average (as PyTorch). Default 0.1. */
+  momentum?: number | null;
+  affine?: boolean;
+  trackRunningStats?: boolean;
+}
+
+export class BatchNorm2d extends Layer {
+  readonly numFeatures: number;
+  readonly eps: number;
+  readonly momentum: number | null;
+
+  constructor(numFeatures: number, opts: BatchNormOptions = {}) {
+    super();
+    this.numFeatures = v.int('BatchNorm2d', 'numFeatures', numFeatures, 1);
+    this.eps = opts.eps ?? 1e-5;
+    this.momentum = opts.momentum === undefined ? 0.1 : opts.momentum;
+    if (opts.affine ?? true) {
+      this.param('weight', ones([numFeatures]));
+      this.param('bias', zeros([numFeatures]));
+    }
+    if (opts.trackRunningStats ?? true) {
+      this.buffer('running_mean', zeros([numFeatures]));
+      this.buffer('running_var', ones([numFeatures]));
+      this.buffer('num_batches_tracked', zeros([], { dtype: 'int64' }));
+    }
+  }
+  get weight(): Tensor | null { return this._params.get('weight') ?? null; }
+  get bias(): Tensor | null { return this._params.get('bias') ?? null; }
+  get runningMean(): Tensor | null { return this._buffers.get('running_mean') ?? null; }
+  get runningVar(): Tensor | null { return this._buffers.get('running_var') ?? null; }
+
+  forward(x: Tensor): Tensor {
+    if (x.ndim !== 4) fail('BatchNorm2d', `expected input of 4 dims [N, C, H, W], got [${x.shape.join(', ')}]`);
+    if (x.shape[1] !== this.numFeatures) fail('BatchNorm2d', `expected ${this.numFeatures} channels, got input [${x.shape.join(', ')}]`);
+    const tracked = this._buffers.get('num_batches_tracked');
+    let momentum = this.momentum ?? 0;
+    if (this.training && tracked) {
+      noGrad(() => tracked.add_(1));
+      if (this.momentum === null) momentum = 1 / tracked.item();
+    }
+    // Without running stats PyTorch normalizes with batch statistics even in eval mode.
+    return F.batchNorm(x, this.runningMean, this.runningVar, {
+      weight: this.weight, bias: this.bias, training: this.training || !this.runningMean, momentum, eps: this.eps,
+    });
+  }
+}
+
+export class Linear extends Layer {
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean } = {}) {
+    super();
+    v.int('Linear', 'inFeatures', inFeatures, 1);
+    v.int('Linear', 'outFeatures', outFeatures, 1);
+    const w = this.param('weight', empty([outFeatures, inFeatures]));
+    const b = opts.bias ?? true ? this.param('bias', empty([outFeatures])) : null;
+    defaultInit_(w, b);
+  }
+  get weight(): Tensor { return this._params.get('weight')!; }
+  get bias(): Tensor | null { return this._params.get('bias') ?? null; }
+  forward(x: Tensor): Tensor { return F.linear(x, this.weight, this.bias); }
+}
+
+export class ReLU extends Layer { forward(x: Tensor): Tensor { return x.relu(); } }
+export class Sigmoid extends Layer { forward(x: Tensor): Tensor { return x.sigmoid(); } }
+export class Tanh extends Layer { forward(x: Tensor): Tensor { return x.tanh(); } }
+export class Identity extends Layer { forward(x: Tensor): Tensor { return x; } }
+export class Softmax extends Layer {
+  constructor(readonly dim = 1) { super(); }
+  forward(x: Tensor): Tensor { return x.softmax(this.dim); }
+}
+export class LogSoftmax extends Layer {
+  constructor(readonly dim = 1) { super(); }
+  forward(x: Tensor): Tensor { return x.logSoftmax(this.dim); }
+}
+export class Flatten extends Layer {
+  constructor(readonly startDim = 1, readonly endDim = -1) { super(); }
+  forward(x: Tensor): Tensor { return x.flatten(this.startDim, this.endDim); }
+}
+
+export class Dropout extends Layer {
+  constructor(readonly p = 0.5) {
+    super();
+    v.num('Dropout', 'p', p, { min: 0, max: 1 });
+  }
+  forward(x: Tensor): Tensor { return this.training && this.p > 0 ? F.dropout(x, this.p, true) : x; }
+}
+
+export class MaxPool2d extends Layer {
+  constructor(readonly kernelSize: number | [number, number], readonly opts: F.PoolOptions = {}) { super(); }
+  forward(x: Tensor): Tensor { return F.maxPool2d(x, this.kernelSize, this.opts); }
+}
+
+export class AdaptiveAvgPool2d extends Layer {
+  constructor(readonly outputSize: number | [number, number]) { super(); }
+  forward(x: Tensor): Tensor { return F.adaptiveAvgPool2d(x, this.outputSize); }
+}
+
+export class AdaptiveMaxPool2d extends Layer {
+  constructor(readonly outputSize: number | [number, number]) { super(); }
+  forward(x: Tensor): Tensor { return F.adaptiveMaxPool2d(x, this.outputSize); }
+}
+
+/** Resampling by a scale factor or to a size (torch.nn.Upsample; UpsamplingBilinear2d = bilinear + alignCorners). */
+export class Upsample extends Layer {
+  constructor(readonly opts: F.InterpolateOptions) { super(); }
+  forward(x: Tensor): Tensor { return F.interpolate(x, this.opts); }
+}
+
+/** Children named "0", "1", ... applied in order, as torch.nn.Sequential. */
+export class Sequential extends Layer {
+  readonly layers: Layer[];
+  constructor(...layers: Layer[]) {
+    super();
+    this.layers = layers;
+    layers.forEach((l, i) => this.child(String(i), l));
+  }
+  forward(x: Tensor): Tensor {
+    let y = x;
+    for (const l of this.layers) y = l.forward(y);
+    return y;
+  }
+  at(i: number): Layer { return this.layers[i]; }
+}

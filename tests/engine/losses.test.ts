@@ -1,0 +1,21 @@
+// Losses against PyTorch: crossEntropy (ignoreIndex, class weights, reductions, label smoothing), nllLoss.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { F, tensor, tidy } from '../../src/engine/index.js';
+import { ACCUM, checkCase, refCases } from './ref-cases.js';
+
+describe('crossEntropy (a reduction: atol 1e-5 + rtol 1e-5)', () => {
+  for (const c of refCases('crossEntropy/')) {
+    it(c.name, () => checkCase(c, ({ x, t, w }, p) => F.crossEntropy(x, t, { weight: w ?? null, ...p }), ACCUM));
+  }
+  it('is NaN when every target is ignored and reduction is mean (as PyTorch)', () => tidy(() => {
+    const loss = F.crossEntropy(tensor([[1, 2], [0, 1]]), tensor([255, 255], undefined, { dtype: 'int64' }), { ignoreIndex: 255 });
+    assert.ok(Number.isNaN(loss.item()));
+  }));
+});
+
+describe('nllLoss', () => {
+  for (const c of refCases('nllLoss/')) {
+    it(c.name, () => checkCase(c, ({ x, t, w }, p) => F.nllLoss(x, t, { weight: w ?? null, ...p }), ACCUM));
+  }
+});

@@ -1,0 +1,111 @@
+// Neural-network ops against PyTorch: conv2d, batchNorm, pooling, interpolate, linear, dropout,
+// oneHot and bfloat16 autocast.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { F, autocast, manualSeed, ones, randn, tidy, zeros } from '../../src/engine/index.js';
+import { ACCUM, ELEMENTWISE, EXACT, assertClose, checkCase, refCase, refCases } from './ref-cases.js';
+
+describe('conv2d (accumulates: atol 1e-5 + rtol 1e-5)', () => {
+  for (const c of refCases('conv2d/')) {
+    it(c.name, () => checkCase(c, ({ x, w, b }, p) => F.conv2d(x, w, b ?? null, p), ACCUM));
+  }
+});
+
+describe('batchNorm (atol 1e-5 + rtol 1e-5: batch statistics are reductions)', () => {
+  for (const c of refCases('batchNorm/')) {
+    it(c.name, () => checkCase(c, ({ x, w, b, rm, rv }, p) => {
+      const y = F.batchNorm(x, rm ?? null, rv ?? null, { weight: w, bias: b, ...p });
+      // Training updates the running statistics in place (momentum 0.2, unbiased variance).
+      return c.outputNames.includes('runningMean') ? { y, runningMean: rm, runningVar: rv } : y;
+    }, ACCUM));
+  }
+});
+
+describe('pooling', () => {
+  for (const c of refCases('maxPool2d/')) {
+    it(c.name, () => checkCase(c, ({ x }, p) => F.maxPool2d(x, p.kernel, p), EXACT));
+  }
+  for (const c of refCases('avgPool2d/')) {
+    it(c.name, () => checkCase(c, ({ x }, p) => F.avgPool2d(x, p.kernel, p), ACCUM));
+  }
+  for (const c of refCases('adaptiveAvgPool2d/')) {
+    it(c.name, () => checkCase(c, ({ x }, p) => F.adaptiveAvgPool2d(x, p.size), ACCUM));
+  }
+});
+
+describe('interpolate (bilinear alignCorners true/false, nearest; size and scaleFactor)', () => {
+  for (const c of refCases('interpolate/')) {
+    // Bilinear weights are computed in float and each output sums 4 terms; gradients sum many.
+    it(c.name, () => checkCase(c, ({ x }, p) => F.interpolate(x, p), ELEMENTWISE, ACCUM));
+  }
+});
+
+describe('linear', () => {
+  for (const c of refCases('linear/')) it(c.name, () => checkCase(c, ({ x, w, b }) => F.linear(x, w, b ?? null), ACCUM));
+});
+
+describe('dropout', () => {
+  for (const c of refCases('dropout/')) it(c.name, () => checkCase(c, ({ x }, p) => F.dropout(x, p.p, p.training), EXACT));
+  it('statistics: about p of the elements are zeroed and the rest scaled by 1/(1-p)', () => tidy(() => {
+    manualSeed(3);
+    const n = 200_000;
+    for (const p of [0.1, 0.5, 0.8]) {
+      const y = F.dropout(ones([n]), p, true);
+      const zeroFrac = y.eq(0).sum().item() / n;
+      // Binomial: the standard deviation of the fraction is sqrt(p(1-p)/n) <= 0.0012; allow 5 sigma.
+      assert.ok(Math.abs(zeroFrac - p) < 0.006, `p=${p}: zeroed fraction ${zeroFrac}`);
+      const kept = y.ne(0);
+      const vals = new Set(y.toNumbers().filter((v) => v !== 0).map((v) => Math.fround(v)));
+      assert.deepEqual([...vals], [Math.fround(1 / (1 - p))]);
+      // The mean is preserved in expectation.
+      assert.ok(Math.abs(y.mean().item() - 1) < 0.02, `p=${p}: mean ${y.mean().item()}`);
+      assert.equal(kept.dtype, 'bool');
+    }
+  }));
+  it('is the identity when not training', () => tidy(() => {
+    const x = randn([50]);
+    assert.deepEqual(F.dropout(x, 0.9, false).toArray(), x.toArray());
+  }));
+});
+
+describe('oneHot', () => {
+  for (const c of refCases('oneHot/')) it(c.name, () => checkCase(c, ({ x }, p) => F.oneHot(x, p.numClasses), EXACT));
+});
+
+describe('autocast bfloat16 (CPU)', () => {
+  it('conv2d runs in bfloat16: same output as torch.autocast, close to float32', () => {
+    const c = refCase('autocast/conv2d_bf16');
+    tidy(() => {
+      const [x, w, b] = ['x', 'w', 'b'].map((k) => c.input(k));
+      const y = autocast(() => F.conv2d(x, w, b, { padding: 1 }));
+      assert.equal(y.dtype, 'bfloat16');
+      // Same kernel as PyTorch's autocast: bf16 results agree to within one bf16 ulp (2^-8 relative).
+      assertClose(y, c.output('y'), { atol: 1e-2, rtol: 2 ** -8 }, 'bf16 vs torch bf16');
+      // Against float32: bf16 inputs carry 8 significant bits; |y| ~ 1-5 with 72 products each.
+      assertClose(y, c.output('fp32'), { atol: 0.1, rtol: 0.02 }, 'bf16 vs fp32');
+      const y32 = F.conv2d(x, w, b, { padding: 1 });
+      assert.equal(y32.dtype, 'float32', 'autocast is off again after the scope');
+    });
+  });
+  it('linear runs in bfloat16 and softmax stays float32, as torch.autocast', () => {
+    const c = refCase('autocast/linear_softmax');
+    tidy(() => {
+      const { y, s } = autocast(() => {
+        const y = F.linear(c.input('x'), c.input('w'));
+        return { y, s: F.softmax(y, 1) };
+      });
+      assert.equal(y.dtype, c.dtype('y'));
+      assert.equal(s.dtype, c.dtype('softmax'));
+      assertClose(y, c.output('y'), { atol: 1e-2, rtol: 2 ** -8 }, 'linear');
+      assertClose(s, c.output('softmax'), { atol: 1e-3, rtol: 1e-2 }, 'softmax');
+    });
+  });
+  it('nested and disabled scopes restore the previous state', () => tidy(() => {
+    const x = randn([1, 2, 4, 4]);
+    const w = randn([2, 2, 3, 3]);
+    const inner = autocast(() => autocast(() => F.conv2d(x, w), { enabled: false }));
+    assert.equal(inner.dtype, 'float32');
+    const after = autocast(() => { autocast(() => zeros([1]), { enabled: false }); return F.conv2d(x, w); });
+    assert.equal(after.dtype, 'bfloat16');
+  }));
+});
