@@ -1,7 +1,24 @@
 // panseg's public API. Importing it has no side effects beyond loading the native addon.
 export * from './engine/index.js';
 export * as nn from './nn/index.js';
-export { Module, Layer } from './nn/index.js';
+export { Module, Layer, countMacs } from './nn/index.js';
 export * from './models/index.js';
 export * from './io/index.js';
+export * from './data/index.js';
 export { PansegError } from './common/errors.js';
+export * from './common/palette.js';
+// training
+export { train, type TrainOptions, type TrainResult } from './train/train.js';
+export { SGD, AdamW, Optimizer, type SGDOptions, type AdamWOptions, type ParamGroup } from './train/optimizers.js';
+export { LRScheduler, lrFactor, type ScheduleOptions, type ScheduleName } from './train/schedules.js';
+export { crossEntropyLoss, diceLoss, focalLoss, combinedLoss, parseLoss, auxPresenceLoss, type LossFn, type LossTerm } from './train/losses.js';
+export { saveCheckpoint, restoreCheckpoint, type TrainerState } from './train/checkpoint.js';
+export { writeTrainingReport } from './train/report.js';
+export { ProgressBar } from './train/progress.js';
+// evaluation and prediction
+export { ConfusionMatrix, metricsFromConfusion, type SegMetrics } from './eval/metrics.js';
+export { evaluate, type EvaluateOptions, type EvaluationResult } from './eval/evaluate.js';
+export { predictProbs, probsToLabels, withPrecision, type InferenceOptions, type Precision } from './eval/inference.js';
+export { predictFiles, segmentImage, collectInputs, type PredictFilesOptions, type Segmentation } from './eval/predict.js';
+export * from './eval/visualize.js';
+export { writeReport, type ReportData } from './eval/report.js';

@@ -95,6 +95,9 @@ def dtype_state():
     d['expanded'] = torch.tensor([1, 2], dtype=torch.int32).expand(3, 2)                # stride 0
     d['permuted'] = torch.arange(24, dtype=torch.int64).reshape(2, 3, 4).permute(2, 0, 1)
     d['scalar'] = torch.tensor(2.5, dtype=torch.float64)
+    d['picked'] = base[3]                                                               # 0-d view, offset 3
+    d['f16_t'] = torch.arange(6, dtype=torch.float16).reshape(2, 3).t()                 # 2-byte gather
+    d['bool_t'] = (torch.arange(6) % 4 == 0).reshape(3, 2).t()                          # 1-byte gather
     d['empty'] = torch.zeros(0, 3, dtype=torch.float32)
     d['param'] = torch.nn.Parameter(torch.randn(3))
     d['10'] = torch.tensor([10], dtype=torch.int64)  # integer-like keys keep the file's order

@@ -19,7 +19,10 @@ export type RawMask =
   /** HWC RGB colours. */
   | { kind: 'rgb'; data: Uint8Array; width: number; height: number };
 
-/** Decodes any image sharp reads to 8-bit sRGB, alpha dropped, greyscale expanded to three channels. */
+/**
+ * Decodes any image sharp reads (JPEG, PNG, WebP, TIFF, ...) to 8-bit sRGB, alpha dropped, greyscale expanded to
+ * three channels. EXIF orientation is not applied (as PIL does not), so images stay aligned with their masks.
+ */
 export async function decodeImage(path: string): Promise<RgbImage> {
   const { data, info } = await sharp(path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels instead of 3`);

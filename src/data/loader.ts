@@ -109,6 +109,9 @@ export class DataLoader implements AsyncIterable<Batch> {
       onBadFile: v.oneOf(op, 'onBadFile', options.onBadFile ?? 'skip', ['skip', 'fail'] as const),
       persistentWorkers: v.bool(op, 'persistentWorkers', options.persistentWorkers ?? true),
     };
+    if (this.opts.dropLast && dataset.length < this.batchSize) {
+      fail(op, `the dataset has ${dataset.length} samples, fewer than batchSize ${this.batchSize}, so dropLast would leave no batch; lower batchSize or pass dropLast: false`);
+    }
     if (options.onWarning !== undefined && typeof options.onWarning !== 'function') fail(op, 'expected a function for onWarning');
     this.warn = options.onWarning ?? ((b) => console.warn(`panseg: skipping sample ${b.id}: ${b.message}`));
     const ignore = dataset.ignoreIndex;
@@ -171,6 +174,8 @@ export class DataLoader implements AsyncIterable<Batch> {
       }
     };
     let complete = false;
+    let skipped = 0;
+    let firstBad: BadSample | null = null;
     try {
       for (let b = 0; ; b++) {
         const t0 = performance.now();
@@ -184,8 +189,13 @@ export class DataLoader implements AsyncIterable<Batch> {
           else if (this.opts.onBadFile === 'fail') fail('DataLoader', `sample ${r.id}: ${r.message}`);
           else {
             this._stats.skipped++;
+            skipped++;
+            firstBad ??= { id: r.id, message: r.message };
             this.warn({ id: r.id, message: r.message });
           }
+        }
+        if (b === 0 && !items.length && firstBad) {
+          fail('DataLoader', `all ${skipped} samples of the epoch were skipped as unreadable or invalid; the first, ${firstBad.id}: ${firstBad.message}`);
         }
         if (!items.length || (this.opts.dropLast && items.length < this.batchSize)) break;
         const batch = assemble(items, this.dataset.ignoreIndex, b, epoch);

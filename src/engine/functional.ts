@@ -237,6 +237,11 @@ export function pad(x: Tensor, pads: number[], opts: { mode?: 'constant' | 'refl
     fail(op, `expected an even number of integer pads (at most ${2 * x.ndim}) but received ${describe(pads)}`);
   }
   const mode = v.oneOf(op, 'mode', opts.mode ?? 'constant', ['constant', 'reflect', 'replicate', 'circular']);
+  // libtorch pads 1-3 trailing dims in these modes, of an input with one or two leading dims.
+  const k = pads.length / 2;
+  if (mode !== 'constant' && (k < 1 || k > 3 || (x.ndim !== k + 1 && x.ndim !== k + 2))) {
+    fail(op, `mode '${mode}' with ${pads.length} pads needs an input of ${k + 1} or ${k + 2} dims, got ${v.fmtShape(x.shape)}; for [N, C, H, W] give 4 pads [left, right, top, bottom]`);
+  }
   try { return new Tensor(native.pad(x.h, pads, mode, v.num(op, 'value', opts.value ?? 0, { finite: false }))); } catch (e) { relabel(e, op); }
 }
 

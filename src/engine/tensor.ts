@@ -201,8 +201,14 @@ export class Tensor {
     if (!(o instanceof Tensor)) fail('matmul', `expected a Tensor for other but received ${describe(o)}`);
     try { return new Tensor(native.matmul(this.h, o.h)); } catch (e) { relabel(e, 'matmul'); }
   }
-  softmax(dim: number): Tensor { return new Tensor(native.softmax(this.h, v.dim('softmax', 'dim', dim, this.ndim))); }
-  logSoftmax(dim: number): Tensor { return new Tensor(native.logSoftmax(this.h, v.dim('logSoftmax', 'dim', dim, this.ndim))); }
+  softmax(dim: number): Tensor {
+    const d = v.dim('softmax', 'dim', dim, this.ndim);
+    try { return new Tensor(native.softmax(this.h, d)); } catch (e) { relabel(e, 'softmax'); }
+  }
+  logSoftmax(dim: number): Tensor {
+    const d = v.dim('logSoftmax', 'dim', dim, this.ndim);
+    try { return new Tensor(native.logSoftmax(this.h, d)); } catch (e) { relabel(e, 'logSoftmax'); }
+  }
 
   // ---- reductions ----
   private red(op: string, native_op: string, dim: number | number[] | undefined, keepdim: boolean, single = false): Tensor {

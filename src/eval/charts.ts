@@ -93,6 +93,8 @@ export interface LineChartOptions {
   yMax?: number;
   /** `'log'` draws y on a log10 axis (non-positive values are dropped). Default `'linear'`. */
   yScale?: 'linear' | 'log';
+  /** Series longer than this are averaged in consecutive buckets down to this many points, to keep the SVG small. Default 1500. */
+  maxPoints?: number;
 }
 
 /**
@@ -106,27 +108,25 @@ export function lineChart(opts: LineChartOptions): string {
   const width = v.int(op, 'width', opts.width ?? 640, 120);
   const height = v.int(op, 'height', opts.height ?? 320, 80);
   const yScale = v.oneOf(op, 'yScale', opts.yScale ?? 'linear', ['linear', 'log'] as const);
+  const maxPoints = v.int(op, 'maxPoints', opts.maxPoints ?? 1500, 2);
   const log = yScale === 'log';
   const ty = (y: number): number => (log ? Math.log10(y) : y);
-  const series = opts.series.map((s, i) => ({
-    name: String(s.name),
-    color: s.color ?? SERIES_COLORS[i % SERIES_COLORS.length],
-    points: (s.points ?? []).filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1]) && (!log || p[1] > 0)),
-  }));
-
   let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-  for (const s of series) {
-    for (const [x, y] of s.points) {
+  // Axis ranges come from all finite points, before decimation, so the axes span the real data.
+  const series = opts.series.map((s, i) => {
+    const pts = (s.points ?? []).filter((p: readonly [number, number]) => Number.isFinite(p[0]) && Number.isFinite(p[1]) && (!log || p[1] > 0));
+    for (const [x, y] of pts) {
       x0 = Math.min(x0, x); x1 = Math.max(x1, x);
       y0 = Math.min(y0, ty(y)); y1 = Math.max(y1, ty(y));
     }
-  }
+    return { name: String(s.name), color: s.color ?? SERIES_COLORS[i % SERIES_COLORS.length], points: decimate(pts, maxPoints) };
+  });
   const hasData = x0 <= x1;
   if (opts.yMin !== undefined && Number.isFinite(opts.yMin) && (!log || opts.yMin > 0)) y0 = ty(opts.yMin);
   if (opts.yMax !== undefined && Number.isFinite(opts.yMax) && (!log || opts.yMax > 0)) y1 = ty(opts.yMax);
   if (!hasData) { x0 = 0; x1 = 1; }
   if (!(y0 <= y1)) { y0 = 0; y1 = 1; }
-  if (x0 === x1) { x0 -= 0.5; x1 += 0.5; }
+  if (x0 === x1) { const d = Number.isInteger(x0) ? 1 : 0.5; x0 -= d; x1 += d; }
   if (y0 === y1) { const d = Math.abs(y0) * 0.1 || 0.5; y0 -= d; y1 += d; }
 
   const top = opts.title ? 30 : 12;
@@ -186,6 +186,21 @@ export function lineChart(opts: LineChartOptions): string {
   });
   parts.push('</svg>');
   return parts.join('');
+}
+
+// Bucket means keep a noisy loss curve's trend while bounding the path length.
+function decimate(points: readonly (readonly [number, number])[], max: number): (readonly [number, number])[] {
+  if (points.length <= max) return [...points];
+  const out: [number, number][] = [];
+  const sorted = [...points].sort((a, b) => a[0] - b[0]);
+  for (let b = 0; b < max; b++) {
+    const lo = Math.floor((b * sorted.length) / max);
+    const hi = Math.floor(((b + 1) * sorted.length) / max);
+    let sx = 0, sy = 0;
+    for (let i = lo; i < hi; i++) { sx += sorted[i][0]; sy += sorted[i][1]; }
+    out.push([sx / (hi - lo), sy / (hi - lo)]);
+  }
+  return out;
 }
 
 function logTicks(y0: number, y1: number): number[] {
@@ -315,6 +330,8 @@ export function confusionMatrixSvg(counts: ArrayLike<number>, classes: readonly 
   const normalize = v.oneOf(op, 'normalize', opts.normalize ?? 'row', ['row', 'none'] as const);
   const cell = opts.cellSize !== undefined ? v.int(op, 'cellSize', opts.cellSize, 2) : Math.max(8, Math.min(48, Math.floor(560 / c)));
   const showValues = opts.showValues ?? cell >= 22;
+  // Many classes: skip empty cells and tooltips (the background shows zero), so 150 classes stay well under a megabyte.
+  const sparse = c > 40;
 
   const cells = new Float64Array(c * c);
   const rowSum = new Float64Array(c);
@@ -341,6 +358,7 @@ export function confusionMatrixSvg(counts: ArrayLike<number>, classes: readonly 
   const parts: string[] = [svgOpen(width, height, opts.title ?? 'confusion matrix')];
   parts.push('<defs><pattern id="cm-empty" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f2f2f2"/><line x1="0" y1="0" x2="0" y2="6" stroke="#d0d0d0" stroke-width="2"/></pattern></defs>');
   parts.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#fff"/>`);
+  parts.push(`<rect x="${left}" y="${top}" width="${c * cell}" height="${c * cell}" fill="${blues(0)}"/>`);
   if (opts.title) parts.push(text(width / 2, 19, opts.title, 'text-anchor="middle" font-size="14" font-weight="600"'));
   parts.push(text(left + (c * cell) / 2, top - labelW - 4, 'prediction', 'text-anchor="middle" fill="#444"'));
   const gy = top + (c * cell) / 2;
@@ -353,17 +371,21 @@ export function confusionMatrixSvg(counts: ArrayLike<number>, classes: readonly 
   for (let r = 0; r < c; r++) {
     const y = top + r * cell;
     parts.push(text(left - 4, y + cell / 2 + fs / 3, clip(String(classes[r]), 24), `text-anchor="end" font-size="${fs}"`));
+    const gt = escapeXml(classes[r]);
+    if (normalize === 'row' && rowSum[r] === 0) {
+      parts.push(`<rect x="${left}" y="${y}" width="${c * cell}" height="${cell}" fill="url(#cm-empty)"><title>${gt}: no pixels</title></rect>`);
+      continue;
+    }
     for (let k = 0; k < c; k++) {
       const x = left + k * cell;
       const val = cells[r * c + k];
       const raw = Number(counts[r * c + k]) || 0;
-      const gt = escapeXml(classes[r]);
       const pr = escapeXml(classes[k]);
-      if (normalize === 'row' && rowSum[r] === 0) {
-        parts.push(`<rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="url(#cm-empty)"><title>${gt}: no pixels</title></rect>`);
+      const t = Math.min(1, val / scaleMax);
+      if (sparse) {
+        if (val > 0) parts.push(`<rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="${blues(t)}"/>`);
         continue;
       }
-      const t = Math.min(1, val / scaleMax);
       const tip = normalize === 'row' ? `${gt} → ${pr}: ${(100 * val).toFixed(1)}% (${formatNumber(raw)} px)` : `${gt} → ${pr}: ${formatNumber(raw)} px`;
       parts.push(`<rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="${blues(t)}" stroke="#fff" stroke-width="0.5"><title>${tip}</title></rect>`);
       if (showValues && val > 0) {

@@ -35,29 +35,35 @@ function padForModel(model: PAN, x: Tensor): Tensor {
  * images of any size: each scale is padded to a valid size and cropped back, flips are averaged.
  */
 export function predictProbs(model: PAN, x: Tensor, o: InferenceOptions = {}): Tensor {
-  const scales = o.scales ?? [1];
+  const was = model.training;
+  model.eval();
+  try {
+    return inferenceMode(() => tidy(() => averagedProbs(model, x, o)));
+  } finally {
+    model.train(was);
+  }
+}
+
+function averagedProbs(model: PAN, x: Tensor, o: InferenceOptions): Tensor {
   const precision = o.precision ?? 'fp32';
   const [h, w] = [x.shape[2], x.shape[3]];
   const single = model.config.classes === 1;
-  return inferenceMode(() => tidy(() => {
-    let acc: Tensor | null = null;
-    let n = 0;
-    for (const s of scales) {
-      const xs = s === 1 ? x : F.interpolate(x, { size: [Math.max(1, Math.round(h * s)), Math.max(1, Math.round(w * s))], mode: 'bilinear', alignCorners: false });
-      const variants = o.flip ? [xs, xs.flip(3)] : [xs];
-      variants.forEach((v, i) => {
-        const padded = padForModel(model, v);
-        const logits = withPrecision(precision, x.device, () => model.forward(padded)).to('float32');
-        let p = logits.narrow(2, 0, v.shape[2]).narrow(3, 0, v.shape[3]);
-        p = single ? p.sigmoid() : p.softmax(1);
-        if (i === 1) p = p.flip(3);
-        if (s !== 1) p = F.interpolate(p, { size: [h, w], mode: 'bilinear', alignCorners: false });
-        acc = acc ? acc.add(p) : p;
-        n++;
-      });
+  let acc: Tensor | null = null;
+  let n = 0;
+  for (const s of o.scales ?? [1]) {
+    const xs = s === 1 ? x : F.interpolate(x, { size: [Math.max(1, Math.round(h * s)), Math.max(1, Math.round(w * s))], mode: 'bilinear', alignCorners: false });
+    for (const flipped of o.flip ? [false, true] : [false]) {
+      const v = flipped ? xs.flip(3) : xs;
+      const logits = withPrecision(precision, x.device, () => model.forward(padForModel(model, v))).to('float32');
+      let p = logits.narrow(2, 0, v.shape[2]).narrow(3, 0, v.shape[3]);
+      p = single ? p.sigmoid() : p.softmax(1);
+      if (flipped) p = p.flip(3);
+      if (s !== 1) p = F.interpolate(p, { size: [h, w], mode: 'bilinear', alignCorners: false });
+      acc = acc ? acc.add(p) : p;
+      n++;
     }
-    return acc!.div(n);
-  }));
+  }
+  return acc!.div(n);
 }
 
 /** Class indices [N, H, W] (int64) from probabilities; a single-class model thresholds at 0.5. */

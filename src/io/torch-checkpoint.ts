@@ -57,9 +57,9 @@ function allowedGlobals(bad: Fail): (module: string, name: string) => unknown {
   };
   return (module, name) => {
     const q = `${module}.${name}`;
-    if (q in fixed) return fixed[q]();
+    if (Object.hasOwn(fixed, q)) return fixed[q]();
     if (module === 'torch' && Object.hasOwn(STORAGE_DTYPES, name)) return new StorageType(name, STORAGE_DTYPES[name], bad);
-    if (module === 'torch' && /^\w+Storage$/.test(name)) {
+    if (module === 'torch' && /^(ComplexFloat|ComplexDouble|ComplexHalf|Char|Short|QInt8|QUInt8|QInt32|QUInt4x2|QUInt2x3)Storage$/.test(name)) {
       bad(`tensors stored as torch.${name} are not supported (supported: ${Object.values(STORAGE_DTYPES).join(', ')})`);
     }
     bad(`refusing to load global '${q}' (only tensors, dicts and primitive containers are allowed)`);
@@ -103,7 +103,7 @@ const fmt = (a: readonly number[]): string => `[${a.join(', ')}]`;
 function intList(x: unknown, what: string, name: string, bad: Fail): number[] {
   if (!isTuple(x) && !Array.isArray(x)) bad(`tensor '${name}' has ${pyDescribe(x)} as its ${what}`);
   if (!x.every((n) => Number.isSafeInteger(n) && (n as number) >= 0)) {
-    bad(`tensor '${name}' has ${what} [${x.map(String).join(', ')}]; sizes and strides must be non-negative integers`);
+    bad(`tensor '${name}' has ${what} [${x.map((n) => (typeof n === 'number' ? String(n) : pyDescribe(n))).join(', ')}]; sizes and strides must be non-negative integers`);
   }
   return x as number[];
 }
@@ -117,7 +117,7 @@ function gather(src: Uint8Array, item: number, offset: number, size: number[], s
   const words = item / word;
   const aligned = src.byteOffset % word === 0 ? src : src.slice();
   const Words = word === 4 ? Uint32Array : word === 2 ? Uint16Array : Uint8Array;
-  const from = new Words(aligned.buffer, aligned.byteOffset, Math.floor(aligned.byteLength / word));
+  const from = new Words(aligned.buffer as ArrayBuffer, aligned.byteOffset, Math.floor(aligned.byteLength / word));
   const out = new Words(numel * words);
   const nd = size.length;
   const inner = nd ? size[nd - 1] : 1;

@@ -2,6 +2,7 @@
 import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { empty, F, ones, type Tensor, zeros, noGrad } from '../engine/index.js';
+import { addMacs } from './flops.js';
 import { defaultInit_ } from './init.js';
 import { Layer } from './module.js';
 
@@ -42,7 +43,9 @@ export class Conv2d extends Layer {
   get bias(): Tensor | null { return this._params.get('bias') ?? null; }
 
   forward(x: Tensor): Tensor {
-    return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+    const y = F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+    addMacs(() => y.numel * (this.inChannels / this.groups) * this.kernelSize[0] * this.kernelSize[1]);
+    return y;
   }
 }
 
@@ -106,7 +109,11 @@ export class Linear extends Layer {
   }
   get weight(): Tensor { return this._params.get('weight')!; }
   get bias(): Tensor | null { return this._params.get('bias') ?? null; }
-  forward(x: Tensor): Tensor { return F.linear(x, this.weight, this.bias); }
+  forward(x: Tensor): Tensor {
+    const y = F.linear(x, this.weight, this.bias);
+    addMacs(() => y.numel * this.inFeatures);
+    return y;
+  }
 }
 
 export class ReLU extends Layer { forward(x: Tensor): Tensor { return x.relu(); } }

@@ -10,7 +10,7 @@ import { requireDir } from './files.js';
 export interface CityscapesOptions {
   /** 'train' (default), 'val' or 'test'. */
   split?: string;
-  /** Which masks to read: 'labelIds' (default, the 34 IDs, mapped to train IDs) or 'trainIds' (already converted). */
+  /** Which masks to read: 'labelIds' (default; *_gtFine_labelIds.png, mapped to train IDs) or 'trainIds' (*_gtFine_labelTrainIds.png from createTrainIdLabelImgs). */
   labels?: 'labelIds' | 'trainIds';
 }
 
@@ -46,7 +46,7 @@ export function openCityscapes(root: string, opts: CityscapesOptions = {}): Data
     for (const f of files) {
       if (!f.endsWith(IMAGE_SUFFIX)) continue;
       const id = f.slice(0, -IMAGE_SUFFIX.length);
-      const maskPath = join(gtDir, city, `${id}_gtFine_${kind}.png`);
+      const maskPath = join(gtDir, city, `${id}_gtFine_${kind === 'labelIds' ? 'labelIds' : 'labelTrainIds'}.png`);
       if (existsSync(maskPath)) samples.push({ id, imagePath: join(cityDir, f), maskPath });
       else unmatched.push(maskPath);
     }

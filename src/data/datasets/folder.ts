@@ -1,6 +1,6 @@
 // A plain folder of your own data: images/ and masks/ matched by file stem, classes in classes.json.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, fail } from '../../common/errors.js';
 import { type RGB, vocPalette } from '../../common/palette.js';
 import { Dataset, type Sample } from './dataset.js';
@@ -30,6 +30,7 @@ export interface ClassesFile {
  * Opens a folder dataset:
  * ```
  * root/classes.json        {"classes": ["bg", "cat"], "colors": [[0,0,0],[255,0,0]], "ignore_index": 255}
+ *                          (also found in root/<split>/ or, for a per-split root, one level up)
  * root/images/a.jpg        (or root/<split>/images/, or root/<split>.txt listing stems)
  * root/masks/a.png         same stem; greyscale index PNG, palette PNG, or RGB PNG in the class colours
  * ```
@@ -82,9 +83,10 @@ export function openFolder(root: string, opts: FolderOptions = {}): Dataset {
   });
 }
 
+// classes.json next to images/, else in the root, else one level up (so a per-split folder opens on its own).
 function firstClassesFile(base: string, root: string): string {
-  const a = join(base, 'classes.json');
-  return existsSync(a) ? a : join(root, 'classes.json');
+  const candidates = [...new Set([join(base, 'classes.json'), join(root, 'classes.json'), join(dirname(root), 'classes.json')])];
+  return candidates.find((p) => existsSync(p)) ?? candidates[0];
 }
 
 function isRgb(c: unknown): c is RGB {

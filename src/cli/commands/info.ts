@@ -1,0 +1,59 @@
+import { availableParallelism, cpus } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { buildInfo, getNumThreads, noGrad, randn, tidy } from '../../engine/index.js';
+import { encoderNames, PAN, type PANOptions } from '../../models/index.js';
+import { countMacs } from '../../nn/index.js';
+import { packageRoot } from '../../engine/native.js';
+import type { CommandSpec } from '../args.js';
+
+export const spec: CommandSpec = {
+  name: 'info',
+  summary: 'show a model (parameters, FLOPs at a size, config) and the compute engine',
+  usage: 'panseg info [--model DIR | --encoder NAME --classes N] [--size 512]',
+  flags: [
+    { name: 'model', type: 'string', desc: 'model directory' },
+    { name: 'encoder', type: 'string', desc: `encoder (${encoderNames().join(', ')})`, default: 'resnet34' },
+    { name: 'output-stride', type: 'int', desc: 'encoder output stride', default: 16 },
+    { name: 'decoder-channels', type: 'int', desc: 'decoder channels', default: 32 },
+    { name: 'classes', type: 'int', desc: 'classes', default: 21 },
+    { name: 'size', type: 'int', desc: 'input size for the FLOP count', default: 512 },
+    { name: 'json', type: 'boolean', desc: 'print JSON' },
+  ],
+};
+
+/** CPU features that decide the default precision. */
+export function cpuFeatures(): { model: string; amx: boolean; avx512bf16: boolean } {
+  let flags = '';
+  try { flags = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? ''; } catch { /* not Linux */ }
+  return { model: cpus()[0]?.model ?? 'unknown', amx: /\bamx_bf16\b/.test(flags), avx512bf16: /\bavx512_bf16\b/.test(flags) };
+}
+
+export async function run(o: Record<string, unknown>): Promise<void> {
+  const model = o.model ? PAN.fromPretrained(o.model as string) : new PAN({
+    encoderName: o.encoder as string, encoderOutputStride: o.outputStride as PANOptions['encoderOutputStride'],
+    decoderChannels: o.decoderChannels as number, classes: o.classes as number,
+  });
+  const size = Math.max(model.minInputSize, Math.ceil((o.size as number) / model.outputStride) * model.outputStride);
+  model.eval();
+  const macs = countMacs(() => noGrad(() => tidy(() => { model.forward(randn([1, model.config.inChannels, size, size])); })));
+  const b = buildInfo();
+  const cpu = cpuFeatures();
+  const info = {
+    model: { ...model.config, parameters: model.numParameters(), trainable: model.numParameters(true), outputStride: model.outputStride, minInputSize: model.minInputSize },
+    gflops: { size, value: (2 * macs) / 1e9 },
+    engine: {
+      libtorch: b.torchVersion, mkldnn: b.mkldnn, cuda: b.cuda, cudaDevices: b.cudaDevices, threads: getNumThreads(), cores: availableParallelism(),
+      cpu: cpu.model, amx: cpu.amx, avx512bf16: cpu.avx512bf16, defaultPrecision: cpu.amx || cpu.avx512bf16 ? 'bf16' : 'fp32',
+      addon: JSON.parse(readFileSync(`${packageRoot()}/build/addon-config.json`, 'utf8')).config,
+    },
+  };
+  model.dispose();
+  if (o.json) { console.log(JSON.stringify(info, null, 2)); return; }
+  const m = info.model;
+  console.log(`PAN ${m.encoderName} (depth ${m.encoderDepth}, output stride ${m.outputStride}), decoder ${m.decoderChannels} ch, ${m.classes} classes`);
+  console.log(`parameters: ${m.parameters.toLocaleString('en-US')} (${m.trainable.toLocaleString('en-US')} trainable)`);
+  console.log(`compute: ${info.gflops.value.toFixed(2)} GFLOPs at 1x${m.inChannels}x${size}x${size}; inputs must be multiples of ${m.outputStride}, at least ${m.minInputSize} px`);
+  const e = info.engine;
+  console.log(`engine: libtorch ${e.libtorch} from ${e.addon.source} (${e.addon.lib}), oneDNN ${e.mkldnn ? 'yes' : 'no'}, CUDA ${e.cuda ? `yes (${e.cudaDevices} devices)` : 'no'}`);
+  console.log(`cpu: ${e.cpu}, ${e.cores} cores, ${e.threads} threads; AMX ${e.amx ? 'yes' : 'no'}, AVX512-BF16 ${e.avx512bf16 ? 'yes' : 'no'} -> default precision ${e.defaultPrecision}`);
+}

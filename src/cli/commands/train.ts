@@ -1,0 +1,96 @@
+import { writeTrainingReport } from '../../train/report.js';
+import { train } from '../../train/train.js';
+import { type CommandSpec, required } from '../args.js';
+import { DATA_FLAGS, RUN_FLAGS } from '../flags.js';
+import { printMetrics } from '../output.js';
+
+export const spec: CommandSpec = {
+  name: 'train',
+  summary: 'train a PAN on a dataset, with validation, checkpoints and an HTML report',
+  usage: 'panseg train --dataset <layout> --data-root DIR --out DIR [options]',
+  flags: [
+    ...DATA_FLAGS,
+    { name: 'val-split', type: 'string', desc: "validation split ('none' to skip)", default: 'val' },
+    { name: 'val-root', type: 'string', desc: 'separate validation folder (default: --data-root)' },
+    { name: 'encoder', type: 'string', desc: 'encoder name', default: 'resnet34' },
+    { name: 'output-stride', type: 'int', desc: 'encoder output stride (8, 16 or 32)', default: 16 },
+    { name: 'decoder-channels', type: 'int', desc: 'PAN decoder channels', default: 32 },
+    { name: 'classes', type: 'int', desc: 'number of classes (default: from the dataset)' },
+    { name: 'encoder-weights', type: 'string', desc: 'torchvision ImageNet checkpoint (.pth/.safetensors) for the encoder' },
+    { name: 'model', type: 'string', desc: 'start from a pretrained model directory' },
+    { name: 'aux-weight', type: 'number', desc: 'weight of the auxiliary class-presence head loss (0 = no head)', default: 0 },
+    { name: 'crop', type: 'int', desc: 'training crop size', default: 512 },
+    { name: 'batch-size', type: 'int', desc: 'images per step', default: 8 },
+    { name: 'epochs', type: 'int', desc: 'training epochs', default: 50 },
+    { name: 'lr', type: 'number', desc: 'base learning rate (default 0.01 for sgd, 0.001 for adamw)' },
+    { name: 'optimizer', type: 'string', desc: 'optimizer', choices: ['sgd', 'adamw'], default: 'sgd' },
+    { name: 'schedule', type: 'string', desc: 'learning-rate schedule', choices: ['poly', 'cosine', 'step', 'constant'], default: 'poly' },
+    { name: 'warmup-iters', type: 'int', desc: 'linear warmup steps', default: 0 },
+    { name: 'loss', type: 'string', desc: "loss: ce, dice, focal or sums like 'ce+0.5*dice'", default: 'ce' },
+    { name: 'label-smoothing', type: 'number', desc: 'cross-entropy label smoothing', default: 0 },
+    { name: 'accumulate', type: 'int', desc: 'gradient accumulation steps', default: 1 },
+    { name: 'freeze-encoder-epochs', type: 'int', desc: 'keep the encoder frozen for the first N epochs', default: 0 },
+    { name: 'val-every', type: 'int', desc: 'validate every N epochs', default: 1 },
+    { name: 'out', type: 'string', desc: 'output directory (checkpoints, metrics.jsonl, report.html)' },
+    { name: 'resume', type: 'boolean', desc: 'continue from <out>/checkpoints/last' },
+    { name: 'max-steps', type: 'int', desc: 'stop after this many optimizer steps' },
+    { name: 'quiet', type: 'boolean', desc: 'no progress bar' },
+    { name: 'json', type: 'boolean', desc: 'print the final result as JSON' },
+    ...RUN_FLAGS,
+  ],
+  examples: [
+    'panseg train --dataset voc --data-root VOCdevkit/VOC2012 --encoder resnet50 --crop 512 --epochs 50 --out runs/voc',
+    'panseg train --dataset folder --data-root data/shapes --split train --val-split val --encoder resnet18 --crop 128 --out runs/shapes',
+  ],
+};
+
+export async function run(o: Record<string, unknown>): Promise<void> {
+  const out = required<string>(o, 'out', 'out', 'train');
+  const res = await train({
+    dataset: required(o, 'dataset', 'dataset', 'train'),
+    dataRoot: required(o, 'dataRoot', 'data-root', 'train'),
+    split: o.split as string | undefined,
+    valSplit: o.valSplit === 'none' ? null : (o.valSplit as string),
+    valRoot: o.valRoot as string | undefined,
+    model: o.model as string | undefined,
+    encoder: o.encoder as string,
+    outputStride: o.outputStride as 8 | 16 | 32,
+    decoderChannels: o.decoderChannels as number,
+    classes: o.classes as number | undefined,
+    encoderWeights: (o.encoderWeights as string | undefined) ?? null,
+    auxWeight: o.auxWeight as number,
+    crop: o.crop as number,
+    batchSize: o.batchSize as number,
+    epochs: o.epochs as number,
+    lr: o.lr as number | undefined,
+    optimizer: o.optimizer as 'sgd' | 'adamw',
+    schedule: o.schedule as 'poly',
+    warmupIters: o.warmupIters as number,
+    loss: o.loss as string,
+    labelSmoothing: o.labelSmoothing as number,
+    accumulate: o.accumulate as number,
+    freezeEncoderEpochs: o.freezeEncoderEpochs as number,
+    valEvery: o.valEvery as number,
+    precision: o.precision as 'fp32' | undefined,
+    device: o.device as string,
+    out,
+    resume: Boolean(o.resume),
+    maxSteps: o.maxSteps as number | undefined,
+    threads: o.threads as number | undefined,
+    seed: o.seed as number,
+    workers: o.workers as number | undefined,
+    quiet: Boolean(o.quiet),
+  });
+  const report = await writeTrainingReport({
+    model: res.model, outDir: out, dataset: res.valDataset ?? res.trainDataset, evaluation: res.lastEval, config: o,
+    summary: { 'training time': `${res.seconds.toFixed(0)} s`, 'data wait': `${(res.dataWaitFraction * 100).toFixed(1)}% of step time` },
+  });
+  if (o.json) {
+    console.log(JSON.stringify({ best_miou: res.bestMiou, best_epoch: res.bestEpoch, seconds: res.seconds, out, report, history: res.history }));
+  } else {
+    if (res.lastEval) printMetrics(res.lastEval, [...(res.valDataset ?? res.trainDataset).classes]);
+    console.log(`best val mIoU ${res.bestMiou.toFixed(4)} (epoch ${res.bestEpoch}) in ${res.seconds.toFixed(0)} s`);
+    console.log(`checkpoints: ${out}/checkpoints/{best,last}   report: ${report}`);
+  }
+  res.model.dispose();
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// The `panseg` command: a thin shell over the library. User mistakes print one line and exit 2.
+import { PansegError } from '../common/errors.js';
+import { type CommandSpec, helpText, parse, UsageError } from './args.js';
+
+type Runner = (opts: Record<string, unknown>, positionals: string[]) => Promise<void>;
+const COMMANDS: Record<string, () => Promise<{ spec: CommandSpec; run: Runner }>> = {
+  train: () => import('./commands/train.js'),
+  eval: () => import('./commands/eval.js'),
+  predict: () => import('./commands/predict.js'),
+  info: () => import('./commands/info.js'),
+  demo: () => import('./commands/demo.js'),
+};
+
+const SUMMARIES: Record<string, string> = {
+  train: 'train a PAN on a dataset (VOC, CamVid, Cityscapes, folder)',
+  eval: 'measure mIoU and per-class IoU on a dataset split',
+  predict: 'segment images into masks, overlays and class-area stats',
+  info: 'model parameters, FLOPs and the compute engine',
+  demo: 'synthetic dataset -> train a small PAN -> evaluate -> report',
+};
+
+function usage(): string {
+  return [
+    'panseg: semantic segmentation with the Pyramid Attention Network (PAN) on libtorch', '',
+    'Usage: panseg <command> [options]', '', 'Commands:',
+    ...Object.entries(SUMMARIES).map(([k, v]) => `  ${k.padEnd(10)}${v}`),
+    '', "Run 'panseg <command> --help' for a command's options.", '',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(usage());
+    return cmd ? 0 : 2;
+  }
+  if (cmd === '--version') {
+    console.log('panseg 0.1.0');
+    return 0;
+  }
+  const load = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+  try {
+    if (!load) throw new UsageError(`unknown command '${cmd}'; commands: ${Object.keys(COMMANDS).join(', ')}`);
+    const { spec, run } = await load();
+    const { opts, positionals, help } = parse(spec, rest);
+    if (help) {
+      process.stdout.write(helpText(spec));
+      return 0;
+    }
+    await run(opts, positionals);
+    return 0;
+  } catch (e) {
+    if (e instanceof PansegError || (e instanceof Error && /^[a-zA-Z]+: /.test(e.message) && !(e instanceof TypeError))) {
+      console.error(`panseg ${cmd ?? ''}: ${(e as Error).message.split('\n')[0]}`);
+      return 2;
+    }
+    console.error(`panseg ${cmd}: unexpected error: ${(e as Error)?.stack ?? String(e)}`);
+    return 1;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;

@@ -1,0 +1,120 @@
+// Segmenting image files: index PNG masks, colour overlays, per-class area stats and,
+// on request, class probabilities as .npy.
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { fail } from '../common/errors.js';
+import { type RGB, VOC_PALETTE } from '../common/palette.js';
+import { decodeImage, evalOptions, evalTransform, type RgbImage } from '../data/index.js';
+import { tensor, tidy } from '../engine/index.js';
+import { saveNpy } from '../io/npy.js';
+import type { PAN } from '../models/index.js';
+import { type InferenceOptions, predictProbs, probsToLabels } from './inference.js';
+import { type ClassArea, classAreas, overlay, saveIndexMask, savePng, writeFileAtomic } from './visualize.js';
+
+const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.bmp', '.gif']);
+
+/** Expands files, folders (their images, sorted) and list files (.txt, one path per line). */
+export function collectInputs(inputs: string[]): string[] {
+  const out: string[] = [];
+  for (const p of inputs) {
+    if (!existsSync(p)) fail('predict', `input ${p} does not exist`);
+    if (statSync(p).isDirectory()) {
+      const files = readdirSync(p).filter((f) => IMAGE_EXT.has(extname(f).toLowerCase())).sort().map((f) => join(p, f));
+      if (!files.length) fail('predict', `folder ${p} holds no images (${[...IMAGE_EXT].join(', ')})`);
+      out.push(...files);
+    } else if (extname(p).toLowerCase() === '.txt') {
+      out.push(...collectInputs(readFileLines(p)));
+    } else out.push(p);
+  }
+  return out;
+}
+
+function readFileLines(p: string): string[] {
+  return readFileSync(p, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+}
+
+export interface SegmentOptions extends InferenceOptions {
+  /** Class colours; default: the model's metadata, else the VOC palette. */
+  colors?: readonly RGB[];
+}
+
+export interface Segmentation {
+  /** Class index per pixel, original size. */
+  labels: Uint8Array;
+  width: number;
+  height: number;
+  /** Class probabilities [classes, H, W] at original size (only when asked for). */
+  probs?: Float32Array;
+  ms: number;
+}
+
+/** Segments one decoded RGB image with the model's preprocessing, padding to a valid size and cropping back. */
+export function segmentImage(model: PAN, img: RgbImage, o: SegmentOptions & { withProbs?: boolean } = {}): Segmentation {
+  const t0 = performance.now();
+  const pre = model.preprocessing;
+  const t = evalTransform(img, null, evalOptions('predict', { stride: model.outputStride, mean: pre.mean, std: pre.std }, 255));
+  const { info } = t;
+  const out = tidy(() => {
+    const x = tensor(t.image, [1, 3, info.inputHeight, info.inputWidth]);
+    const probs = predictProbs(model, x, o).narrow(2, 0, info.height).narrow(3, 0, info.width);
+    const labels = probsToLabels(probs).to('uint8');
+    return { labels: labels.toArray() as Uint8Array, probs: o.withProbs ? (probs.contiguous().toArray() as Float32Array) : undefined };
+  });
+  return { labels: out.labels, probs: out.probs, width: info.width, height: info.height, ms: performance.now() - t0 };
+}
+
+export interface PredictFilesOptions extends SegmentOptions {
+  classNames?: readonly string[];
+  /** Write `<name>_overlay.png` (default true). */
+  overlay?: boolean;
+  /** Write `<name>_probs.npy` with [classes, H, W] float32 probabilities (default false). */
+  probs?: boolean;
+  /** Overlay opacity (default 0.5). */
+  alpha?: number;
+  onProgress?: (done: number, total: number, file: string) => void;
+}
+
+export interface PredictedFile {
+  input: string;
+  mask: string;
+  overlay?: string;
+  probs?: string;
+  width: number;
+  height: number;
+  ms: number;
+  areas: ClassArea[];
+}
+
+/**
+ * Segments image files into `outDir`: `<name>_mask.png` (palette PNG of class indices),
+ * `<name>_overlay.png`, optional `<name>_probs.npy`, and `stats.json` with per-image class areas.
+ */
+export async function predictFiles(model: PAN, inputs: string[], outDir: string, o: PredictFilesOptions = {}): Promise<PredictedFile[]> {
+  const files = collectInputs(inputs);
+  mkdirSync(outDir, { recursive: true });
+  const classes = o.classNames ?? Array.from({ length: Math.max(2, model.config.classes) }, (_, i) => `class ${i}`);
+  const colors = o.colors ?? VOC_PALETTE.slice(0, Math.max(2, model.config.classes));
+  const palette: RGB[] = Array.from({ length: 256 }, (_, i) => (colors[i] ?? VOC_PALETTE[i]) as RGB);
+  const results: PredictedFile[] = [];
+  for (const [i, file] of files.entries()) {
+    let img: RgbImage;
+    try { img = await decodeImage(file); } catch (e) { fail('predict', `cannot decode ${file}: ${(e as Error).message}`); }
+    const seg = segmentImage(model, img, { ...o, withProbs: o.probs });
+    const stem = basename(file, extname(file));
+    const r: PredictedFile = { input: file, mask: join(outDir, `${stem}_mask.png`), width: seg.width, height: seg.height, ms: seg.ms, areas: classAreas(seg.labels, classes, 255) };
+    await saveIndexMask(r.mask, seg.labels, seg.width, seg.height, palette);
+    if (o.overlay ?? true) {
+      r.overlay = join(outDir, `${stem}_overlay.png`);
+      await savePng(r.overlay, overlay(img, seg.labels, colors, { alpha: o.alpha ?? 0.5 }));
+    }
+    if (o.probs && seg.probs) {
+      r.probs = join(outDir, `${stem}_probs.npy`);
+      const p = tensor(seg.probs, [seg.probs.length / (seg.width * seg.height), seg.height, seg.width]);
+      try { saveNpy(r.probs, p); } finally { p.dispose(); }
+    }
+    results.push(r);
+    o.onProgress?.(i + 1, files.length, file);
+  }
+  await writeFileAtomic(join(outDir, 'stats.json'), `${JSON.stringify(results.map(({ input, width, height, ms, areas }) => ({ input, width, height, ms: Math.round(ms), areas })), null, 2)}\n`);
+  return results;
+}

@@ -1,0 +1,55 @@
+// The end-of-training report: curves from metrics.jsonl, final metrics and sample predictions.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RGB } from '../common/palette.js';
+import type { Dataset } from '../data/index.js';
+import { segmentImage } from '../eval/predict.js';
+import { type ReportHistoryEntry, type ReportSample, writeReport } from '../eval/report.js';
+import type { EvaluationResult } from '../eval/evaluate.js';
+import type { PAN } from '../models/index.js';
+
+export interface TrainingReportInput {
+  model: PAN;
+  outDir: string;
+  dataset: Dataset;
+  evaluation: EvaluationResult | null;
+  config: Record<string, unknown>;
+  summary?: Record<string, string | number>;
+  title?: string;
+  /** Sample predictions to show (default 6). */
+  samples?: number;
+  sections?: { title: string; html: string }[];
+}
+
+/** Reads `<out>/metrics.jsonl` into report history entries. */
+export function readHistory(outDir: string): ReportHistoryEntry[] {
+  const path = join(outDir, 'metrics.jsonl');
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ReportHistoryEntry);
+}
+
+/** Writes `<out>/report.html` and returns its path. */
+export async function writeTrainingReport(r: TrainingReportInput): Promise<string> {
+  const ds = r.dataset;
+  const n = Math.min(r.samples ?? 6, ds.length);
+  const samples: ReportSample[] = [];
+  for (let i = 0; i < n; i++) {
+    const idx = Math.floor((i * ds.length) / n);
+    const s = await ds.load(idx);
+    const seg = segmentImage(r.model, s.image);
+    samples.push({ id: s.id, image: s.image, gt: s.mask, pred: seg.labels });
+  }
+  const ev = r.evaluation;
+  return writeReport(r.outDir, {
+    title: r.title ?? `PAN training report: ${r.model.config.encoderName} on ${ds.name}`,
+    config: r.config,
+    history: readHistory(r.outDir),
+    classes: [...ds.classes],
+    colors: ds.colors.map((c) => [...c] as RGB),
+    ignoreIndex: ds.ignoreIndex,
+    final: ev ? { ...ev, confusion: Array.from(ev.confusion.counts) } : undefined,
+    samples,
+    summary: r.summary,
+    sections: r.sections,
+  });
+}

@@ -1,0 +1,288 @@
+// The training loop: data -> PAN -> loss -> optimizer/schedule, with validation, atomic
+// checkpoints, exact resume, a progress bar, a JSONL metrics log and the final report data.
+import { createHash } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fail } from '../common/errors.js';
+import * as v from '../common/validate.js';
+import { DataLoader, type Dataset, openDataset, type DatasetOptions } from '../data/index.js';
+import { manualSeed, setNumThreads, type Tensor, tidy } from '../engine/index.js';
+import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
+import { type Precision, withPrecision } from '../eval/inference.js';
+import { type OutputStride, PAN, type PANOptions } from '../models/index.js';
+import { restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { auxPresenceLoss, combinedLoss, parseLoss } from './losses.js';
+import { AdamW, type Optimizer, SGD } from './optimizers.js';
+import { ProgressBar } from './progress.js';
+import { LRScheduler, type ScheduleName } from './schedules.js';
+
+export interface TrainOptions {
+  // data
+  /** 'voc' | 'camvid' | 'cityscapes' | 'folder', or an opened Dataset. */
+  dataset: string;
+  dataRoot: string;
+  /** Default 'train'. */
+  split?: string;
+  /** Default 'val'; null disables validation. For 'folder', see valRoot. */
+  valSplit?: string | null;
+  /** A separate root for validation (e.g. the folder layout's val/ dir). Default dataRoot. */
+  valRoot?: string;
+  datasetOptions?: DatasetOptions;
+  // model
+  /** Start from an smp/panseg pretrained directory instead of a fresh model. */
+  model?: string;
+  encoder?: string;
+  outputStride?: OutputStride;
+  decoderChannels?: number;
+  /** Default: the dataset's class count. */
+  classes?: number;
+  /** torchvision ImageNet checkpoint for the encoder. */
+  encoderWeights?: string | null;
+  /** Auxiliary class-presence head weight (0 = no aux head). Default 0. */
+  auxWeight?: number;
+  // training
+  crop?: number;
+  scaleRange?: [number, number];
+  colorJitter?: number;
+  batchSize?: number;
+  epochs?: number;
+  lr?: number;
+  optimizer?: 'sgd' | 'adamw';
+  momentum?: number;
+  weightDecay?: number;
+  schedule?: ScheduleName;
+  warmupIters?: number;
+  /** 'ce', 'dice', 'focal' or sums like 'ce+0.5*dice'. Default 'ce'. */
+  loss?: string;
+  labelSmoothing?: number;
+  classWeights?: number[] | null;
+  /** Gradient accumulation steps. Default 1. */
+  accumulate?: number;
+  /** Keep the encoder frozen for the first N epochs. Default 0. */
+  freezeEncoderEpochs?: number;
+  /** Validate every N epochs (and after the last). Default 1. */
+  valEvery?: number;
+  precision?: Precision;
+  device?: string;
+  // run
+  /** Output directory (checkpoints, metrics.jsonl, report). Required. */
+  out: string;
+  /** Continue from `<out>/checkpoints/last`. */
+  resume?: boolean;
+  threads?: number;
+  seed?: number;
+  workers?: number;
+  /** No progress bar (still writes the log). */
+  quiet?: boolean;
+  /** Stop after this many optimizer steps in total (for tests and smoke runs). */
+  maxSteps?: number;
+  /** Receives each log record (also written to metrics.jsonl). */
+  onLog?: (rec: Record<string, number | string>) => void;
+}
+
+export interface TrainResult {
+  model: PAN;
+  outDir: string;
+  bestMiou: number;
+  bestEpoch: number;
+  history: Record<string, number>[];
+  lastEval: EvaluationResult | null;
+  /** Wall-clock seconds of this call. */
+  seconds: number;
+  /** Share of step time spent waiting for data. */
+  dataWaitFraction: number;
+  trainDataset: Dataset;
+  valDataset: Dataset | null;
+}
+
+const RESUME_KEYS = ['dataset', 'encoder', 'outputStride', 'decoderChannels', 'classes', 'batchSize', 'lr', 'optimizer', 'schedule', 'loss', 'accumulate', 'seed', 'crop', 'epochs'] as const;
+
+function resolve(o: TrainOptions) {
+  const op = 'train';
+  if (!o || typeof o !== 'object') fail(op, 'expected an options object');
+  if (typeof o.out !== 'string' || !o.out) fail(op, 'expected an output directory for out (--out DIR)');
+  return {
+    ...o,
+    split: o.split ?? 'train',
+    valSplit: o.valSplit === undefined ? 'val' : o.valSplit,
+    encoder: o.encoder ?? 'resnet34',
+    outputStride: o.outputStride ?? 16,
+    decoderChannels: v.int(op, 'decoderChannels', o.decoderChannels ?? 32, 1),
+    auxWeight: v.num(op, 'auxWeight', o.auxWeight ?? 0, { min: 0 }),
+    crop: v.int(op, 'crop', o.crop ?? 512, 32),
+    batchSize: v.int(op, 'batchSize', o.batchSize ?? 8, 2),
+    epochs: v.int(op, 'epochs', o.epochs ?? 50, 1),
+    lr: v.num(op, 'lr', o.lr ?? (o.optimizer === 'adamw' ? 1e-3 : 0.01), { min: 0 }),
+    optimizer: v.oneOf(op, 'optimizer', o.optimizer ?? 'sgd', ['sgd', 'adamw']),
+    momentum: v.num(op, 'momentum', o.momentum ?? 0.9, { min: 0, max: 1 }),
+    weightDecay: v.num(op, 'weightDecay', o.weightDecay ?? (o.optimizer === 'adamw' ? 1e-2 : 1e-4), { min: 0 }),
+    schedule: v.oneOf(op, 'schedule', o.schedule ?? 'poly', ['poly', 'cosine', 'step', 'constant']),
+    warmupIters: v.int(op, 'warmupIters', o.warmupIters ?? 0, 0),
+    loss: o.loss ?? 'ce',
+    accumulate: v.int(op, 'accumulate', o.accumulate ?? 1, 1),
+    freezeEncoderEpochs: v.int(op, 'freezeEncoderEpochs', o.freezeEncoderEpochs ?? 0, 0),
+    valEvery: v.int(op, 'valEvery', o.valEvery ?? 1, 1),
+    precision: v.oneOf(op, 'precision', o.precision ?? 'fp32', ['fp32', 'bf16', 'fp16']),
+    device: o.device ?? 'cpu',
+    seed: v.int(op, 'seed', o.seed ?? 0, 0),
+    resume: o.resume ?? false,
+    quiet: o.quiet ?? false,
+  };
+}
+
+function hashConfig(c: ReturnType<typeof resolve>, classes: number): string {
+  const pick = Object.fromEntries(RESUME_KEYS.map((k) => [k, k === 'classes' ? classes : (c as Record<string, unknown>)[k]]));
+  return createHash('sha256').update(JSON.stringify(pick)).digest('hex').slice(0, 16);
+}
+
+/**
+ * Trains a PAN. Writes `<out>/checkpoints/{last,best}` (smp save_pretrained directories with
+ * optimizer/RNG state in `last`), `<out>/metrics.jsonl` and returns the trained model.
+ * @example
+ * const { model, bestMiou } = await train({ dataset: 'folder', dataRoot: 'data/shapes/train', valRoot: 'data/shapes/val', out: 'runs/shapes', encoder: 'resnet18', crop: 128, epochs: 10 });
+ */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const c = resolve(options);
+  const t0 = performance.now();
+  if (c.threads !== undefined) setNumThreads(c.threads);
+  manualSeed(c.seed);
+
+  const trainDs = openDataset(c.dataset, c.dataRoot, { ...c.datasetOptions, split: c.split });
+  const valDs = c.valSplit === null ? null : openDataset(c.dataset, c.valRoot ?? c.dataRoot, { ...c.datasetOptions, split: c.valSplit });
+  if (trainDs.length < c.batchSize) fail('train', `the training split has ${trainDs.length} samples, fewer than one batch of ${c.batchSize}`);
+  const classes = c.classes ?? trainDs.numClasses;
+
+  let model: PAN;
+  if (c.model) {
+    model = PAN.fromPretrained(c.model);
+    if (model.config.classes !== classes) fail('train', `the model in ${c.model} predicts ${model.config.classes} classes but the dataset has ${classes}`);
+  } else {
+    const opts: PANOptions = {
+      encoderName: c.encoder, encoderOutputStride: c.outputStride, decoderChannels: c.decoderChannels, classes,
+      encoderWeights: c.encoderWeights ?? null,
+      auxParams: c.auxWeight > 0 ? { classes, pooling: 'avg', dropout: 0.2 } : null,
+    };
+    model = new PAN(opts);
+  }
+  if (c.device !== 'cpu') model.to({ device: c.device });
+  const pre = model.preprocessing;
+  const meta = { classNames: [...trainDs.classes], colors: trainDs.colors.map((x) => [...x] as [number, number, number]), ignoreIndex: trainDs.ignoreIndex, preprocessing: pre };
+
+  const loader = new DataLoader(trainDs, {
+    mode: 'train', batchSize: c.batchSize, crop: c.crop, scaleRange: c.scaleRange, colorJitter: c.colorJitter,
+    mean: pre.mean, std: pre.std, seed: c.seed, workers: c.workers, shuffle: true, dropLast: true,
+  });
+  const valLoader = valDs ? new DataLoader(valDs, { mode: 'eval', batchSize: 1, stride: model.outputStride, mean: pre.mean, std: pre.std, workers: c.workers }) : null;
+
+  const params = model.parameters();
+  const optimizer: Optimizer = c.optimizer === 'sgd'
+    ? new SGD(params, { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay })
+    : new AdamW(params, { lr: c.lr, weightDecay: c.weightDecay });
+  const stepsPerEpoch = Math.floor(loader.length / c.accumulate);
+  const totalIters = Math.max(1, stepsPerEpoch * c.epochs);
+  const scheduler = new LRScheduler(optimizer, { name: c.schedule, totalIters, warmupIters: c.warmupIters, stepSize: Math.max(1, Math.floor(totalIters / 3)) });
+  const lossFn = combinedLoss(parseLoss(c.loss), { ignoreIndex: trainDs.ignoreIndex, labelSmoothing: c.labelSmoothing, classWeights: c.classWeights ?? null });
+
+  mkdirSync(c.out, { recursive: true });
+  const ckptDir = join(c.out, 'checkpoints');
+  const logPath = join(c.out, 'metrics.jsonl');
+  const configHash = hashConfig(c, classes);
+  let state: TrainerState = { epoch: 0, iter: 0, bestMiou: -1, bestEpoch: -1, history: [], configHash };
+  if (c.resume) {
+    const last = join(ckptDir, 'last');
+    if (!existsSync(last)) fail('train', `--resume: no checkpoint at ${last}; start without --resume`);
+    const fresh = PAN.fromPretrained(last);
+    model.loadStateDict(fresh.stateDict());
+    fresh.dispose();
+    state = restoreCheckpoint(last, optimizer);
+    if (state.configHash !== configHash) fail('train', `--resume: the options differ from the checkpoint's run in one of ${RESUME_KEYS.join(', ')}; resume with the same options or use a new --out`);
+    scheduler.setIter(state.iter);
+  } else {
+    writeFileSync(logPath, '');
+  }
+  writeFileSync(join(c.out, 'config.json'), `${JSON.stringify({ ...options, onLog: undefined }, null, 2)}\n`);
+
+  const log = (rec: Record<string, number | string>): void => {
+    appendFileSync(logPath, `${JSON.stringify(rec)}\n`);
+    options.onLog?.(rec);
+  };
+  const encoderParams = model.encoder.parameters();
+  let lastEval: EvaluationResult | null = null;
+  let waitMs = 0;
+  let stepMs = 0;
+  let stop = false;
+  try {
+    for (let epoch = state.epoch; epoch < c.epochs && !stop; epoch++) {
+      const frozen = epoch < c.freezeEncoderEpochs;
+      for (const p of encoderParams) p.requiresGrad_(!frozen);
+      model.train();
+      loader.setEpoch(epoch);
+      const bar = new ProgressBar(`epoch ${epoch + 1}/${c.epochs}`, loader.length, { silent: c.quiet });
+      let emaLoss = Number.NaN;
+      let micro = 0;
+      const tEpoch = performance.now();
+      let images = 0;
+      let tStep = performance.now();
+      for await (const batch of loader) {
+        waitMs += batch.waitMs;
+        const { images: x, masks: y } = loader.toTensors(batch, c.device);
+        const lossValue = tidy(() => {
+          const out = withPrecision(c.precision, c.device, () => model.forwardWithAux(x));
+          let loss: Tensor = lossFn(out.masks.to('float32'), y);
+          if (out.labels && c.auxWeight > 0) loss = loss.add(auxPresenceLoss(out.labels.to('float32'), y, classes, trainDs.ignoreIndex).mul(c.auxWeight));
+          const scaled = c.accumulate > 1 ? loss.div(c.accumulate) : loss;
+          scaled.backward();
+          return loss.item();
+        });
+        x.dispose();
+        y.dispose();
+        if (!Number.isFinite(lossValue)) fail('train', `the loss became ${lossValue} at epoch ${epoch + 1}, step ${state.iter}; lower --lr or use --precision fp32`);
+        micro++;
+        images += batch.ids.length;
+        if (micro % c.accumulate === 0) {
+          optimizer.step();
+          optimizer.zeroGrad();
+          scheduler.step();
+          state.iter++;
+        }
+        emaLoss = Number.isNaN(emaLoss) ? lossValue : 0.9 * emaLoss + 0.1 * lossValue;
+        const now = performance.now();
+        stepMs += now - tStep;
+        tStep = now;
+        const ips = images / ((now - tEpoch) / 1000);
+        bar.update(micro, { loss: emaLoss.toFixed(4), lr: scheduler.lr.toExponential(2), 'img/s': ips.toFixed(1) });
+        if (micro % 10 === 0 || micro === loader.length) log({ epoch: epoch + 1, iter: state.iter, loss: lossValue, lr: scheduler.lr, imgPerSec: ips });
+        if (c.maxSteps !== undefined && state.iter >= c.maxSteps) { stop = true; break; }
+      }
+      // A run stopped mid-epoch (maxSteps) keeps the last complete checkpoint.
+      const complete = micro >= loader.length;
+      bar.finish({ loss: emaLoss.toFixed(4) });
+      const rec: Record<string, number> = { epoch: epoch + 1, iter: state.iter, loss: emaLoss, lr: scheduler.lr, imgPerSec: images / ((performance.now() - tEpoch) / 1000) };
+      const last = epoch + 1 === c.epochs || stop;
+      if (valLoader && ((epoch + 1) % c.valEvery === 0 || last)) {
+        const vbar = new ProgressBar('  val', valDs!.length, { silent: c.quiet });
+        lastEval = await evaluate(model, valLoader, { precision: c.precision, onProgress: (d) => vbar.update(d) });
+        vbar.finish({ mIoU: lastEval.miou.toFixed(4), 'pixel acc': lastEval.pixelAccuracy.toFixed(4) });
+        rec.valMiou = lastEval.miou;
+        rec.valPixelAccuracy = lastEval.pixelAccuracy;
+        if (lastEval.miou > state.bestMiou) {
+          state.bestMiou = lastEval.miou;
+          state.bestEpoch = epoch + 1;
+          model.savePretrained(join(ckptDir, 'best'), { ...meta, epoch: epoch + 1, miou: lastEval.miou });
+        }
+      }
+      state.history.push(rec);
+      log({ ...rec, type: 'epoch' });
+      state.epoch = epoch + 1;
+      if (complete) saveCheckpoint(join(ckptDir, 'last'), model, optimizer, state, meta);
+    }
+  } finally {
+    await loader.close();
+    await valLoader?.close();
+    optimizer.dispose();
+  }
+  return {
+    model, outDir: c.out, bestMiou: state.bestMiou, bestEpoch: state.bestEpoch, history: state.history, lastEval,
+    seconds: (performance.now() - t0) / 1000, dataWaitFraction: stepMs > 0 ? waitMs / stepMs : 0, trainDataset: trainDs, valDataset: valDs,
+  };
+}
