@@ -199,6 +199,10 @@ static Napi::Value Clamp_(const Napi::CallbackInfo& info) {
   Get(info[0]).clamp_(l, h);
   return info.Env().Undefined();
 }
+static Napi::Value Relu_(const Napi::CallbackInfo& info) {
+  Get(info[0]).relu_();
+  return info.Env().Undefined();
+}
 static Napi::Value Sqrt_(const Napi::CallbackInfo& info) {
   Get(info[0]).sqrt_();
   return info.Env().Undefined();
@@ -230,6 +234,7 @@ void InitMath(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "copy_", Copy_);
   Register(env, exports, "clamp_", Clamp_);
   Register(env, exports, "sqrt_", Sqrt_);
+  Register(env, exports, "relu_", Relu_);
 }
 
 }  // namespace panseg

@@ -10,7 +10,7 @@ export const DATA_FLAGS: Flag[] = [
 export const RUN_FLAGS: Flag[] = [
   { name: 'threads', type: 'int', desc: 'libtorch threads (default: all cores)' },
   { name: 'seed', type: 'int', desc: 'random seed', default: 0 },
-  { name: 'precision', type: 'string', desc: 'compute precision', choices: ['fp32', 'bf16', 'fp16'] },
+  { name: 'precision', type: 'string', desc: 'compute precision (auto: bf16 on CPUs with AMX/AVX512-BF16, else fp32)', choices: ['auto', 'fp32', 'bf16', 'fp16'], default: 'auto' },
   { name: 'device', type: 'string', desc: "'cpu' or 'cuda[:N]' (needs a CUDA libtorch)", default: 'cpu' },
   { name: 'workers', type: 'int', desc: 'data loading threads' },
 ];

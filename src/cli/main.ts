@@ -10,6 +10,7 @@ const COMMANDS: Record<string, () => Promise<{ spec: CommandSpec; run: Runner }>
   predict: () => import('./commands/predict.js'),
   info: () => import('./commands/info.js'),
   demo: () => import('./commands/demo.js'),
+  explain: () => import('./commands/explain.js'),
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -18,6 +19,7 @@ const SUMMARIES: Record<string, string> = {
   predict: 'segment images into masks, overlays and class-area stats',
   info: 'model parameters, FLOPs and the compute engine',
   demo: 'synthetic dataset -> train a small PAN -> evaluate -> report',
+  explain: "draw PAN's attention (FPA map, pyramid, GAU channel weights) with an HTML page",
 };
 
 function usage(): string {

@@ -58,6 +58,7 @@ export interface NativeAddon {
   copy_(t: H, src: H): void;
   clamp_(t: H, min: number | null, max: number | null): void;
   sqrt_(t: H): void;
+  relu_(t: H): void;
   // nn
   conv2d(x: H, w: H, b: Opt, stride: Ints, padding: Ints, dilation: Ints, groups: number): H;
   batchNorm(x: H, w: Opt, b: Opt, rm: Opt, rv: Opt, training: boolean, momentum: number, eps: number): H;

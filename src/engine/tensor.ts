@@ -377,6 +377,11 @@ export class Tensor {
     return this;
   }
   sqrt_(): this { native.sqrt_(this.h); return this; }
+  /** In-place ReLU; autograd-safe after conv, BatchNorm and add (as torchvision's inplace ReLU). */
+  relu_(): this {
+    try { native.relu_(this.h); } catch (e) { relabel(e, 'relu_'); }
+    return this;
+  }
   uniform_(low = 0, high = 1): this {
     native.uniform_(this.h, v.num('uniform_', 'low', low), v.num('uniform_', 'high', high));
     return this;

@@ -2,7 +2,7 @@
 import { tidy } from '../engine/index.js';
 import type { DataLoader } from '../data/index.js';
 import type { PAN } from '../models/index.js';
-import { type InferenceOptions, predictProbs, probsToLabels } from './inference.js';
+import { type InferenceOptions, inferenceCopy, predictProbs, probsToLabels } from './inference.js';
 import { ConfusionMatrix, type SegMetrics } from './metrics.js';
 
 export interface EvaluateOptions extends InferenceOptions {
@@ -22,22 +22,21 @@ export interface EvaluationResult extends SegMetrics {
 export async function evaluate(model: PAN, loader: DataLoader, o: EvaluateOptions = {}): Promise<EvaluationResult> {
   const ds = loader.dataset;
   const cm = new ConfusionMatrix(model.config.classes === 1 ? 2 : model.config.classes, ds.ignoreIndex);
-  const was = model.training;
-  model.eval();
   const t0 = performance.now();
   let images = 0;
   const device = o.device ?? model.parameters()[0].device;
+  const fast = model.isOptimizedForInference ? model : inferenceCopy(model, o.precision);
   try {
     for await (const batch of loader) {
       const { images: x, masks: y } = loader.toTensors(batch, device);
-      tidy(() => cm.update(probsToLabels(predictProbs(model, x, o)), y));
+      tidy(() => cm.update(probsToLabels(predictProbs(fast, x, o)), y));
       x.dispose();
       y.dispose();
       images += batch.ids.length;
       o.onProgress?.(images, ds.length);
     }
   } finally {
-    model.train(was);
+    if (fast !== model) fast.dispose();
   }
   return { ...cm.metrics(), confusion: cm, images, seconds: (performance.now() - t0) / 1000 };
 }

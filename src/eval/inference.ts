@@ -1,21 +1,26 @@
 // Running a trained PAN on normalized image tensors: padding to valid sizes, optional
 // test-time augmentation, and autocast for reduced precision.
-import { autocast, F, inferenceMode, type Tensor, tidy } from '../engine/index.js';
+import { autocast, F, inferenceMode, type Precision, resolvePrecision, type Tensor, tidy } from '../engine/index.js';
+
+export type { Precision };
 import type { PAN } from '../models/index.js';
 
-export type Precision = 'fp32' | 'bf16' | 'fp16';
 
 export interface InferenceOptions {
   /** Average with the horizontally flipped input. Default false. */
   flip?: boolean;
   /** Input scales to average (e.g. [0.75, 1, 1.25]); default [1]. */
   scales?: number[];
-  /** Compute precision; bf16/fp16 run convolutions under autocast. Default 'fp32'. */
-  precision?: Precision;
+  /**
+   * Compute precision. 'auto' (default) is bf16 on CPUs with AMX or AVX512-BF16 and fp32 elsewhere;
+   * bf16/fp16 run convolutions under autocast (or in a model copy made by inferenceCopy).
+   */
+  precision?: Precision | 'auto';
 }
 
 /** Runs `fn` under autocast for bf16/fp16, or plainly for fp32. */
-export function withPrecision<T>(precision: Precision, device: string, fn: () => T): T {
+export function withPrecision<T>(precision: Precision | 'auto', device: string, fn: () => T): T {
+  precision = resolvePrecision(precision, device);
   if (precision === 'fp32') return fn();
   return autocast(fn, { deviceType: device.startsWith('cuda') ? 'cuda' : 'cpu', dtype: precision === 'bf16' ? 'bfloat16' : 'float16' });
 }
@@ -44,8 +49,18 @@ export function predictProbs(model: PAN, x: Tensor, o: InferenceOptions = {}): T
   }
 }
 
+/**
+ * A BatchNorm-folded, channels-last copy of `model` in the given precision, for repeated inference
+ * (evaluation, prediction, serving). Dispose it when done.
+ */
+export function inferenceCopy(model: PAN, precision: Precision | 'auto' = 'auto'): PAN {
+  const p = resolvePrecision(precision, model.parameters()[0].device);
+  return model.optimizedForInference({ channelsLast: true, dtype: p === 'bf16' ? 'bfloat16' : p === 'fp16' ? 'float16' : 'float32' });
+}
+
 function averagedProbs(model: PAN, x: Tensor, o: InferenceOptions): Tensor {
-  const precision = o.precision ?? 'fp32';
+  // An optimized copy already holds its precision in its weights.
+  const precision = model.isOptimizedForInference ? 'fp32' : o.precision ?? 'auto';
   const [h, w] = [x.shape[2], x.shape[3]];
   const single = model.config.classes === 1;
   let acc: Tensor | null = null;

@@ -8,7 +8,7 @@ import { decodeImage, evalOptions, evalTransform, type RgbImage } from '../data/
 import { tensor, tidy } from '../engine/index.js';
 import { saveNpy } from '../io/npy.js';
 import type { PAN } from '../models/index.js';
-import { type InferenceOptions, predictProbs, probsToLabels } from './inference.js';
+import { type InferenceOptions, inferenceCopy, predictProbs, probsToLabels } from './inference.js';
 import { type ClassArea, classAreas, overlay, saveIndexMask, savePng, writeFileAtomic } from './visualize.js';
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.bmp', '.gif']);
@@ -96,24 +96,29 @@ export async function predictFiles(model: PAN, inputs: string[], outDir: string,
   const colors = o.colors ?? VOC_PALETTE.slice(0, Math.max(2, model.config.classes));
   const palette: RGB[] = Array.from({ length: 256 }, (_, i) => (colors[i] ?? VOC_PALETTE[i]) as RGB);
   const results: PredictedFile[] = [];
-  for (const [i, file] of files.entries()) {
-    let img: RgbImage;
-    try { img = await decodeImage(file); } catch (e) { fail('predict', `cannot decode ${file}: ${(e as Error).message}`); }
-    const seg = segmentImage(model, img, { ...o, withProbs: o.probs });
-    const stem = basename(file, extname(file));
-    const r: PredictedFile = { input: file, mask: join(outDir, `${stem}_mask.png`), width: seg.width, height: seg.height, ms: seg.ms, areas: classAreas(seg.labels, classes, 255) };
-    await saveIndexMask(r.mask, seg.labels, seg.width, seg.height, palette);
-    if (o.overlay ?? true) {
-      r.overlay = join(outDir, `${stem}_overlay.png`);
-      await savePng(r.overlay, overlay(img, seg.labels, colors, { alpha: o.alpha ?? 0.5 }));
+  const fast = model.isOptimizedForInference ? model : inferenceCopy(model, o.precision);
+  try {
+    for (const [i, file] of files.entries()) {
+      let img: RgbImage;
+      try { img = await decodeImage(file); } catch (e) { fail('predict', `cannot decode ${file}: ${(e as Error).message}`); }
+      const seg = segmentImage(fast, img, { ...o, withProbs: o.probs });
+      const stem = basename(file, extname(file));
+      const r: PredictedFile = { input: file, mask: join(outDir, `${stem}_mask.png`), width: seg.width, height: seg.height, ms: seg.ms, areas: classAreas(seg.labels, classes, 255) };
+      await saveIndexMask(r.mask, seg.labels, seg.width, seg.height, palette);
+      if (o.overlay ?? true) {
+        r.overlay = join(outDir, `${stem}_overlay.png`);
+        await savePng(r.overlay, overlay(img, seg.labels, colors, { alpha: o.alpha ?? 0.5 }));
+      }
+      if (o.probs && seg.probs) {
+        r.probs = join(outDir, `${stem}_probs.npy`);
+        const p = tensor(seg.probs, [seg.probs.length / (seg.width * seg.height), seg.height, seg.width]);
+        try { saveNpy(r.probs, p); } finally { p.dispose(); }
+      }
+      results.push(r);
+      o.onProgress?.(i + 1, files.length, file);
     }
-    if (o.probs && seg.probs) {
-      r.probs = join(outDir, `${stem}_probs.npy`);
-      const p = tensor(seg.probs, [seg.probs.length / (seg.width * seg.height), seg.height, seg.width]);
-      try { saveNpy(r.probs, p); } finally { p.dispose(); }
-    }
-    results.push(r);
-    o.onProgress?.(i + 1, files.length, file);
+  } finally {
+    if (fast !== model) fast.dispose();
   }
   await writeFileAtomic(join(outDir, 'stats.json'), `${JSON.stringify(results.map(({ input, width, height, ms, areas }) => ({ input, width, height, ms: Math.round(ms), areas })), null, 2)}\n`);
   return results;

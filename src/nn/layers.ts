@@ -116,7 +116,11 @@ export class Linear extends Layer {
   }
 }
 
-export class ReLU extends Layer { forward(x: Tensor): Tensor { return x.relu(); } }
+/** ReLU; `inplace` overwrites its input, as torch.nn.ReLU(inplace=True) (saves memory after conv/BatchNorm). */
+export class ReLU extends Layer {
+  constructor(readonly inplace = false) { super(); }
+  forward(x: Tensor): Tensor { return this.inplace ? x.relu_() : x.relu(); }
+}
 export class Sigmoid extends Layer { forward(x: Tensor): Tensor { return x.sigmoid(); } }
 export class Tanh extends Layer { forward(x: Tensor): Tensor { return x.tanh(); } }
 export class Identity extends Layer { forward(x: Tensor): Tensor { return x; } }

@@ -18,7 +18,7 @@ export type LossFn = (logits: Tensor, target: Tensor) => Tensor;
 export function crossEntropyLoss(o: CrossEntropyLossOptions = {}): LossFn {
   const ignoreIndex = o.ignoreIndex ?? 255;
   return (logits, target) => tidy(() => {
-    const weight = o.classWeights ? tensor(o.classWeights, undefined, { device: logits.device }) : null;
+    const weight = o.classWeights ? tensor(o.classWeights, undefined, { dtype: logits.dtype, device: logits.device }) : null;
     return F.crossEntropy(logits, target, { weight, ignoreIndex, labelSmoothing: o.labelSmoothing ?? 0 });
   });
 }
@@ -34,8 +34,9 @@ function probsAndOneHot(logits: Tensor, target: Tensor, ignoreIndex: number): { 
 }
 
 /**
- * Multiclass soft Dice loss (as smp's DiceLoss in multiclass mode): per class over the batch,
- * 1 - 2|P∩T| / (|P| + |T|), averaged over the classes present in the target.
+ * Multiclass soft Dice loss (smp's DiceLoss in multiclass mode): per class over the batch,
+ * 1 - 2|P∩T| / (|P| + |T|), averaged over the classes present in the target (smp zeroes absent
+ * classes too but divides by all classes, so its value is smaller when classes are absent).
  */
 export function diceLoss(o: LossOptions & { smooth?: number; eps?: number } = {}): LossFn {
   const ignoreIndex = o.ignoreIndex ?? 255;

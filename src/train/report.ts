@@ -6,6 +6,7 @@ import type { Dataset } from '../data/index.js';
 import { segmentImage } from '../eval/predict.js';
 import { type ReportHistoryEntry, type ReportSample, writeReport } from '../eval/report.js';
 import type { EvaluationResult } from '../eval/evaluate.js';
+import { attentionReportSection } from '../explain/index.js';
 import type { PAN } from '../models/index.js';
 
 export interface TrainingReportInput {
@@ -19,6 +20,8 @@ export interface TrainingReportInput {
   /** Sample predictions to show (default 6). */
   samples?: number;
   sections?: { title: string; html: string }[];
+  /** Add an "Attention" section with the FPA maps and GAU channel weights of the samples (default true). */
+  attention?: boolean;
 }
 
 /** Reads `<out>/metrics.jsonl` into report history entries. */
@@ -39,17 +42,19 @@ export async function writeTrainingReport(r: TrainingReportInput): Promise<strin
     const seg = segmentImage(r.model, s.image);
     samples.push({ id: s.id, image: s.image, gt: s.mask, pred: seg.labels });
   }
+  const colors = ds.colors.map((c) => [...c] as RGB);
+  const attention = r.attention === false || !samples.length ? [] : [await attentionReportSection(r.model, samples, r.outDir, { classes: [...ds.classes], colors })];
   const ev = r.evaluation;
   return writeReport(r.outDir, {
     title: r.title ?? `PAN training report: ${r.model.config.encoderName} on ${ds.name}`,
     config: r.config,
     history: readHistory(r.outDir),
     classes: [...ds.classes],
-    colors: ds.colors.map((c) => [...c] as RGB),
+    colors,
     ignoreIndex: ds.ignoreIndex,
     final: ev ? { ...ev, confusion: Array.from(ev.confusion.counts) } : undefined,
     samples,
     summary: r.summary,
-    sections: r.sections,
+    sections: [...attention, ...(r.sections ?? [])],
   });
 }

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { DataLoader, type Dataset, openDataset, type DatasetOptions } from '../data/index.js';
-import { manualSeed, setNumThreads, type Tensor, tidy } from '../engine/index.js';
+import { cpuFeatures, getNumThreads, manualSeed, type Precision, resolvePrecision, setNumThreads, type Tensor, tidy } from '../engine/index.js';
 import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
-import { type Precision, withPrecision } from '../eval/inference.js';
+import { withPrecision } from '../eval/inference.js';
 import { type OutputStride, PAN, type PANOptions } from '../models/index.js';
 import { restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { auxPresenceLoss, combinedLoss, parseLoss } from './losses.js';
@@ -62,7 +62,10 @@ export interface TrainOptions {
   freezeEncoderEpochs?: number;
   /** Validate every N epochs (and after the last). Default 1. */
   valEvery?: number;
-  precision?: Precision;
+  /** 'auto' (default): bf16 mixed precision on CPUs with AMX/AVX512-BF16 and on CUDA, else fp32. */
+  precision?: Precision | 'auto';
+  /** Keep activations and weights in channels-last order (faster oneDNN convolutions on CPU). Default true. */
+  channelsLast?: boolean;
   device?: string;
   // run
   /** Output directory (checkpoints, metrics.jsonl, report). Required. */
@@ -122,7 +125,8 @@ function resolve(o: TrainOptions) {
     accumulate: v.int(op, 'accumulate', o.accumulate ?? 1, 1),
     freezeEncoderEpochs: v.int(op, 'freezeEncoderEpochs', o.freezeEncoderEpochs ?? 0, 0),
     valEvery: v.int(op, 'valEvery', o.valEvery ?? 1, 1),
-    precision: v.oneOf(op, 'precision', o.precision ?? 'fp32', ['fp32', 'bf16', 'fp16']),
+    precision: resolvePrecision(v.oneOf(op, 'precision', o.precision ?? 'auto', ['auto', 'fp32', 'bf16', 'fp16'] as const), o.device ?? 'cpu'),
+    channelsLast: v.bool(op, 'channelsLast', o.channelsLast ?? true),
     device: o.device ?? 'cpu',
     seed: v.int(op, 'seed', o.seed ?? 0, 0),
     resume: o.resume ?? false,
@@ -165,6 +169,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     model = new PAN(opts);
   }
   if (c.device !== 'cpu') model.to({ device: c.device });
+  if (c.channelsLast) model.to({ memoryFormat: 'channelsLast' });
+  if (!c.quiet) {
+    const f = cpuFeatures();
+    const why = options.precision === undefined || options.precision === 'auto' ? ` (auto: ${f.amx ? 'AMX' : f.avx512bf16 ? 'AVX512-BF16' : 'no bf16 hardware'})` : '';
+    console.error(`train: PAN-${model.config.encoderName} on ${c.dataset} ${c.split} (${trainDs.length} images, ${classes} classes); precision ${c.precision}${why}, ${c.channelsLast ? 'channels-last' : 'NCHW'}, ${getNumThreads()} threads on ${c.device}`);
+  }
   const pre = model.preprocessing;
   const meta = { classNames: [...trainDs.classes], colors: trainDs.colors.map((x) => [...x] as [number, number, number]), ignoreIndex: trainDs.ignoreIndex, preprocessing: pre };
 
@@ -225,7 +235,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       let tStep = performance.now();
       for await (const batch of loader) {
         waitMs += batch.waitMs;
-        const { images: x, masks: y } = loader.toTensors(batch, c.device);
+        const t = loader.toTensors(batch, c.device);
+        const x = c.channelsLast ? t.images.contiguous('channelsLast') : t.images;
+        if (x !== t.images) t.images.dispose();
+        const y = t.masks;
         const lossValue = tidy(() => {
           const out = withPrecision(c.precision, c.device, () => model.forwardWithAux(x));
           let loss: Tensor = lossFn(out.masks.to('float32'), y);

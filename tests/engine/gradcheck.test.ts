@@ -3,7 +3,11 @@
 // a central difference is about 1e-16 * |L| / eps ~ 1e-9 here, truncation about eps^2.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { F, type Tensor, manualSeed, noGrad, randn, tensor, tidy } from '../../src/engine/index.js';
+import { F, type Tensor, manualSeed, setNumThreads, noGrad, randn, tensor, tidy } from '../../src/engine/index.js';
+
+// Thousands of tiny ops: one thread avoids libtorch's fork/join cost, which on a busy machine
+// (e.g. CI running other jobs) makes a 2-thread run 10x slower. Results do not depend on it.
+setNumThreads(1);
 
 const EPS = 1e-6;
 const TOL = { atol: 1e-6, rtol: 1e-5 };

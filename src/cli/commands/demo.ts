@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { generateSynthetic } from '../../data/index.js';
+import { resolvePrecision } from '../../engine/index.js';
 import { writeTrainingReport } from '../../train/report.js';
 import { train } from '../../train/train.js';
 import type { CommandSpec } from '../args.js';
@@ -18,7 +19,7 @@ export const spec: CommandSpec = {
     { name: 'batch-size', type: 'int', desc: 'images per step', default: 8 },
     { name: 'lr', type: 'number', desc: 'AdamW learning rate', default: 0.003 },
     { name: 'encoder', type: 'string', desc: 'encoder', default: 'resnet18' },
-    { name: 'precision', type: 'string', desc: 'compute precision', choices: ['fp32', 'bf16'], default: 'fp32' },
+    { name: 'precision', type: 'string', desc: 'compute precision (auto: bf16 on CPUs with AMX/AVX512-BF16)', choices: ['auto', 'fp32', 'bf16'], default: 'auto' },
     { name: 'threads', type: 'int', desc: 'libtorch threads (default: all cores)' },
     { name: 'workers', type: 'int', desc: 'data loading threads', default: 1 },
     { name: 'seed', type: 'int', desc: 'random seed', default: 0 },
@@ -43,7 +44,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   const report = await writeTrainingReport({
     model: res.model, outDir: join(out, 'run'), dataset: res.valDataset!, evaluation: res.lastEval, config: o, samples: 8,
     title: 'panseg demo: PAN-resnet18 on synthetic shapes',
-    summary: { 'total time': `${total.toFixed(0)} s`, 'training time': `${res.seconds.toFixed(0)} s`, 'data wait': `${(res.dataWaitFraction * 100).toFixed(1)}% of step time`, precision: String(o.precision) },
+    summary: { 'total time': `${total.toFixed(0)} s`, 'training time': `${res.seconds.toFixed(0)} s`, 'data wait': `${(res.dataWaitFraction * 100).toFixed(1)}% of step time`, precision: resolvePrecision(o.precision as 'auto') },
   });
   if (res.lastEval) printMetrics(res.lastEval, [...res.valDataset!.classes]);
   console.log(`\nval mIoU ${(res.lastEval?.miou ?? Number.NaN).toFixed(4)} (best ${res.bestMiou.toFixed(4)} at epoch ${res.bestEpoch}) after ${total.toFixed(0)} s; data wait ${(res.dataWaitFraction * 100).toFixed(1)}% of step time`);

@@ -1,5 +1,5 @@
 import { DataLoader, openDataset } from '../../data/index.js';
-import { setNumThreads } from '../../engine/index.js';
+import { resolvePrecision, setNumThreads } from '../../engine/index.js';
 import { evaluate } from '../../eval/evaluate.js';
 import { PAN } from '../../models/index.js';
 import { ProgressBar } from '../../train/progress.js';
@@ -34,14 +34,15 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   const bar = new ProgressBar('eval', ds.length, { silent: Boolean(o.json) });
   try {
     const r = await evaluate(model, loader, {
-      flip: Boolean(o.ttaFlip), scales: (o.ttaScales as string[] | undefined)?.map(Number), precision: (o.precision as 'fp32' | undefined) ?? 'fp32',
+      flip: Boolean(o.ttaFlip), scales: (o.ttaScales as string[] | undefined)?.map(Number), precision: (o.precision as 'fp32' | undefined) ?? 'auto',
       onProgress: (d) => bar.update(d),
     });
     bar.finish();
-    if (o.json) console.log(JSON.stringify({ ...metricsJson(r, ds.classes), images: r.images, seconds: r.seconds }));
+    const precision = resolvePrecision((o.precision as 'auto' | undefined) ?? 'auto', String(o.device ?? 'cpu'));
+    if (o.json) console.log(JSON.stringify({ ...metricsJson(r, ds.classes), images: r.images, seconds: r.seconds, precision }));
     else {
       printMetrics(r, ds.classes);
-      console.log(`${r.images} images in ${r.seconds.toFixed(1)} s`);
+      console.log(`${r.images} images in ${r.seconds.toFixed(1)} s (precision ${precision})`);
     }
   } finally {
     await loader.close();

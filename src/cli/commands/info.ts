@@ -1,6 +1,6 @@
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { buildInfo, getNumThreads, noGrad, randn, tidy } from '../../engine/index.js';
+import { buildInfo, cpuFeatures, getNumThreads, noGrad, randn, resolvePrecision, tidy } from '../../engine/index.js';
 import { encoderNames, PAN, type PANOptions } from '../../models/index.js';
 import { countMacs } from '../../nn/index.js';
 import { packageRoot } from '../../engine/native.js';
@@ -21,13 +21,6 @@ export const spec: CommandSpec = {
   ],
 };
 
-/** CPU features that decide the default precision. */
-export function cpuFeatures(): { model: string; amx: boolean; avx512bf16: boolean } {
-  let flags = '';
-  try { flags = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? ''; } catch { /* not Linux */ }
-  return { model: cpus()[0]?.model ?? 'unknown', amx: /\bamx_bf16\b/.test(flags), avx512bf16: /\bavx512_bf16\b/.test(flags) };
-}
-
 export async function run(o: Record<string, unknown>): Promise<void> {
   const model = o.model ? PAN.fromPretrained(o.model as string) : new PAN({
     encoderName: o.encoder as string, encoderOutputStride: o.outputStride as PANOptions['encoderOutputStride'],
@@ -43,7 +36,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
     gflops: { size, value: (2 * macs) / 1e9 },
     engine: {
       libtorch: b.torchVersion, mkldnn: b.mkldnn, cuda: b.cuda, cudaDevices: b.cudaDevices, threads: getNumThreads(), cores: availableParallelism(),
-      cpu: cpu.model, amx: cpu.amx, avx512bf16: cpu.avx512bf16, defaultPrecision: cpu.amx || cpu.avx512bf16 ? 'bf16' : 'fp32',
+      cpu: cpu.model, amx: cpu.amx, avx512bf16: cpu.avx512bf16, defaultPrecision: resolvePrecision('auto'),
       addon: JSON.parse(readFileSync(`${packageRoot()}/build/addon-config.json`, 'utf8')).config,
     },
   };

@@ -1,4 +1,4 @@
-import { setNumThreads } from '../../engine/index.js';
+import { resolvePrecision, setNumThreads } from '../../engine/index.js';
 import { collectInputs, predictFiles } from '../../eval/predict.js';
 import { PAN } from '../../models/index.js';
 import type { RGB } from '../../common/palette.js';
@@ -37,7 +37,7 @@ export async function run(o: Record<string, unknown>, positionals: string[]): Pr
   try {
     const res = await predictFiles(model, files, out, {
       classNames: meta.classNames, colors: meta.colors as RGB[] | undefined, overlay: !o.noOverlay, probs: Boolean(o.probs), alpha: o.alpha as number,
-      flip: Boolean(o.ttaFlip), scales: (o.ttaScales as string[] | undefined)?.map(Number), precision: (o.precision as 'fp32' | undefined) ?? 'fp32',
+      flip: Boolean(o.ttaFlip), scales: (o.ttaScales as string[] | undefined)?.map(Number), precision: (o.precision as 'fp32' | undefined) ?? 'auto',
       onProgress: (d) => bar.update(d),
     });
     bar.finish();
@@ -47,7 +47,7 @@ export async function run(o: Record<string, unknown>, positionals: string[]): Pr
         const top = [...r.areas].sort((a, b) => b.percent - a.percent).slice(0, 3).map((a) => `${a.class} ${a.percent.toFixed(1)}%`).join(', ');
         console.log(`${r.input} -> ${r.mask} (${r.width}x${r.height}, ${r.ms.toFixed(0)} ms): ${top}`);
       }
-      console.log(`${res.length} image(s) segmented into ${out} (stats.json has the class areas)`);
+      console.log(`${res.length} image(s) segmented into ${out} (stats.json has the class areas); precision ${resolvePrecision((o.precision as 'auto' | undefined) ?? 'auto', String(o.device ?? 'cpu'))}`);
     }
   } finally {
     model.dispose();

@@ -19,16 +19,16 @@ class BasicBlock extends Layer {
     super();
     this.child('conv1', conv3x3(inplanes, planes, stride));
     this.child('bn1', new BatchNorm2d(planes));
-    this.child('relu', new ReLU());
+    this.child('relu', new ReLU(true));
     this.child('conv2', conv3x3(planes, planes));
     this.child('bn2', new BatchNorm2d(planes));
     if (downsample) this.child('downsample', downsample);
   }
   forward(x: Tensor): Tensor {
     const c = (n: string) => this.getChild<Layer>(n);
-    const out = c('bn2').forward(c('conv2').forward(c('bn1').forward(c('conv1').forward(x)).relu()));
+    const out = c('bn2').forward(c('conv2').forward(c('bn1').forward(c('conv1').forward(x)).relu_()));
     const identity = this._children.has('downsample') ? c('downsample').forward(x) : x;
-    return out.add(identity).relu();
+    return out.add_(identity).relu_();
   }
 }
 
@@ -42,16 +42,16 @@ class Bottleneck extends Layer {
     this.child('bn2', new BatchNorm2d(planes));
     this.child('conv3', conv1x1(planes, planes * 4));
     this.child('bn3', new BatchNorm2d(planes * 4));
-    this.child('relu', new ReLU());
+    this.child('relu', new ReLU(true));
     if (downsample) this.child('downsample', downsample);
   }
   forward(x: Tensor): Tensor {
     const c = (n: string) => this.getChild<Layer>(n);
-    let out = c('bn1').forward(c('conv1').forward(x)).relu();
-    out = c('bn2').forward(c('conv2').forward(out)).relu();
+    let out = c('bn1').forward(c('conv1').forward(x)).relu_();
+    out = c('bn2').forward(c('conv2').forward(out)).relu_();
     out = c('bn3').forward(c('conv3').forward(out));
     const identity = this._children.has('downsample') ? c('downsample').forward(x) : x;
-    return out.add(identity).relu();
+    return out.add_(identity).relu_();
   }
 }
 
@@ -87,7 +87,7 @@ export class ResNetEncoder extends Module implements Encoder {
     // Built in torchvision's order so seeded init draws the same numbers.
     this.child('conv1', new Conv2d(3, 64, 7, { stride: 2, padding: 3, bias: false }));
     this.child('bn1', new BatchNorm2d(64));
-    this.child('relu', new ReLU());
+    this.child('relu', new ReLU(true));
     this.child('maxpool', new MaxPool2d(3, { stride: 2, padding: 1 }));
     // All four layers exist even for depth < 5: smp keeps them, so its checkpoints carry them.
     [64, 128, 256, 512].forEach((planes, i) => {

@@ -11,7 +11,7 @@ export class ConvBnRelu extends Layer {
   }
   forward(x: Tensor): Tensor {
     const y = this.getChild<Layer>('bn').forward(this.getChild<Layer>('conv').forward(x));
-    return this.addRelu ? y.relu() : y;
+    return this.addRelu ? y.relu_() : y;
   }
 }
 
@@ -25,6 +25,8 @@ export interface FPATrace {
   levels: [Tensor, Tensor, Tensor];
   /** The global-pool branch, broadcast to the bottleneck size. */
   globalBranch: Tensor;
+  /** The mid branch (1x1 projection, C channels) that the attention map multiplies. */
+  mid?: Tensor;
 }
 
 /** Feature Pyramid Attention on the deepest feature: a 3-level 1-channel attention pyramid times a 1x1 projection, plus global pooling. */
@@ -51,9 +53,19 @@ export class FPABlock extends Module {
     let y = up(c2.add(x3), Math.floor(h / 2), Math.floor(w / 2));
     const c1 = c('conv1').forward(x1);
     y = up(y.add(c1), h, w);
-    trace?.({ attention: y, levels: [c1, c2, x3], globalBranch: b1 });
+    trace?.({ attention: y, levels: [c1, c2, x3], globalBranch: b1, mid });
     return y.mul(mid).add(b1);
   }
+}
+
+/** What a GAU computes on the way besides its channel weights, for the attention visualizations. */
+export interface GAUTrace {
+  /** The deeper feature y, whose global average pool feeds the channel gate. */
+  deep: Tensor;
+  /** conv2(x): the low-level feature before gating [N, C, h, w]. */
+  lowLevel: Tensor;
+  /** y upsampled to x's size: the path the gated low-level feature is added to. */
+  upsampled: Tensor;
 }
 
 /** Global Attention Upsample: the deep feature's pooled context gates the shallow one's channels. */
@@ -63,13 +75,14 @@ export class GAUBlock extends Module {
     this.child('conv1', new Sequential(new AdaptiveAvgPool2d(1), new ConvBnRelu(outC, outC, 1, false), new Sigmoid()));
     this.child('conv2', new ConvBnRelu(inC, outC, 3));
   }
-  /** x: the shallow (low-level) feature, y: the deeper one. `trace` receives the channel weights [N, C, 1, 1]. */
-  forward(x: Tensor, y: Tensor, trace?: (weights: Tensor) => void): Tensor {
+  /** x: the shallow (low-level) feature, y: the deeper one. `trace` receives the channel weights [N, C, 1, 1] and the parts. */
+  forward(x: Tensor, y: Tensor, trace?: (weights: Tensor, parts: GAUTrace) => void): Tensor {
     const opts = this.mode === 'bilinear' || this.mode === 'bicubic' ? { alignCorners: true } : {};
     const yUp = F.interpolate(y, { size: [x.shape[2], x.shape[3]], mode: this.mode, ...opts });
     const weights = this.getChild<Layer>('conv1').forward(y);
-    trace?.(weights);
-    return yUp.add(this.getChild<Layer>('conv2').forward(x).mul(weights));
+    const low = this.getChild<Layer>('conv2').forward(x);
+    trace?.(weights, { deep: y, lowLevel: low, upsampled: yUp });
+    return yUp.add(low.mul(weights));
   }
 }
 

@@ -2,7 +2,7 @@
 import { fail } from '../../common/errors.js';
 import type { Tensor } from '../../engine/index.js';
 import { Module } from '../../nn/index.js';
-import { FPABlock, type FPATrace, GAUBlock, initDecoder } from './blocks.js';
+import { FPABlock, type FPATrace, GAUBlock, type GAUTrace, initDecoder } from './blocks.js';
 
 export type DecoderInterpolation = 'bilinear' | 'nearest' | 'bicubic' | 'nearest-exact';
 
@@ -11,6 +11,8 @@ export interface AttentionTrace {
   fpa?: FPATrace;
   /** GAU channel weights [N, C, 1, 1] by block name, deepest first (gau3, gau2, gau1). */
   gau: Record<string, Tensor>;
+  /** Each GAU's inputs to the sum (deep feature, low-level feature before gating, upsampled path), by block name. */
+  gauParts?: Record<string, GAUTrace>;
 }
 
 export class PANDecoder extends Module {
@@ -37,7 +39,7 @@ export class PANDecoder extends Module {
     let out = this.getChild<FPABlock>('fpa').forward(f[f.length - 1], trace && ((t) => { trace.fpa = t; }));
     for (const name of this.gauNames) {
       const level = Number(name.slice(3)) - 1;
-      out = this.getChild<GAUBlock>(name).forward(f[level], out, trace && ((w) => { trace.gau[name] = w; }));
+      out = this.getChild<GAUBlock>(name).forward(f[level], out, trace && ((w, parts) => { trace.gau[name] = w; (trace.gauParts ??= {})[name] = parts; }));
     }
     return out;
   }

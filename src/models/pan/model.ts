@@ -4,10 +4,16 @@ import * as v from '../../common/validate.js';
 import { F, inferenceMode, type Tensor, tidy } from '../../engine/index.js';
 import { loadWeights } from '../../io/weights.js';
 import { Module } from '../../nn/index.js';
+import { foldBatchNorms } from '../fuse.js';
 import { createEncoder, type Encoder, encoderEntry, type OutputStride, type Preprocessing, preprocessingParams } from '../encoders/index.js';
 import { type ActivationName, ACTIVATIONS, type AuxParams, ClassificationHead, SegmentationHead } from '../heads.js';
 import { type AttentionTrace, type DecoderInterpolation, PANDecoder } from './decoder.js';
 import { type PansegMeta, readPretrained, smpConfigFromOptions, writePretrained } from './pretrained.js';
+
+interface InferenceLayout {
+  channelsLast: boolean;
+  dtype: 'float32' | 'bfloat16' | 'float16';
+}
 
 export interface PANOptions {
   /** Default 'resnet34'. */
@@ -89,6 +95,9 @@ export class PAN extends Module {
   readonly segmentationHead: SegmentationHead;
   readonly classificationHead: ClassificationHead | null;
 
+  /** Set on copies made by optimizedForInference(). */
+  private layout: InferenceLayout | null = null;
+
   constructor(options: PANOptions = {}) {
     super();
     const c = (this.config = resolvePANOptions(options));
@@ -146,12 +155,52 @@ export class PAN extends Module {
     this.checkInput(x);
     return tidy(() => {
       const attention: AttentionTrace | undefined = withAttention ? { gau: {} } : undefined;
-      const feats = this.encoder.features(x);
+      const lay = this.layout;
+      let input = x;
+      if (lay) {
+        if (lay.dtype !== x.dtype) input = input.to(lay.dtype);
+        if (lay.channelsLast) input = input.contiguous('channelsLast');
+      }
+      const feats = this.encoder.features(input);
       const dec = this.decoder.forward(feats, attention);
-      const masks = this.segmentationHead.forward(dec);
-      const labels = this.classificationHead ? this.classificationHead.forward(feats[feats.length - 1]) : null;
+      let masks = this.segmentationHead.forward(dec);
+      let labels = this.classificationHead ? this.classificationHead.forward(feats[feats.length - 1]) : null;
+      if (lay) {
+        // Callers get float32 in the default layout, whatever ran inside.
+        masks = masks.to('float32').contiguous();
+        labels = labels?.to('float32') ?? null;
+      }
       return attention ? { masks, labels, attention } : { masks, labels };
     });
+  }
+
+  /**
+   * A copy for fast inference: BatchNorm folded into the convolutions, weights optionally in
+   * channels-last order and in bfloat16/float16. Inputs and outputs stay float32 NCHW.
+   * The copy cannot be trained or saved; keep the original for that.
+   * @example const fast = model.optimizedForInference({ channelsLast: true, dtype: 'bfloat16' });
+   */
+  optimizedForInference(o: { channelsLast?: boolean; dtype?: 'float32' | 'bfloat16' | 'float16' } = {}): PAN {
+    const m = new PAN({ ...this.config, encoderWeights: null });
+    m.loadStateDict(this.stateDict());
+    m.eval();
+    foldBatchNorms(m);
+    m.freeze();
+    const dtype = o.dtype ?? 'float32';
+    if (o.channelsLast) m.to({ memoryFormat: 'channelsLast' });
+    if (dtype !== 'float32') m.to({ dtype });
+    const dev = this.parameters()[0].device;
+    if (dev !== 'cpu') m.to({ device: dev });
+    m.layout = { channelsLast: o.channelsLast ?? false, dtype };
+    return m;
+  }
+
+  /** True for copies made by optimizedForInference(). */
+  get isOptimizedForInference(): boolean { return this.layout !== null; }
+
+  override train(mode = true): this {
+    if (mode && this.layout) fail('PAN', 'this copy was optimized for inference (BatchNorm folded); train the original model instead');
+    return super.train(mode);
   }
 
   /** Builds a PAN from an smp `save_pretrained` directory (config.json + model.safetensors). */
@@ -177,6 +226,7 @@ export class PAN extends Module {
 
   /** Writes an smp-compatible directory: config.json, model.safetensors (+ panseg.json with `meta`). */
   savePretrained(dir: string, meta: PansegMeta = {}): void {
+    if (this.layout) fail('savePretrained', 'this copy was optimized for inference (BatchNorm folded); save the original model instead');
     writePretrained(dir, smpConfigFromOptions(this.config), this.stateDict(), meta);
   }
 

@@ -1,0 +1,128 @@
+// Engine overheads against PyTorch, measured in the same run with the same thread count:
+// the cost of one tiny op from TypeScript (dispatch + result handle + dispose) and a 3x3
+// convolution 1x256x64x64 -> 256, forward and forward+backward. Prints medians and ratios.
+// Run alone: node --import tsx bench/engine.ts
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { F, getNumThreads, manualSeed, noGrad, ones, randn, setNumThreads, tidy } from '../src/engine/index.js';
+
+/** One measurement: medians of both sides in `unit`, and panseg / pytorch (below 1: panseg faster). */
+export interface Row {
+  name: string;
+  unit: 'us' | 'ms';
+  panseg: number;
+  pytorch: number;
+  ratio: number;
+}
+
+export interface EngineBenchOptions {
+  /** libtorch threads on both sides (default 2). */
+  threads?: number;
+  /** Timed repeats per measurement after warm-up; the median is reported (default 7). */
+  repeats?: number;
+  /** Tiny ops per timed repeat of the dispatch measurement (default 100,000). */
+  dispatchOps?: number;
+}
+
+const PY = process.env.PANSEG_PYTHON ?? '/usr/bin/python3';
+
+// The same three measurements in PyTorch; prints one JSON object of medians.
+const TORCH_SCRIPT = String.raw`
+import json, sys, time, statistics
+import torch, torch.nn.functional as F
+threads, repeats, n_ops = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+
+def median(fn, warm=2):
+    for _ in range(warm): fn()
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+a, b = torch.ones(1), torch.ones(1)
+def dispatch():
+    for _ in range(n_ops):
+        c = a.add(b)  # the previous result is freed on rebinding, as dispose() does
+x = torch.randn(1, 256, 64, 64)
+w = torch.randn(256, 256, 3, 3) * 0.02
+bias = torch.zeros(256)
+def fwd():
+    with torch.no_grad():
+        F.conv2d(x, w, bias, padding=1)
+xg, wg, bg = x.clone().requires_grad_(), w.clone().requires_grad_(), bias.clone().requires_grad_()
+gy = torch.randn(1, 256, 64, 64)
+def fwd_bwd():
+    for t in (xg, wg, bg): t.grad = None
+    F.conv2d(xg, wg, bg, padding=1).backward(gy)
+print(json.dumps({"dispatch_us": median(dispatch) / n_ops * 1e6, "fwd_ms": median(fwd) * 1e3,
+                  "fwd_bwd_ms": median(fwd_bwd) * 1e3, "threads": torch.get_num_threads(), "torch": torch.__version__}))
+`;
+
+function medianOf(fn: () => void, repeats: number, warm = 2): number {
+  for (let i = 0; i < warm; i++) fn();
+  const ts: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t = performance.now();
+    fn();
+    ts.push(performance.now() - t);
+  }
+  ts.sort((p, q) => p - q);
+  return ts.length % 2 ? ts[(ts.length - 1) / 2] : (ts[ts.length / 2 - 1] + ts[ts.length / 2]) / 2;
+}
+
+/** Measures PyTorch first (a child process), then panseg in this process. */
+export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Row[]> {
+  const threads = opts.threads ?? 2;
+  const repeats = opts.repeats ?? 7;
+  const nOps = opts.dispatchOps ?? 100_000;
+  const torch = JSON.parse(execFileSync(PY, ['-c', TORCH_SCRIPT, String(threads), String(repeats), String(nOps)], {
+    encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) }, maxBuffer: 1 << 20,
+  })) as { dispatch_us: number; fwd_ms: number; fwd_bwd_ms: number; threads: number };
+
+  const prevThreads = getNumThreads();
+  setNumThreads(threads);
+  manualSeed(0);
+  try {
+    const a = ones([1]);
+    const b = ones([1]);
+    const dispatchUs = (medianOf(() => { for (let i = 0; i < nOps; i++) a.add(b).dispose(); }, repeats) / nOps) * 1e3;
+
+    const [x, w, bias, gy] = tidy(() => [randn([1, 256, 64, 64]), randn([256, 256, 3, 3]).mul(0.02), randn([256]).mul(0), randn([1, 256, 64, 64])]);
+    const fwdMs = medianOf(() => tidy(() => { noGrad(() => F.conv2d(x, w, bias, { padding: 1 })); }), repeats);
+    const [xg, wg, bg] = tidy(() => [x.clone().requiresGrad_(), w.clone().requiresGrad_(), bias.clone().requiresGrad_()]);
+    const fwdBwdMs = medianOf(() => tidy(() => {
+      for (const t of [xg, wg, bg]) t.grad = null;
+      F.conv2d(xg, wg, bg, { padding: 1 }).backward(gy);
+    }), repeats);
+    for (const t of [a, b, x, w, bias, gy, xg, wg, bg]) t.dispose();
+
+    const row = (name: string, unit: Row['unit'], panseg: number, pytorch: number): Row => ({ name, unit, panseg, pytorch, ratio: panseg / pytorch });
+    return [
+      row(`a.add(b), 1 element, incl. dispose (${threads} threads)`, 'us', dispatchUs, torch.dispatch_us),
+      row(`conv2d 3x3 1x256x64x64 -> 256, forward (${threads} threads)`, 'ms', fwdMs, torch.fwd_ms),
+      row(`conv2d 3x3 1x256x64x64 -> 256, forward+backward (${threads} threads)`, 'ms', fwdBwdMs, torch.fwd_bwd_ms),
+    ];
+  } finally {
+    setNumThreads(prevThreads);
+  }
+}
+
+/** Prints rows as a table: medians of both sides and panseg / pytorch. */
+export function printEngine(rows: Row[]): void {
+  const w = Math.max(...rows.map((r) => r.name.length));
+  const num = (v: number) => v.toFixed(v < 10 ? 2 : 1).padStart(9);
+  console.log('engine: median of repeats after warm-up; ratio = panseg / pytorch (below 1: panseg faster)');
+  console.log(`${'measurement'.padEnd(w)}  ${'panseg'.padStart(9)}  ${'pytorch'.padStart(9)}  unit  ${'ratio'.padStart(6)}`);
+  for (const r of rows) console.log(`${r.name.padEnd(w)}  ${num(r.panseg)}  ${num(r.pytorch)}  ${r.unit.padEnd(4)}  ${r.ratio.toFixed(2).padStart(6)}`);
+  console.log('');
+}
+
+/** Entry used by bench/run.ts. */
+export async function runEngineBench(): Promise<void> {
+  printEngine(await benchEngine());
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await runEngineBench();

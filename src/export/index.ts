@@ -1,0 +1,5 @@
+// ONNX export: PAN -> a standard ONNX model + sidecar JSON, written in TypeScript (no Python, no protobuf dependency).
+export { exportOnnx, pansegVersion, MIN_OPSET, MAX_OPSET, type ExportOnnxOptions, type ExportOnnxResult } from './export-onnx.js';
+export { type OnnxSidecar, readSidecar, sidecarPathFor } from './sidecar.js';
+export { GraphBuilder, attr, writeMessage } from './graph.js';
+export { emitPan, foldBatchNorm, type EmitOptions, type EmittedGraph } from './pan-onnx.js';

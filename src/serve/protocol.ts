@@ -1,0 +1,33 @@
+// Messages between the server and its inference thread.
+
+export interface WorkerConfig {
+  /** The model directory (savePretrained / save_pretrained). */
+  modelDir: string;
+  /** libtorch threads in the worker; default all cores. */
+  threads?: number;
+}
+
+export interface WorkerRequest {
+  id: number;
+  /** HWC RGB bytes. */
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** What the loaded model says about itself. */
+export interface ModelInfo {
+  /** Class names (from panseg.json, else `class i`); at least 2, as a 1-class model labels 0/1. */
+  classes: string[];
+  /** One colour per class (from panseg.json, else the VOC palette). */
+  colors: [number, number, number][];
+  encoder: string;
+  outputStride: number;
+  minInputSize: number;
+}
+
+export type WorkerReply =
+  | { type: 'ready'; info: ModelInfo }
+  | { type: 'failed'; message: string }
+  | { type: 'result'; id: number; labels: Uint8Array; width: number; height: number; ms: number }
+  | { type: 'error'; id: number; message: string };

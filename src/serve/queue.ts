@@ -1,0 +1,195 @@
+// A FIFO of segmentation jobs in front of one inference thread. The queue lives on the HTTP thread,
+// so its length is known (503 when full) and a job whose client went away is dropped before it runs.
+import { Worker } from 'node:worker_threads';
+import type { RgbImage } from '../data/decode.js';
+import { HttpError } from './http.js';
+import type { ModelInfo, WorkerConfig, WorkerReply, WorkerRequest } from './protocol.js';
+
+/** A finished job. */
+export interface SegmentResult {
+  labels: Uint8Array;
+  width: number;
+  height: number;
+  /** Time in the model (preprocessing + forward + argmax), ms. */
+  ms: number;
+  /** Time waiting in the queue, ms. */
+  queuedMs: number;
+}
+
+interface Job {
+  id: number;
+  image: RgbImage;
+  queuedAt: number;
+  signal?: AbortSignal;
+  resolve: (r: SegmentResult) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * worker.js next to this file in dist/; under tsx, worker.ts behind a bootstrap that registers tsx in the
+ * thread (on Node 20, `--import tsx` in execArgv does not reach workers), as src/data/pool.ts does.
+ */
+function spawn(cfg: WorkerConfig): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData: cfg });
+  const script = new URL('./worker.ts', import.meta.url).href;
+  const api = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(script)}); })`;
+  return new Worker(boot, { eval: true, workerData: cfg });
+}
+
+export interface QueueOptions extends WorkerConfig {
+  /** Jobs waiting or running before new ones get 503. Default 32. */
+  maxQueue?: number;
+}
+
+/**
+ * Segments images on a worker thread, one at a time, in arrival order.
+ * @example
+ * const q = await InferenceQueue.start({ modelDir: 'runs/voc/best' });
+ * const { labels } = await q.segment(image);
+ * await q.close();
+ */
+export class InferenceQueue {
+  private worker: Worker;
+  private jobs: Job[] = [];
+  private running: Job | null = null;
+  private nextId = 0;
+  private closed = false;
+  /** True while a crashed thread is being replaced; jobs wait. */
+  private restarting = false;
+  private readonly maxQueue: number;
+
+  private constructor(private readonly cfg: QueueOptions, worker: Worker, readonly info: ModelInfo) {
+    this.maxQueue = cfg.maxQueue ?? 32;
+    this.worker = worker;
+    this.attach(worker);
+  }
+
+  /** Starts the thread and resolves once the model is loaded (rejects with the load error). */
+  static async start(cfg: QueueOptions): Promise<InferenceQueue> {
+    const { worker, info } = await InferenceQueue.boot(cfg);
+    return new InferenceQueue(cfg, worker, info);
+  }
+
+  private static boot(cfg: WorkerConfig): Promise<{ worker: Worker; info: ModelInfo }> {
+    const worker = spawn({ modelDir: cfg.modelDir, threads: cfg.threads });
+    return new Promise((resolve, reject) => {
+      const onMessage = (m: WorkerReply): void => {
+        if (m.type !== 'ready' && m.type !== 'failed') return;
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+        if (m.type === 'ready') resolve({ worker, info: m.info });
+        else {
+          void worker.terminate();
+          reject(new Error(`serve: cannot load the model in the inference thread: ${m.message}`));
+        }
+      };
+      const onError = (e: Error): void => reject(new Error(`serve: the inference thread failed to start: ${e.message}`));
+      const onExit = (code: number): void => reject(new Error(`serve: the inference thread exited with code ${code} while starting`));
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+    });
+  }
+
+  private attach(worker: Worker): void {
+    worker.unref();
+    worker.on('message', (m: WorkerReply) => {
+      const job = this.running;
+      if (!job || (m.type !== 'result' && m.type !== 'error') || m.id !== job.id) return;
+      this.running = null;
+      if (m.type === 'result') job.resolve({ labels: m.labels, width: m.width, height: m.height, ms: m.ms, queuedMs: 0 });
+      else job.reject(new HttpError(500, 'inference_failed', `inference failed: ${m.message}`));
+      this.pump();
+    });
+    // A crashed thread fails its job only; the next job gets a fresh thread.
+    const died = (why: string): void => {
+      if (this.worker !== worker || this.restarting) return;
+      const job = this.running;
+      this.running = null;
+      job?.reject(new HttpError(500, 'inference_failed', `the inference thread ${why}`));
+      if (this.closed) return;
+      this.restarting = true;
+      void InferenceQueue.boot(this.cfg).then(
+        ({ worker: w }) => {
+          this.restarting = false;
+          if (this.closed) { void w.terminate(); return; }
+          this.worker = w;
+          this.attach(w);
+          this.pump();
+        },
+        (e: Error) => {
+          this.restarting = false;
+          this.closed = true;
+          for (const j of this.jobs.splice(0)) j.reject(new HttpError(500, 'inference_failed', e.message));
+        },
+      );
+    };
+    worker.on('error', (e) => died(`failed: ${e.message}`));
+    worker.on('exit', (code) => died(`exited with code ${code}`));
+  }
+
+  /** Jobs waiting plus the one running. */
+  get pending(): number {
+    return this.jobs.length + (this.running ? 1 : 0);
+  }
+
+  /**
+   * Queues an image; resolves with its labels. An aborted `signal` drops the job if it has not started.
+   * @throws HttpError 503 when the queue is full or closed
+   */
+  segment(image: RgbImage, signal?: AbortSignal): Promise<SegmentResult> {
+    if (this.closed) return Promise.reject(new HttpError(503, 'shutting_down', 'the server is shutting down'));
+    if (this.pending >= this.maxQueue) {
+      return Promise.reject(new HttpError(503, 'busy', `the server has ${this.pending} images queued (limit ${this.maxQueue}); retry shortly`, { 'Retry-After': '1' }));
+    }
+    return new Promise<SegmentResult>((resolve, reject) => {
+      const job: Job = { id: this.nextId++, image, queuedAt: performance.now(), signal, resolve, reject };
+      this.jobs.push(job);
+      signal?.addEventListener('abort', () => {
+        const i = this.jobs.indexOf(job);
+        if (i >= 0) {
+          this.jobs.splice(i, 1);
+          reject(new HttpError(499, 'client_closed', 'the client went away'));
+        }
+      }, { once: true });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.running || this.restarting || this.closed) return;
+    const job = this.jobs.shift();
+    if (!job) {
+      this.worker.unref();
+      return;
+    }
+    const queuedMs = performance.now() - job.queuedAt;
+    this.running = {
+      ...job,
+      resolve: (r) => job.resolve({ ...r, queuedMs }),
+    };
+    this.worker.ref();
+    const req: WorkerRequest = { id: job.id, data: job.image.data, width: job.image.width, height: job.image.height };
+    this.worker.postMessage(req);
+  }
+
+  /** Rejects queued jobs with 503, lets the running one finish (up to `graceMs`), then stops the thread. */
+  async close(graceMs = 10_000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const j of this.jobs.splice(0)) j.reject(new HttpError(503, 'shutting_down', 'the server is shutting down'));
+    const running = this.running;
+    if (running) {
+      await new Promise<void>((done) => {
+        const t = setTimeout(done, graceMs);
+        const finish = (): void => { clearTimeout(t); done(); };
+        const { resolve, reject } = running;
+        running.resolve = (r) => { resolve(r); finish(); };
+        running.reject = (e) => { reject(e); finish(); };
+      });
+    }
+    await this.worker.terminate();
+  }
+}

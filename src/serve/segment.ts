@@ -1,0 +1,58 @@
+// POST /api/segment: upload -> decode -> queue -> palette PNG mask + per-class areas.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type RGB, VOC_PALETTE } from '../common/palette.js';
+import { encodeIndexedPng } from '../data/png.js';
+import { type ClassArea, classAreas } from '../eval/visualize.js';
+import { asciiJson, HttpError, sendJson } from './http.js';
+import { decodeUploadedImage } from './image.js';
+import type { ServerContext } from './server.js';
+import { readUpload } from './upload.js';
+
+/** The statistics of one segmentation (the JSON body, less the mask; or the `X-Panseg-Stats` header). */
+export interface SegmentStats {
+  width: number;
+  height: number;
+  classes: string[];
+  colors: RGB[];
+  /** Per-class pixels and percent of the image, in class order. */
+  areas: ClassArea[];
+  /** Inference time in the model, ms (as `panseg predict` reports). */
+  ms: number;
+  /** Time waiting for the inference thread, ms. */
+  queuedMs: number;
+  /** The whole request on the server (upload, decode, queue, inference, encoding), ms. */
+  totalMs: number;
+}
+
+const round1 = (x: number): number => Math.round(x * 10) / 10;
+
+export async function handleSegment(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const t0 = performance.now();
+  const format = new URL(req.url ?? '/', 'http://localhost').searchParams.get('format') ?? 'json';
+  if (format !== 'json' && format !== 'png') throw new HttpError(400, 'bad_format', `expected format=json or format=png but received format=${format}`);
+  const upload = await readUpload(req, ctx.opts.maxUploadBytes);
+  const tRead = performance.now();
+  const image = await decodeUploadedImage(upload.bytes, ctx.opts.maxImageSide);
+  const tDecode = performance.now();
+  // Drop the job if the client leaves while it waits.
+  const gone = new AbortController();
+  res.on('close', () => { if (!res.writableFinished) gone.abort(); });
+  const r = await ctx.queue.segment(image, gone.signal);
+  const { classes, colors } = ctx.queue.info;
+  const palette: RGB[] = Array.from({ length: 256 }, (_, i) => (colors[i] ?? VOC_PALETTE[i]) as RGB);
+  const mask = encodeIndexedPng(r.labels, r.width, r.height, palette);
+  const stats: SegmentStats = {
+    width: r.width, height: r.height, classes, colors, areas: classAreas(r.labels, classes, 255),
+    ms: round1(r.ms), queuedMs: round1(r.queuedMs), totalMs: round1(performance.now() - t0),
+  };
+  const timing = `upload;dur=${round1(tRead - t0)}, decode;dur=${round1(tDecode - tRead)}, queue;dur=${stats.queuedMs}, inference;dur=${stats.ms}`;
+  if (format === 'png') {
+    res.writeHead(200, {
+      'Content-Type': 'image/png', 'Content-Length': String(mask.length), 'Cache-Control': 'no-store',
+      'X-Panseg-Stats': asciiJson(stats), 'Server-Timing': timing,
+    });
+    res.end(mask);
+    return;
+  }
+  sendJson(res, 200, { ...stats, mask: mask.toString('base64') }, { 'Server-Timing': timing });
+}

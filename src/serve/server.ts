@@ -1,0 +1,252 @@
+// `panseg serve`: the web page, onnxruntime-web's files, the exported model, and POST /api/segment
+// on node:http. Inference runs on a worker thread behind a queue, so pages and files stay fast.
+import { existsSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fail } from '../common/errors.js';
+import * as v from '../common/validate.js';
+import { HttpError, sendError, sendJson, setBaseHeaders } from './http.js';
+import { type ExportSettings, type OnnxModel, prepareOnnx } from './onnx-model.js';
+import { InferenceQueue } from './queue.js';
+import type { ModelInfo } from './protocol.js';
+import { handleSegment } from './segment.js';
+import { sendFile, serveStatic } from './static.js';
+import { IMAGE_TYPES } from './upload.js';
+
+/** Options of {@link startServer}. */
+export interface ServeOptions {
+  /** The model directory (savePretrained / smp save_pretrained). */
+  model: string;
+  /**
+   * An exported ONNX file to serve (its sidecar `<file>.json` beside it). Default: export `model` on start,
+   * cached as `<model>/model.onnx` (re-exported when the weights are newer). `false`: no browser model, API only.
+   */
+  onnx?: string | false;
+  /** Default 8080; 0 picks a free port. */
+  port?: number;
+  /** Default '127.0.0.1' (this machine only). */
+  host?: string;
+  /** Largest upload /api/segment reads, bytes. Default 10 MiB. */
+  maxUploadBytes?: number;
+  /** Largest image side /api/segment segments, pixels. Default 4096. */
+  maxImageSide?: number;
+  /** Images queued or running before /api/segment answers 503. Default 32. */
+  maxQueue?: number;
+  /** libtorch threads for inference. Default all cores. */
+  threads?: number;
+  /** How the model is exported when `onnx` is not given. */
+  export?: ExportSettings;
+  /** Receives one line per request and the startup messages. Default: silent. */
+  log?: (line: string) => void;
+}
+
+/** A listening server. */
+export interface RunningServer {
+  /** `http://host:port/` */
+  url: string;
+  port: number;
+  /** The ONNX model the page loads, or null when the page has none. */
+  onnx: OnnxModel | null;
+  /** Classes, colours and sizes of the served model. */
+  info: ModelInfo;
+  /** Stops accepting connections, lets running requests finish (up to `graceMs`, default 10 s), stops the inference thread. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface ResolvedServeOptions {
+  model: string;
+  onnx: string | false | undefined;
+  port: number;
+  host: string;
+  maxUploadBytes: number;
+  maxImageSide: number;
+  maxQueue: number;
+  threads: number | undefined;
+  export: ExportSettings;
+  log: (line: string) => void;
+}
+
+/** Validates {@link ServeOptions} and fills the defaults. */
+export function resolveServeOptions(o: ServeOptions): ResolvedServeOptions {
+  const op = 'startServer';
+  if (!o || typeof o !== 'object') fail(op, 'expected an options object with at least { model }');
+  if (typeof o.model !== 'string' || !o.model) fail(op, `expected a model directory for model but received ${String(o.model)}`);
+  if (!existsSync(join(o.model, 'config.json'))) fail(op, `${o.model} is not a model directory (no config.json); pass a directory written by savePretrained or panseg train`);
+  if (o.onnx !== undefined && o.onnx !== false) {
+    if (typeof o.onnx !== 'string') fail(op, `expected a file path or false for onnx but received ${String(o.onnx)}`);
+    if (!existsSync(o.onnx)) fail(op, `ONNX file ${o.onnx} not found; export one with 'panseg export --model ${o.model} --out ${o.onnx}', or leave onnx out to export on start`);
+  }
+  return {
+    model: resolve(o.model),
+    onnx: typeof o.onnx === 'string' ? resolve(o.onnx) : o.onnx,
+    port: v.int(op, 'port', o.port ?? 8080, 0, 65535),
+    host: typeof o.host === 'string' && o.host ? o.host : o.host === undefined ? '127.0.0.1' : fail(op, `expected a host name or address for host but received ${String(o.host)}`),
+    maxUploadBytes: v.int(op, 'maxUploadBytes', o.maxUploadBytes ?? 10 * 1024 * 1024, 1),
+    maxImageSide: v.int(op, 'maxImageSide', o.maxImageSide ?? 4096, 1),
+    maxQueue: v.int(op, 'maxQueue', o.maxQueue ?? 32, 1),
+    threads: o.threads === undefined ? undefined : v.int(op, 'threads', o.threads, 1, 1024),
+    export: o.export ?? {},
+    log: o.log ?? (() => {}),
+  };
+}
+
+/** The folder holding the page: web/ at the package root, found from this file in src/ or dist/src/. */
+export function webRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'web', 'index.html'))) return join(dir, 'web');
+    dir = dirname(dir);
+  }
+  return fail('serve', `cannot find the web page (web/index.html) above ${fileURLToPath(import.meta.url)}; is the package installed completely?`);
+}
+
+/** onnxruntime-web's dist folder in node_modules (the page's runtime; nothing comes from a CDN). */
+export function ortDistDir(): string {
+  try {
+    return dirname(createRequire(import.meta.url).resolve('onnxruntime-web'));
+  } catch {
+    return fail('serve', "cannot find the onnxruntime-web package; run 'npm install' in the panseg package");
+  }
+}
+
+export interface ServerContext {
+  opts: ResolvedServeOptions;
+  queue: InferenceQueue;
+  onnx: OnnxModel | null;
+  onnxError: string | null;
+  web: string;
+  ort: string;
+}
+
+/**
+ * Starts the segmentation server: exports the model to ONNX (cached) unless `onnx` is given, loads it on an
+ * inference thread and listens. Routes: `GET /` (the page), `/ort/*` (onnxruntime-web), `/model.onnx` and
+ * `/model.onnx.json`, `GET /api/info`, `POST /api/segment`.
+ * @example
+ * const server = await startServer({ model: 'runs/voc/best', port: 0 });
+ * console.log(server.url);
+ * await server.close();
+ */
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const opts = resolveServeOptions(options);
+  const web = webRoot();
+  const ort = ortDistDir();
+  // The thread loads its model while this one exports.
+  const queuing = InferenceQueue.start({ modelDir: opts.model, threads: opts.threads, maxQueue: opts.maxQueue });
+  let onnx: OnnxModel | null = null;
+  let onnxError: string | null = null;
+  try {
+    if (opts.onnx !== false) onnx = await prepareOnnx(opts.model, opts.onnx, opts.export, opts.log);
+  } catch (e) {
+    if (typeof opts.onnx === 'string') {
+      await queuing.then((q) => q.close(), () => {});
+      throw e;
+    }
+    // A model the exporter cannot handle still gets the API; the page says why it cannot run locally.
+    onnxError = (e as Error).message;
+    opts.log(`serve: no browser model: ${onnxError}`);
+  }
+  const queue = await queuing;
+  const ctx: ServerContext = { opts, queue, onnx, onnxError, web, ort };
+  const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => void handle(ctx, req, res));
+  try {
+    await listen(server, opts.port, opts.host);
+  } catch (e) {
+    await queue.close();
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EADDRINUSE') fail('serve', `port ${opts.port} on ${opts.host} is in use; pick another with --port (0 picks a free one)`);
+    if (err.code === 'EACCES') fail('serve', `not allowed to listen on port ${opts.port}; ports below 1024 need privileges, try --port 8080`);
+    throw e;
+  }
+  const port = (server.address() as AddressInfo).port;
+  const shownHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host;
+  let closing: Promise<void> | null = null;
+  return {
+    url: `http://${shownHost}:${port}/`,
+    port,
+    onnx,
+    info: queue.info,
+    close: (graceMs = 10_000) => (closing ??= shutdown(server, queue, graceMs)),
+  };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolveListen();
+    });
+  });
+}
+
+async function shutdown(server: Server, queue: InferenceQueue, graceMs: number): Promise<void> {
+  const closed = new Promise<void>((done) => server.close(() => done()));
+  server.closeIdleConnections();
+  await queue.close(graceMs);
+  const force = setTimeout(() => server.closeAllConnections(), Math.min(graceMs, 2000));
+  await closed;
+  clearTimeout(force);
+}
+
+async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const t0 = performance.now();
+  setBaseHeaders(res);
+  res.on('finish', () => ctx.opts.log(`${req.method} ${req.url} ${res.statusCode} ${(performance.now() - t0).toFixed(0)} ms`));
+  try {
+    await route(ctx, req, res);
+  } catch (e) {
+    if (e instanceof HttpError) {
+      if (e.status === 499) return; // the client went away; nobody to answer
+      sendError(res, e);
+    } else {
+      ctx.opts.log(`serve: internal error on ${req.method} ${req.url}: ${(e as Error)?.stack ?? String(e)}`);
+      sendError(res, new HttpError(500, 'internal_error', `internal error: ${(e as Error)?.message ?? String(e)}`));
+    }
+  }
+}
+
+function allow(req: IncomingMessage, methods: string[]): void {
+  if (!methods.includes(req.method ?? '')) throw new HttpError(405, 'method_not_allowed', `${req.method} is not allowed here; use ${methods.join(' or ')}`, { Allow: methods.join(', ') });
+}
+
+async function route(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  if (path === '/api/segment') {
+    allow(req, ['POST']);
+    await handleSegment(ctx, req, res);
+    return;
+  }
+  if (path === '/api/info') {
+    allow(req, ['GET', 'HEAD']);
+    sendJson(res, 200, apiInfo(ctx));
+    return;
+  }
+  if (path.startsWith('/api/')) throw new HttpError(404, 'not_found', `no API route ${path}; routes: GET /api/info, POST /api/segment`);
+  allow(req, ['GET', 'HEAD']);
+  if (path === '/model.onnx' || path === '/model.onnx.json') {
+    if (!ctx.onnx) throw new HttpError(404, 'no_browser_model', `this server has no ONNX model for the page${ctx.onnxError ? `: ${ctx.onnxError}` : ''}`);
+    sendFile(req, res, path === '/model.onnx' ? ctx.onnx.path : ctx.onnx.sidecarPath);
+    return;
+  }
+  if (path.startsWith('/ort/')) {
+    serveStatic(req, res, ctx.ort, path.slice('/ort/'.length));
+    return;
+  }
+  serveStatic(req, res, ctx.web, path === '/' ? 'index.html' : path.slice(1));
+}
+
+function apiInfo(ctx: ServerContext): Record<string, unknown> {
+  const { opts, queue, onnx, onnxError } = ctx;
+  return {
+    name: 'panseg',
+    model: queue.info,
+    browserModel: onnx ? { url: '/model.onnx', sidecar: '/model.onnx.json', bytes: onnx.bytes } : null,
+    browserModelError: onnxError,
+    limits: { maxUploadBytes: opts.maxUploadBytes, maxImageSide: opts.maxImageSide, imageTypes: IMAGE_TYPES, maxQueue: opts.maxQueue },
+    queue: queue.pending,
+  };
+}

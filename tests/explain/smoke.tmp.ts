@@ -1,0 +1,20 @@
+import { PAN } from '../../src/models/index.js';
+import { explain, writeExplanation } from '../../src/explain/index.js';
+import { VOC_PALETTE, VOC_CLASSES } from '../../src/common/palette.js';
+import { liveTensors } from '../../src/engine/index.js';
+const t0 = performance.now();
+const model = new PAN({ encoderName: 'resnet18', classes: 3 });
+console.log('build', performance.now() - t0);
+const w = 150, h = 110;
+const data = new Uint8Array(w * h * 3);
+for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) { const o = 3 * (y * w + x); data[o] = (x * 2) & 255; data[o + 1] = (y * 3) & 255; data[o + 2] = ((x - 75) ** 2 + (y - 55) ** 2 < 900) ? 250 : 20; }
+const img = { data, width: w, height: h };
+const live = liveTensors();
+const t1 = performance.now();
+const e = explain(model, img);
+console.log('explain', performance.now() - t1, 'live delta', liveTensors() - live);
+console.log(e.input, e.fpa.attention.width, e.fpa.attention.height, e.fpa.stats, e.fpa.levels.map((l) => [l.width, l.height]), e.fpa.globalShare);
+for (const g of e.gau) console.log(g.name, g.stride, g.top, g.stats, g.detailShare, g.contextNorm, g.detail.width, g.detail.height);
+const t2 = performance.now();
+const r = await writeExplanation('/tmp/explain-smoke', e, img, { classes: VOC_CLASSES.slice(0, 3), colors: VOC_PALETTE.slice(0, 3) });
+console.log('write', performance.now() - t2, r);
