@@ -22,3 +22,5 @@ export { predictProbs, probsToLabels, withPrecision, type InferenceOptions, type
 export { predictFiles, segmentImage, collectInputs, type PredictFilesOptions, type Segmentation } from './eval/predict.js';
 export * from './eval/visualize.js';
 export { writeReport, type ReportData } from './eval/report.js';
+// attention pictures
+export * from './explain/index.js';

@@ -92,11 +92,25 @@ for op in ["relu", "sigmoid", "tanh", "gelu", "neg", "exp", "abs"]:
     case(f"unary/{op}", {"x": rn(3, 5)}, lambda x, op=op: getattr(torch, op)(x) if op != "gelu" else F.gelu(x), {"op": op}, grad=["x"])
 for op in ["log", "sqrt"]:
     case(f"unary/{op}", {"x": pos(3, 5)}, lambda x, op=op: getattr(torch, op)(x), {"op": op}, grad=["x"])
+for op in ["sin", "cos", "square", "floor", "ceil", "round", "sign"]:
+    case(f"unary/{op}", {"x": rn(3, 5) * 2}, lambda x, op=op: getattr(torch, op)(x), {"op": op}, grad=["x"])
+for op in ["log1p", "rsqrt", "reciprocal"]:
+    case(f"unary/{op}", {"x": pos(3, 5)}, lambda x, op=op: getattr(torch, op)(x), {"op": op}, grad=["x"])
+special = torch.tensor([0.0, float("nan"), float("inf"), -float("inf"), -1.5])
+case("unary/isnan", {"x": special}, torch.isnan, {"op": "isnan"})
+case("unary/isfinite", {"x": special}, torch.isfinite, {"op": "isfinite"})
+case("unary/logicalNot", {"x": rn(6) > 0}, torch.logical_not, {"op": "logicalNot"})
 
 for op in ["add", "sub", "mul", "div"]:
     case(f"binary/{op}", {"a": rn(2, 3, 4), "b": rn(3, 1)}, lambda a, b, op=op: getattr(torch, op)(a, b), {"op": op}, grad=["a", "b"])
     case(f"binary/{op}_rank", {"a": rn(4), "b": rn(2, 3, 1)}, lambda a, b, op=op: getattr(torch, op)(a, b), {"op": op}, grad=["a", "b"])
 case("binary/pow", {"a": pos(2, 3), "b": rn(3)}, lambda a, b: torch.pow(a, b), {"op": "pow"}, grad=["a", "b"])
+for op in ["maximum", "minimum"]:
+    case(f"binary/{op}", {"a": rn(2, 3, 4), "b": rn(3, 1)}, lambda a, b, op=op: getattr(torch, op)(a, b), {"op": op}, grad=["a", "b"])
+case("binary/remainder", {"a": rn(3, 4) * 3, "b": pos(4)}, lambda a, b: torch.remainder(a, b), {"op": "remainder"}, grad=["a"])
+for op in ["logicalAnd", "logicalOr"]:
+    case(f"binary/{op}", {"a": rn(3, 4) > 0, "b": rn(4) > 0},
+         lambda a, b, op=op: (torch.logical_and if op == "logicalAnd" else torch.logical_or)(a, b), {"op": op})
 
 for op, s in [("add", 2.5), ("sub", -1.25), ("mul", 3.0), ("div", 4.0), ("pow", 2), ("pow", 0.5), ("rsub", 1.5)]:
     x = pos(3, 4) if op == "pow" else rn(3, 4)
@@ -106,6 +120,9 @@ for op, s in [("add", 2.5), ("sub", -1.25), ("mul", 3.0), ("div", 4.0), ("pow", 
 case("scalar/add_int", {"x": ri(-5, 5, 6)}, lambda x: x + 3, {"op": "add", "s": 3})
 case("scalar/mul_int_frac", {"x": ri(-5, 5, 6)}, lambda x: x * 0.5, {"op": "mul", "s": 0.5})
 case("scalar/div_int", {"x": ri(-5, 5, 6)}, lambda x: x / 2, {"op": "div", "s": 2})
+case("scalar/maximum", {"x": rn(3, 4)}, lambda x: torch.clamp_min(x, 0.3), {"op": "maximum", "s": 0.3}, grad=["x"])
+case("scalar/minimum", {"x": rn(3, 4)}, lambda x: torch.clamp_max(x, -0.1), {"op": "minimum", "s": -0.1}, grad=["x"])
+case("scalar/remainder", {"x": rn(3, 4) * 4}, lambda x: torch.remainder(x, 1.5), {"op": "remainder", "s": 1.5}, grad=["x"])
 
 case("clamp/both", {"x": rn(4, 5)}, lambda x: torch.clamp(x, -0.5, 0.7), {"min": -0.5, "max": 0.7}, grad=["x"])
 case("clamp/min", {"x": rn(4, 5)}, lambda x: torch.clamp(x, min=0.1), {"min": 0.1, "max": None}, grad=["x"])
@@ -139,6 +156,9 @@ case("inplace/addcdiv_", {"x": rn(3, 4), "a": rn(3, 4), "b": pos(3, 4)}, lambda 
 case("inplace/zero_", {"x": rn(3, 4)}, lambda x: x.clone().zero_())
 case("inplace/copy_", {"x": rn(3, 4), "o": rn(4)}, lambda x, o: x.clone().copy_(o))
 case("inplace/clamp_", {"x": rn(3, 4)}, lambda x: x.clone().clamp_(-0.3, 0.4), {"min": -0.3, "max": 0.4})
+case("inplace/lerp_", {"x": rn(3, 4), "o": rn(3, 4)}, lambda x, o: x.clone().lerp_(o, 0.3), {"weight": 0.3})
+case("inplace/fill_", {"x": rn(3, 4)}, lambda x: x.clone().fill_(2.5), {"value": 2.5})
+case("inplace/sqrt_", {"x": pos(3, 4)}, lambda x: x.clone().sqrt_())
 
 # ---------------------------------------------------------------- reductions
 for op in ["sum", "mean"]:
@@ -157,6 +177,13 @@ for op in ["argmax", "argmin"]:
 case("reduce/var_dim1", {"x": rn(3, 6)}, lambda x: x.var(1), {"op": "var", "dim": 1, "keepdim": False}, grad=["x"])
 case("reduce/sum_int", {"x": ri(0, 9, 3, 4)}, lambda x: x.sum(), {"op": "sum"})
 case("reduce/sum_bool", {"x": rn(3, 4) > 0}, lambda x: x.sum(1), {"op": "sum", "dim": 1, "keepdim": False})
+case("reduce/prod_dim1", {"x": pos(3, 4)}, lambda x: x.prod(1), {"op": "prod", "dim": 1, "keepdim": False}, grad=["x"])
+case("reduce/norm_all", {"x": rn(3, 4)}, lambda x: x.norm(), {"op": "norm"}, grad=["x"])
+case("reduce/norm_dim0_keep", {"x": rn(3, 4)}, lambda x: torch.norm(x, 2, 0, keepdim=True), {"op": "norm", "dim": 0, "keepdim": True}, grad=["x"])
+case("reduce/all_dim1", {"x": rn(3, 4) > -1}, lambda x: x.all(1), {"op": "all", "dim": 1, "keepdim": False})
+case("reduce/any_all", {"x": rn(3, 4) > 1}, lambda x: x.any(), {"op": "any"})
+case("topk/largest", {"x": rn(3, 6)}, lambda x: torch.topk(x, 2, -1, largest=True), {"k": 2, "dim": -1, "largest": True})
+case("topk/smallest_dim0", {"x": rn(5, 3)}, lambda x: torch.topk(x, 3, 0, largest=False), {"k": 3, "dim": 0, "largest": False})
 
 # ---------------------------------------------------------------- shape
 case("shape/cat", {"a": rn(2, 3, 4), "b": rn(2, 1, 4)}, lambda a, b: torch.cat([a, b], 1), {"dim": 1}, grad=["a", "b"])
@@ -168,6 +195,9 @@ case("split/sizes", {"x": rn(2, 6)}, lambda x: torch.split(x, [1, 2, 3], 1), {"s
 case("chunk/even", {"x": rn(6, 2)}, lambda x: torch.chunk(x, 3, 0), {"chunks": 3, "dim": 0})
 case("chunk/uneven", {"x": rn(2, 7)}, lambda x: torch.chunk(x, 3, 1), {"chunks": 3, "dim": 1})
 case("chunk/fewer", {"x": rn(6)}, lambda x: torch.chunk(x, 4, 0), {"chunks": 4, "dim": 0})
+# Gradients through split/chunk: the pieces are concatenated in reverse order.
+case("splitGrad/int", {"x": rn(7, 3)}, lambda x: torch.cat(torch.split(x, 3, 0)[::-1], 0), {"size": 3, "dim": 0}, grad=["x"])
+case("splitGrad/chunk", {"x": rn(2, 7)}, lambda x: torch.cat(torch.chunk(x, 3, 1)[::-1], 1), {"chunks": 3, "dim": 1}, grad=["x"])
 case("shape/reshape", {"x": rn(2, 3, 4)}, lambda x: x.reshape(4, -1), {"shape": [4, -1]}, grad=["x"])
 case("shape/reshape_noncontig", {"x": rn(2, 3, 4)}, lambda x: x.transpose(0, 2).reshape(-1), {"shape": [-1], "pre": "transpose02"}, grad=["x"])
 case("shape/view", {"x": rn(2, 3, 4)}, lambda x: x.view(6, 4), {"shape": [6, 4]}, grad=["x"])
@@ -195,6 +225,7 @@ case("shape/indexSelect1", {"x": rn(3, 5), "i": torch.tensor([1, 3])}, lambda x,
 case("shape/flip", {"x": rn(2, 3, 4)}, lambda x: x.flip([0, 2]), {"dims": [0, 2]}, grad=["x"])
 case("shape/flip_neg", {"x": rn(2, 3, 4)}, lambda x: x.flip(-1), {"dims": [-1]}, grad=["x"])
 case("shape/repeat", {"x": rn(2, 3)}, lambda x: x.repeat(2, 1, 2), {"repeats": [2, 1, 2]}, grad=["x"])
+case("shape/gather", {"x": rn(3, 4), "i": torch.tensor([[0, 3], [1, 1], [2, 0]])}, lambda x, i: x.gather(1, i), {"dim": 1}, grad=["x"])
 case("pad/constant", {"x": rn(1, 2, 3, 4)}, lambda x: F.pad(x, [1, 2, 0, 1], value=0.5), {"pads": [1, 2, 0, 1], "mode": "constant", "value": 0.5}, grad=["x"])
 case("pad/crop", {"x": rn(1, 2, 3, 4)}, lambda x: F.pad(x, [-1, 1]), {"pads": [-1, 1], "mode": "constant", "value": 0}, grad=["x"])
 case("pad/reflect", {"x": rn(1, 2, 4, 5)}, lambda x: F.pad(x, [2, 1, 1, 2], mode="reflect"), {"pads": [2, 1, 1, 2], "mode": "reflect"}, grad=["x"])
@@ -244,6 +275,9 @@ for name, k, kw in [("k2", 2, {}), ("k3s2p1", 3, dict(stride=2, padding=1)), ("k
 for name, size in [("1", 1), ("3", 3), ("2x3", (2, 3)), ("up", 9)]:
     case(f"adaptiveAvgPool2d/{name}", {"x": rn(2, 3, 7, 8)}, lambda x, size=size: F.adaptive_avg_pool2d(x, size),
          {"size": list(size) if isinstance(size, tuple) else size}, grad=["x"])
+for name, size in [("3", 3), ("2x5", (2, 5))]:
+    case(f"adaptiveMaxPool2d/{name}", {"x": rn(2, 3, 7, 8)}, lambda x, size=size: F.adaptive_max_pool2d(x, size),
+         {"size": list(size) if isinstance(size, tuple) else size}, grad=["x"])
 
 interp = [
     ("bilinear_size_ac", dict(size=(9, 11), mode="bilinear", align_corners=True)),
@@ -280,6 +314,8 @@ case("dropout/eval", {"x": rn(4, 5)}, lambda x: F.dropout(x, 0.5, False), {"p": 
 
 case("oneHot/auto", {"x": torch.tensor([[0, 2], [1, 4]])}, lambda x: F.one_hot(x), {"numClasses": -1})
 case("oneHot/n6", {"x": torch.tensor([3, 0, 5])}, lambda x: F.one_hot(x, 6), {"numClasses": 6})
+case("bincount/minlength", {"x": torch.tensor([0, 3, 3, 1, 7])}, lambda x: torch.bincount(x, minlength=10), {"minlength": 10})
+case("bincount/auto", {"x": torch.tensor([2, 2, 0])}, lambda x: torch.bincount(x), {"minlength": 0})
 
 # ---------------------------------------------------------------- losses
 def seg_target(n, h, w, c, ignore=None, frac=0.25):
@@ -306,6 +342,10 @@ for red in ["mean", "sum", "none"]:
          lambda x, t, red=red: F.nll_loss(x, t, reduction=red), {"reduction": red}, grad=["x"])
     case(f"nllLoss/4d_weighted_{red}", {"x": torch.log_softmax(rn(2, 3, 4, 4), 1), "t": seg_target(2, 4, 4, 3, ignore=7), "w": rn(3).abs() + 0.2},
          lambda x, t, w, red=red: F.nll_loss(x, t, weight=w, ignore_index=7, reduction=red), {"reduction": red, "ignoreIndex": 7}, grad=["x"])
+for red in ["mean", "sum", "none"]:
+    case(f"bceWithLogits/{red}", {"x": rn(4, 3) * 3, "t": torch.rand(4, 3, generator=gen), "w": pos(3), "pw": pos(3)},
+         lambda x, t, w, pw, red=red: F.binary_cross_entropy_with_logits(x, t, weight=w, pos_weight=pw, reduction=red), {"reduction": red}, grad=["x"])
+case("bceWithLogits/plain", {"x": rn(2, 5), "t": (rn(2, 5) > 0).float()}, lambda x, t: F.binary_cross_entropy_with_logits(x, t), {}, grad=["x"])
 
 # ---------------------------------------------------------------- memory layout and mixed precision
 x = rn(2, 3, 5, 6)

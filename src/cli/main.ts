@@ -10,7 +10,9 @@ const COMMANDS: Record<string, () => Promise<{ spec: CommandSpec; run: Runner }>
   predict: () => import('./commands/predict.js'),
   info: () => import('./commands/info.js'),
   demo: () => import('./commands/demo.js'),
+  serve: () => import('./commands/serve.js'),
   explain: () => import('./commands/explain.js'),
+  export: () => import('./commands/export.js'),
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -19,7 +21,9 @@ const SUMMARIES: Record<string, string> = {
   predict: 'segment images into masks, overlays and class-area stats',
   info: 'model parameters, FLOPs and the compute engine',
   demo: 'synthetic dataset -> train a small PAN -> evaluate -> report',
+  serve: 'web page that segments in the browser, plus POST /api/segment',
   explain: "draw PAN's attention (FPA map, pyramid, GAU channel weights) with an HTML page",
+  export: 'export a model to ONNX (+ sidecar JSON) for onnxruntime in Node and the browser',
 };
 
 function usage(): string {

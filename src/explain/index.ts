@@ -13,7 +13,8 @@ import { attentionSectionHtml, explanationIndexHtml, explanationPageHtml, type I
 import { type ExplanationFiles, overviewFigure, pyramidFigure, writeExplanationPictures } from './pictures.js';
 
 export { explain, mapStats, stats, type ExplainOptions, type Explanation, type FpaCapture, type GauCapture, type Map2D, type PyramidLevel, type Stats } from './capture.js';
-export { type ExplanationFiles, gauChart, globalBranchChart, mapOverlay, overviewFigure, type PictureOptions, pyramidFigure, sampleMap, writeExplanationPictures } from './pictures.js';
+export { type ExplanationFiles, gauChart, globalBranchChart, overviewFigure, type PictureOptions, pyramidFigure, writeExplanationPictures } from './pictures.js';
+export { cellsImage, coveringCells, mapOverlay, type MapLike, sampleMap, type Sizes } from './draw.js';
 export { attentionSectionHtml, explanationIndexHtml, explanationPageHtml, type IndexEntry } from './page.js';
 
 /** Options of {@link writeExplanation}. */

@@ -125,7 +125,8 @@ A 3x3 conv turns the result into class scores, upsampled to the image.</div>` })
 <div class="explain">This is the <b>spatial attention map</b> of the FPA block: ${bw}x${bh} numbers, one per ${os}x${os}-pixel cell of the (padded) input, smoothly upsampled here.
 FPA's output is <code>attention x mid + global</code>: every channel of the projected feature <code>mid</code> is multiplied by this one number per cell.
 High values (red) amplify the feature there, low values (blue) damp it. The values are sums of ReLU outputs, so they are &ge; 0 but not probabilities:
-read the colour bar for the real range. A trained model usually lights up the objects it segments and their surroundings.</div>
+read the colour bar for the real range. In a trained model high values often sit on or around the objects it segments; high values along the image border
+are common too (the encoder sees zero padding there), and a model early in training may look almost anywhere.</div>
 <table><tr><th></th><th>cells</th><th class="num">min</th><th class="num">mean</th><th class="num">max</th><th class="num">std</th></tr>
 ${statsRow('attention', `${bw}x${bh}`, f.stats)}</table>
 <p class="muted">A flat map (small std compared with the mean) means FPA treats the whole image alike; then the global branch and the GAUs do most of the work.</p>
@@ -136,7 +137,7 @@ ${statsRow('attention', `${bw}x${bh}`, f.stats)}</table>
 <div class="explain">How the map is built: FPA max-pools the deepest feature three times (to 1/2, 1/4 and 1/8 of its size) and convolves each level with a big kernel
 (7x7, 5x5, then two 3x3), each down to <b>one channel</b>. Coarse levels see large context (a cell of down3 covers ${os * 8}x${os * 8} pixels), fine levels keep position.
 The levels are then added from coarse to fine, upsampling in between: <code>attention = up(up(down3 + conv2) + conv1)</code>. All panels share one colour range,
-so you can see which level contributes most.</div>
+so you can see which level contributes most. On small images the coarse levels are only a few cells (down3 can be a single value, the same everywhere).</div>
 <table><tr><th>level</th><th>cells</th><th class="num">min</th><th class="num">mean</th><th class="num">max</th><th class="num">std</th></tr>
 ${statsRow(`down3 (1/${os * 8}, drawn at 1/${os * 4})`, `${x3.width}x${x3.height}`, x3.stats)}
 ${statsRow(`conv2 (1/${os * 4})`, `${c2.width}x${c2.height}`, c2.stats)}
@@ -157,7 +158,7 @@ and added to the upsampled deeper feature: <code>out = up(deep) + conv(shallow) 
 The weights are the same at every pixel: the gate picks <i>which kinds</i> of detail suit this image (its objects, its scale), not <i>where</i>.
 Bars in red are the ${e.gau[0]?.top.length ?? 0} channels with the largest weights.</div>
 ${e.gau.map((g) => gauHtml(g, gauFiles.get(g.name))).join('\n')}
-${files.gauDetail ? `<h3>Where the gated detail goes</h3>${img(files.gauDetail, 'GAU detail maps', 'The strength of <code>conv(shallow) x weights</code> at each place, over the image. Shallow features respond to edges and texture, so this usually traces object boundaries: it is what sharpens the coarse FPA result.')}` : ''}` });
+${files.gauDetail ? `<h3>Where the gated detail goes</h3>${img(files.gauDetail, 'GAU detail maps', 'The strength of <code>conv(shallow) x weights</code> at each place, over the image. Shallow features respond to edges and texture, so in a trained model this often traces object outlines: it is what sharpens the coarse FPA result.')}` : ''}` });
 
   sections.push({ id: 'prediction', title: '5. Prediction', html: `<div class="row">${img(files.prediction, 'prediction', 'Predicted classes')}${img(files.predictionOverlay, 'prediction over the image', 'Over the image')}</div>
 ${predictionLegend(e, o.classes, o.colors)}

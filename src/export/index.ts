@@ -3,3 +3,4 @@ export { exportOnnx, pansegVersion, MIN_OPSET, MAX_OPSET, type ExportOnnxOptions
 export { type OnnxSidecar, readSidecar, sidecarPathFor } from './sidecar.js';
 export { GraphBuilder, attr, writeMessage } from './graph.js';
 export { emitPan, foldBatchNorm, type EmitOptions, type EmittedGraph } from './pan-onnx.js';
+export { cachedOnnx, cacheDir } from './cache.js';

@@ -41,10 +41,12 @@ function floats(t: Tensor): Float32Array {
 }
 
 /** Folds eval-mode BatchNorm into conv weights: w' = w * g/sqrt(v+eps), b' = (b - mean) * g/sqrt(v+eps) + beta. */
-export function foldBatchNorm(conv: Conv2d, bn: BatchNorm2d | null, where: string): { weight: Float32Array; bias: Float32Array | null } {
+export function foldBatchNorm(conv: Conv2d, bn: Module | null, where: string): { weight: Float32Array; bias: Float32Array | null } {
   const w = floats(conv.weight);
   const b = conv.bias ? floats(conv.bias) : null;
-  if (!bn) return { weight: w, bias: b };
+  // An Identity stands where optimizedForInference() already folded the BatchNorm.
+  if (!bn || bn instanceof Identity) return { weight: w, bias: b };
+  if (!(bn instanceof BatchNorm2d)) return fail('exportOnnx', `${where}: expected a BatchNorm2d after the conv, got ${bn.constructor.name}`);
   if (!bn.runningMean || !bn.runningVar) fail('exportOnnx', `${where}: BatchNorm2d without running statistics cannot be folded (it normalizes with batch statistics)`);
   const out = conv.outChannels;
   if (bn.numFeatures !== out) fail('exportOnnx', `${where}: BatchNorm2d has ${bn.numFeatures} channels but the conv outputs ${out}`);
@@ -74,7 +76,7 @@ class PanEmitter {
     return x.hw && [convOut(x.hw[0], k[0], s[0], p[0], d[0]), convOut(x.hw[1], k[1], s[1], p[1], d[1])];
   }
 
-  conv(x: V, conv: Conv2d, bn: BatchNorm2d | null, relu: boolean, name: string): V {
+  conv(x: V, conv: Conv2d, bn: Module | null, relu: boolean, name: string): V {
     const { weight, bias } = foldBatchNorm(conv, bn, name);
     const inputs = [x.name, this.g.weight(`${name}.weight`, weight, [...conv.weight.shape])];
     if (bias) inputs.push(this.g.weight(`${name}.bias`, bias, [bias.length]));

@@ -112,6 +112,11 @@ export function ortDistDir(): string {
   }
 }
 
+// What web/ serves: the page's files, not its tsconfig.json.
+const PAGE_EXTENSIONS = ['.html', '.js', '.mjs', '.css', '.svg', '.png', '.ico', '.webp', '.jpg'];
+// onnxruntime-web's runtime files.
+const ORT_EXTENSIONS = ['.mjs', '.js', '.wasm', '.map'];
+
 export interface ServerContext {
   opts: ResolvedServeOptions;
   queue: InferenceQueue;
@@ -233,10 +238,10 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
     return;
   }
   if (path.startsWith('/ort/')) {
-    serveStatic(req, res, ctx.ort, path.slice('/ort/'.length));
+    serveStatic(req, res, ctx.ort, path.slice('/ort/'.length), { extensions: ORT_EXTENSIONS });
     return;
   }
-  serveStatic(req, res, ctx.web, path === '/' ? 'index.html' : path.slice(1));
+  serveStatic(req, res, ctx.web, path === '/' ? 'index.html' : path.slice(1), { extensions: PAGE_EXTENSIONS });
 }
 
 function apiInfo(ctx: ServerContext): Record<string, unknown> {

@@ -31,9 +31,9 @@ export function mimeType(file: string): string | undefined {
 
 /**
  * Resolves `rel` (a URL path below a mount, still percent-encoded) inside `root`, or null when it
- * escapes the root, is hidden (a segment starting with '.') or has an unknown extension.
+ * escapes the root, is hidden (a segment starting with '.') or has an unknown or unlisted extension.
  */
-export function resolveInside(root: string, rel: string): string | null {
+export function resolveInside(root: string, rel: string, extensions?: readonly string[]): string | null {
   let decoded: string;
   try { decoded = decodeURIComponent(rel); } catch { return null; }
   if (decoded.includes('\0') || decoded.includes('\\')) return null;
@@ -42,7 +42,8 @@ export function resolveInside(root: string, rel: string): string | null {
   const base = resolve(root);
   const file = resolve(base, ...segments);
   if (file !== base && !file.startsWith(base + sep)) return null;
-  return mimeType(file) ? file : null;
+  const ext = extname(file).toLowerCase();
+  return mimeType(file) && (!extensions || extensions.includes(ext)) ? file : null;
 }
 
 export interface SendFileOptions {
@@ -50,6 +51,8 @@ export interface SendFileOptions {
   cacheControl?: string;
   /** Content type; default from the extension. */
   contentType?: string;
+  /** Serve only these extensions (e.g. ['.html', '.js']); default every one in {@link MIME_TYPES}. */
+  extensions?: readonly string[];
 }
 
 /** Streams a file with its MIME type and an ETag; 304 when the client has it; 404 when it is not a file. */
@@ -82,7 +85,7 @@ export function sendFile(req: IncomingMessage, res: ServerResponse, file: string
 
 /** Serves `rel` from `root` (see {@link resolveInside}); 404 for anything outside or unknown. */
 export function serveStatic(req: IncomingMessage, res: ServerResponse, root: string, rel: string, o: SendFileOptions = {}): void {
-  const file = resolveInside(root, rel);
+  const file = resolveInside(root, rel, o.extensions);
   if (!file) throw new HttpError(404, 'not_found', `no such file: ${req.url ?? ''}`);
   sendFile(req, res, join(file), o);
 }

@@ -27,12 +27,17 @@ export function saveCheckpoint(dir: string, model: PAN, optimizer: Optimizer, st
   mkdirSync(dirname(dir), { recursive: true });
   const tmp = `${dir}.partial-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
-  model.savePretrained(tmp, meta);
-  const { tensors, steps } = optimizer.stateTensors();
-  saveSafetensors(join(tmp, 'optimizer.safetensors'), tensors, { steps: JSON.stringify(steps) });
-  const rng = getRngState();
-  try { saveSafetensors(join(tmp, 'rng.safetensors'), new Map([['cpu', rng]])); } finally { rng.dispose(); }
-  writeFileSync(join(tmp, 'trainer.json'), `${JSON.stringify(state, null, 1)}\n`);
+  try {
+    model.savePretrained(tmp, meta);
+    const { tensors, steps } = optimizer.stateTensors();
+    saveSafetensors(join(tmp, 'optimizer.safetensors'), tensors, { steps: JSON.stringify(steps) });
+    const rng = getRngState();
+    try { saveSafetensors(join(tmp, 'rng.safetensors'), new Map([['cpu', rng]])); } finally { rng.dispose(); }
+    writeFileSync(join(tmp, 'trainer.json'), `${JSON.stringify(state, null, 1)}\n`);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true }); // the previous checkpoint stays as it was
+    throw e;
+  }
   const old = `${dir}.old-${process.pid}`;
   if (existsSync(dir)) renameSync(dir, old);
   renameSync(tmp, dir);

@@ -66,6 +66,9 @@ describe('in-place updates (on clones, as optimizers use them)', () => {
     'inplace/zero_': ({ x }) => x.clone().zero_(),
     'inplace/copy_': ({ x, o }) => x.clone().copy_(o),
     'inplace/clamp_': ({ x }, p) => x.clone().clamp_(p.min, p.max),
+    'inplace/lerp_': ({ x, o }, p) => x.clone().lerp_(o, p.weight),
+    'inplace/fill_': ({ x }, p) => x.clone().fill_(p.value),
+    'inplace/sqrt_': ({ x }) => x.clone().sqrt_(),
   };
   for (const c of refCases('inplace/')) {
     it(c.name, () => {

@@ -14,6 +14,12 @@ describe('crossEntropy (a reduction: atol 1e-5 + rtol 1e-5)', () => {
   }));
 });
 
+describe('binaryCrossEntropyWithLogits', () => {
+  for (const c of refCases('bceWithLogits/')) {
+    it(c.name, () => checkCase(c, ({ x, t, w, pw }, p) => F.binaryCrossEntropyWithLogits(x, t, { weight: w, posWeight: pw, ...p }), ACCUM));
+  }
+});
+
 describe('nllLoss', () => {
   for (const c of refCases('nllLoss/')) {
     it(c.name, () => checkCase(c, ({ x, t, w }, p) => F.nllLoss(x, t, { weight: w ?? null, ...p }), ACCUM));

@@ -31,6 +31,9 @@ describe('pooling', () => {
   for (const c of refCases('adaptiveAvgPool2d/')) {
     it(c.name, () => checkCase(c, ({ x }, p) => F.adaptiveAvgPool2d(x, p.size), ACCUM));
   }
+  for (const c of refCases('adaptiveMaxPool2d/')) {
+    it(c.name, () => checkCase(c, ({ x }, p) => F.adaptiveMaxPool2d(x, p.size), EXACT));
+  }
 });
 
 describe('interpolate (bilinear alignCorners true/false, nearest; size and scaleFactor)', () => {

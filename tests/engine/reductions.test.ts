@@ -1,8 +1,8 @@
 // Reductions against PyTorch: sum/mean/max/min/var with dims and keepdim, argmax/argmin, integer sums.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Tensor, tensor, tidy } from '../../src/engine/index.js';
-import { ACCUM, checkCase, refCases } from './ref-cases.js';
+import { F, type Tensor, tensor, tidy } from '../../src/engine/index.js';
+import { ACCUM, EXACT, checkCase, refCases } from './ref-cases.js';
 
 type Reducer = (this: Tensor, dim?: number | number[], keepdim?: boolean) => Tensor;
 
@@ -13,6 +13,14 @@ describe('reductions (accumulate: atol 1e-5 + rtol 1e-5)', () => {
       return p.dim === undefined ? f.call(x) : f.call(x, p.dim, p.keepdim);
     }, ACCUM));
   }
+});
+
+describe('topk (values and int64 indices)', () => {
+  for (const c of refCases('topk/')) it(c.name, () => checkCase(c, ({ x }, p) => x.topk(p.k, p.dim, p.largest), EXACT));
+});
+
+describe('bincount', () => {
+  for (const c of refCases('bincount/')) it(c.name, () => checkCase(c, ({ x }, p) => F.bincount(x, p.minlength), EXACT));
 });
 
 describe('reduction semantics', () => {

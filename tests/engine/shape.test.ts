@@ -34,6 +34,7 @@ const runs: Record<string, (i: Record<string, Tensor>, p: Record<string, any>) =
   'shape/flip': ({ x }, p) => x.flip(p.dims),
   'shape/flip_neg': ({ x }, p) => x.flip(...(p.dims as number[])),
   'shape/repeat': ({ x }, p) => x.repeat(p.repeats),
+  'shape/gather': ({ x, i }, p) => x.gather(p.dim, i),
 };
 
 function run(prefix: string, f?: (c: RefCase) => (i: Record<string, Tensor>, p: Record<string, any>) => Tensor | Tensor[]): void {
@@ -50,6 +51,8 @@ describe('shape ops', () => run('shape/'));
 describe('split and chunk', () => {
   run('split/', () => ({ x }, p) => x.split(p.size, p.dim));
   run('chunk/', () => ({ x }, p) => x.chunk(p.chunks, p.dim));
+  // Gradients flow back through the pieces (concatenated in reverse order).
+  run('splitGrad/', () => ({ x }, p) => F.cat((p.chunks ? x.chunk(p.chunks, p.dim) : x.split(p.size, p.dim)).reverse(), p.dim));
 });
 describe('slice (Python t[a:b:s])', () => run('slice/', () => ({ x }, p) => x.slice(p.dim, p.start, p.end ?? undefined, p.step)));
 describe('pad', () => run('pad/', () => ({ x }, p) => F.pad(x, p.pads, { mode: p.mode, value: p.value })));

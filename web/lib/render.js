@@ -32,7 +32,7 @@ export function vocPalette(n) {
  * The layer's opacity is the slider's business (CSS), so these stay exact class colours.
  * @param {Uint8Array} labels
  * @param {readonly RGB[]} colors
- * @returns {Uint8ClampedArray} `labels.length * 4` bytes
+ * @returns {Uint8ClampedArray<ArrayBuffer>} `labels.length * 4` bytes
  */
 export function maskRgba(labels, colors) {
   const out = new Uint8ClampedArray(labels.length * 4);
@@ -84,7 +84,7 @@ export function jet(t) {
  * @param {ArrayLike<number>} values
  * @param {number} lo
  * @param {number} hi
- * @returns {Uint8ClampedArray}
+ * @returns {Uint8ClampedArray<ArrayBuffer>}
  */
 export function heatmapRgba(values, lo, hi) {
   const out = new Uint8ClampedArray(values.length * 4);

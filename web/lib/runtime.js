@@ -19,12 +19,13 @@ export function hasWasmSimd() {
 }
 
 /**
- * Threads for the wasm backend: several only when SharedArrayBuffer is usable (cross-origin isolated page).
+ * Threads for the wasm backend: several only when SharedArrayBuffer is usable (a cross-origin isolated
+ * page), then onnxruntime-web's own default, half the cores up to 4 (the page's thread needs one too).
  * @returns {number}
  */
 export function wasmThreads() {
   if (!globalThis.crossOriginIsolated) return 1;
-  return Math.max(1, Math.min(8, navigator.hardwareConcurrency || 1));
+  return Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2));
 }
 
 /** @returns {Promise<boolean>} whether WebGPU has an adapter here (headless or GPU-less browsers often do not) */

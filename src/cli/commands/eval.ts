@@ -1,51 +1,61 @@
 import { DataLoader, openDataset } from '../../data/index.js';
 import { resolvePrecision, setNumThreads } from '../../engine/index.js';
-import { evaluate } from '../../eval/evaluate.js';
+import { evaluate, type EvaluationResult } from '../../eval/evaluate.js';
+import { evaluateOnnx, type OnnxSegmenter } from '../../eval/onnx-engine.js';
 import { PAN } from '../../models/index.js';
 import { ProgressBar } from '../../train/progress.js';
-import { type CommandSpec, required } from '../args.js';
+import { type CommandSpec, required, UsageError } from '../args.js';
 import { DATA_FLAGS, RUN_FLAGS, TTA_FLAGS } from '../flags.js';
 import { metricsJson, printMetrics } from '../output.js';
+import { ENGINE_FLAGS, onnxSegmenterFor } from './export.js';
 
 export const spec: CommandSpec = {
   name: 'eval',
   summary: 'measure mIoU, pixel accuracy and per-class IoU of a model on a dataset split',
-  usage: 'panseg eval --model DIR --dataset <layout> --data-root DIR [--split val] [options]',
+  usage: 'panseg eval --model DIR --dataset <layout> --data-root DIR [--split val] [--engine torch|onnx] [options]',
   flags: [
     { name: 'model', type: 'string', desc: 'model directory (save_pretrained / savePretrained format)' },
     ...DATA_FLAGS,
     ...TTA_FLAGS,
     { name: 'json', type: 'boolean', desc: 'print one JSON object (miou, pixel_accuracy, per_class_iou, ...)' },
     ...RUN_FLAGS,
+    ...ENGINE_FLAGS,
   ],
-  examples: ['panseg eval --model runs/voc/checkpoints/best --dataset voc --data-root VOCdevkit/VOC2012 --split val --json'],
+  examples: [
+    'panseg eval --model runs/voc/checkpoints/best --dataset voc --data-root VOCdevkit/VOC2012 --split val --json',
+    'panseg eval --engine onnx --model runs/voc/checkpoints/best --dataset voc --data-root VOCdevkit/VOC2012',
+  ],
 };
 
 export async function run(o: Record<string, unknown>): Promise<void> {
-  const dir = required<string>(o, 'model', 'model', 'eval');
+  const onnx = o.engine === 'onnx';
   const ds = openDataset(required(o, 'dataset', 'dataset', 'eval'), required(o, 'dataRoot', 'data-root', 'eval'), { split: (o.split as string | undefined) ?? 'val' });
-  if (o.threads !== undefined) setNumThreads(o.threads as number);
-  const model = PAN.fromPretrained(dir);
-  if (model.config.classes !== ds.numClasses && model.config.classes !== 1) {
-    throw new Error(`the model predicts ${model.config.classes} classes but ${ds.name} has ${ds.numClasses}`);
-  }
-  const pre = model.preprocessing;
-  const loader = new DataLoader(ds, { mode: 'eval', batchSize: 1, stride: model.outputStride, mean: pre.mean, std: pre.std, workers: o.workers as number | undefined });
-  const bar = new ProgressBar('eval', ds.length, { silent: Boolean(o.json) });
+  if (o.threads !== undefined && !onnx) setNumThreads(o.threads as number);
+  // One of the two engines: a PAN on libtorch, or an ONNX export on onnxruntime.
+  const seg: OnnxSegmenter | null = onnx ? await onnxSegmenterFor(o, 'eval') : null;
+  const model = seg ? null : PAN.fromPretrained(required<string>(o, 'model', 'model', 'eval'));
+  const classes = seg ? seg.numClasses : model!.config.classes;
+  const [stride, pre] = seg ? [seg.outputStride, seg.preprocessing] : [model!.outputStride, model!.preprocessing];
+  let loader: DataLoader | null = null;
   try {
-    const r = await evaluate(model, loader, {
-      flip: Boolean(o.ttaFlip), scales: (o.ttaScales as string[] | undefined)?.map(Number), precision: (o.precision as 'fp32' | undefined) ?? 'auto',
-      onProgress: (d) => bar.update(d),
-    });
+    if (classes !== ds.numClasses && classes !== 1) {
+      throw new UsageError(`the model predicts ${classes} classes but the ${ds.name} dataset at ${ds.root} has ${ds.numClasses}`);
+    }
+    loader = new DataLoader(ds, { mode: 'eval', batchSize: 1, stride, mean: pre.mean, std: pre.std, workers: o.workers as number | undefined });
+    const bar = new ProgressBar('eval', ds.length, { silent: Boolean(o.json) });
+    const tta = { flip: Boolean(o.ttaFlip), scales: (o.ttaScales as string[] | undefined)?.map(Number), onProgress: (d: number) => bar.update(d) };
+    const r: EvaluationResult = seg ? await evaluateOnnx(seg, loader, tta) : await evaluate(model!, loader, { ...tta, precision: (o.precision as 'fp32' | undefined) ?? 'auto' });
     bar.finish();
-    const precision = resolvePrecision((o.precision as 'auto' | undefined) ?? 'auto', String(o.device ?? 'cpu'));
-    if (o.json) console.log(JSON.stringify({ ...metricsJson(r, ds.classes), images: r.images, seconds: r.seconds, precision }));
+    const precision = seg ? 'fp32' : resolvePrecision((o.precision as 'auto' | undefined) ?? 'auto', String(o.device ?? 'cpu'));
+    const engine = seg ? 'onnxruntime' : 'torch';
+    if (o.json) console.log(JSON.stringify({ ...metricsJson(r, ds.classes), images: r.images, seconds: r.seconds, precision, engine }));
     else {
       printMetrics(r, ds.classes);
-      console.log(`${r.images} images in ${r.seconds.toFixed(1)} s (precision ${precision})`);
+      console.log(`${r.images} images in ${r.seconds.toFixed(1)} s (${engine}, precision ${precision})`);
     }
   } finally {
-    await loader.close();
-    model.dispose();
+    await loader?.close();
+    model?.dispose();
+    await seg?.release();
   }
 }

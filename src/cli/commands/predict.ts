@@ -1,15 +1,17 @@
 import { resolvePrecision, setNumThreads } from '../../engine/index.js';
-import { collectInputs, predictFiles } from '../../eval/predict.js';
+import { predictFilesOnnx } from '../../eval/onnx-engine.js';
+import { collectInputs, type PredictedFile, predictFiles } from '../../eval/predict.js';
 import { PAN } from '../../models/index.js';
 import type { RGB } from '../../common/palette.js';
 import { ProgressBar } from '../../train/progress.js';
 import { type CommandSpec, required, UsageError } from '../args.js';
 import { RUN_FLAGS, TTA_FLAGS } from '../flags.js';
+import { ENGINE_FLAGS, onnxSegmenterFor } from './export.js';
 
 export const spec: CommandSpec = {
   name: 'predict',
   summary: 'segment images: palette PNG masks, colour overlays, class-area stats (and probabilities)',
-  usage: 'panseg predict --model DIR --out DIR <image|folder|list.txt>... [options]',
+  usage: 'panseg predict --model DIR --out DIR <image|folder|list.txt>... [--engine torch|onnx] [options]',
   positionals: true,
   flags: [
     { name: 'model', type: 'string', desc: 'model directory' },
@@ -21,35 +23,45 @@ export const spec: CommandSpec = {
     { name: 'json', type: 'boolean', desc: 'print per-image results as JSON' },
     ...TTA_FLAGS,
     ...RUN_FLAGS,
+    ...ENGINE_FLAGS,
   ],
-  examples: ['panseg predict --model runs/shapes/checkpoints/best --out preds photos/'],
+  examples: ['panseg predict --model runs/shapes/checkpoints/best --out preds photos/', 'panseg predict --engine onnx --onnx pan.onnx --out preds photos/'],
 };
 
 export async function run(o: Record<string, unknown>, positionals: string[]): Promise<void> {
-  const dir = required<string>(o, 'model', 'model', 'predict');
+  const onnx = o.engine === 'onnx';
   const out = required<string>(o, 'out', 'out', 'predict');
   const inputs = [...((o.input as string[] | undefined) ?? []), ...positionals];
   if (!inputs.length) throw new UsageError("'panseg predict' needs at least one image, folder or list file (see panseg predict --help)");
-  if (o.threads !== undefined) setNumThreads(o.threads as number);
-  const { model, meta } = PAN.loadPretrained(dir);
+  if (o.threads !== undefined && !onnx) setNumThreads(o.threads as number);
   const files = collectInputs(inputs);
   const bar = new ProgressBar('predict', files.length, { silent: Boolean(o.json) });
-  try {
-    const res = await predictFiles(model, files, out, {
-      classNames: meta.classNames, colors: meta.colors as RGB[] | undefined, overlay: !o.noOverlay, probs: Boolean(o.probs), alpha: o.alpha as number,
-      flip: Boolean(o.ttaFlip), scales: (o.ttaScales as string[] | undefined)?.map(Number), precision: (o.precision as 'fp32' | undefined) ?? 'auto',
-      onProgress: (d) => bar.update(d),
-    });
-    bar.finish();
-    if (o.json) console.log(JSON.stringify(res));
-    else {
-      for (const r of res) {
-        const top = [...r.areas].sort((a, b) => b.percent - a.percent).slice(0, 3).map((a) => `${a.class} ${a.percent.toFixed(1)}%`).join(', ');
-        console.log(`${r.input} -> ${r.mask} (${r.width}x${r.height}, ${r.ms.toFixed(0)} ms): ${top}`);
-      }
-      console.log(`${res.length} image(s) segmented into ${out} (stats.json has the class areas); precision ${resolvePrecision((o.precision as 'auto' | undefined) ?? 'auto', String(o.device ?? 'cpu'))}`);
+  const common = {
+    overlay: !o.noOverlay, probs: Boolean(o.probs), alpha: o.alpha as number, flip: Boolean(o.ttaFlip), scales: (o.ttaScales as string[] | undefined)?.map(Number),
+    onProgress: (d: number) => bar.update(d),
+  };
+  let res: PredictedFile[];
+  if (onnx) {
+    const seg = await onnxSegmenterFor(o, 'predict');
+    try { res = await predictFilesOnnx(seg, files, out, common); } finally { await seg.release(); }
+  } else {
+    const { model, meta } = PAN.loadPretrained(required<string>(o, 'model', 'model', 'predict'));
+    try {
+      res = await predictFiles(model, files, out, {
+        ...common, classNames: meta.classNames, colors: meta.colors as RGB[] | undefined, precision: (o.precision as 'fp32' | undefined) ?? 'auto',
+      });
+    } finally {
+      model.dispose();
     }
-  } finally {
-    model.dispose();
+  }
+  bar.finish();
+  if (o.json) console.log(JSON.stringify(res));
+  else {
+    for (const r of res) {
+      const top = [...r.areas].sort((a, b) => b.percent - a.percent).slice(0, 3).map((a) => `${a.class} ${a.percent.toFixed(1)}%`).join(', ');
+      console.log(`${r.input} -> ${r.mask} (${r.width}x${r.height}, ${r.ms.toFixed(0)} ms): ${top}`);
+    }
+    const engine = onnx ? 'onnxruntime, fp32' : `precision ${resolvePrecision((o.precision as 'auto' | undefined) ?? 'auto', String(o.device ?? 'cpu'))}`;
+    console.log(`${res.length} image(s) segmented into ${out} (stats.json has the class areas); ${engine}`);
   }
 }

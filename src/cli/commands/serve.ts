@@ -1,0 +1,71 @@
+import { isIP } from 'node:net';
+import { startServer } from '../../serve/index.js';
+import { type CommandSpec, required, UsageError } from '../args.js';
+
+export const spec: CommandSpec = {
+  name: 'serve',
+  summary: 'serve a web page that segments images in the browser, and POST /api/segment',
+  usage: 'panseg serve --model DIR [--port 8080] [--host 127.0.0.1] [--onnx model.onnx] [options]',
+  flags: [
+    { name: 'model', type: 'string', desc: 'model directory (the API runs it on libtorch)' },
+    { name: 'onnx', type: 'string', desc: "exported model for the page (default: export --model on start, cached as DIR/model.onnx)" },
+    { name: 'port', type: 'int', desc: 'port (0 picks a free one)', default: 8080 },
+    { name: 'host', type: 'string', desc: 'address to listen on; 0.0.0.0 opens it to the network', default: '127.0.0.1' },
+    { name: 'export-size', type: 'int', desc: 'export at this fixed square size instead of any size' },
+    { name: 'opset', type: 'int', desc: 'ONNX opset of the export', default: 17 },
+    { name: 'max-upload-mb', type: 'number', desc: 'largest upload /api/segment accepts, MB', default: 10 },
+    { name: 'max-image-side', type: 'int', desc: 'largest image side /api/segment accepts, pixels', default: 4096 },
+    { name: 'threads', type: 'int', desc: 'libtorch threads for the API (default: all cores)' },
+    { name: 'quiet', type: 'boolean', desc: 'do not log requests' },
+  ],
+  examples: [
+    'panseg serve --model runs/voc/checkpoints/best',
+    'panseg serve --model runs/voc/checkpoints/best --onnx pan.onnx --port 3000',
+    "curl -s --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8080/api/segment",
+  ],
+};
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export async function run(o: Record<string, unknown>): Promise<void> {
+  const model = required<string>(o, 'model', 'model', 'serve');
+  const mb = o.maxUploadMb as number;
+  if (!(mb > 0)) throw new UsageError(`--max-upload-mb expects a positive number, got ${mb}`);
+  const host = o.host as string;
+  if (!LOOPBACK.has(host) && !isIP(host) && !/^[a-z0-9.-]+$/i.test(host)) throw new UsageError(`--host expects an IP address or host name, got '${host}'`);
+  const size = o.exportSize as number | undefined;
+  const log = o.quiet ? () => {} : (line: string) => console.log(line);
+  const server = await startServer({
+    model, onnx: o.onnx as string | undefined, port: o.port as number, host,
+    maxUploadBytes: Math.round(mb * 1024 * 1024), maxImageSide: o.maxImageSide as number, threads: o.threads as number | undefined,
+    export: { opset: o.opset as number, ...(size !== undefined ? { dynamicSize: false, height: size, width: size } : {}) },
+    log: (line) => (line.startsWith('serve:') ? console.log(line) : log(line)),
+  });
+  const m = server.info;
+  console.log(`panseg serve: ${m.encoder} PAN, ${m.classes.length} classes, on ${server.url}`);
+  console.log(server.onnx ? `  page model: ${server.onnx.path} (${(server.onnx.bytes / 1e6).toFixed(1)} MB)` : '  page model: none (the page segments on the server)');
+  console.log(`  API: POST ${server.url}api/segment (image/png, image/jpeg or image/webp body, or a multipart form)`);
+  if (!LOOPBACK.has(host)) console.log(`  note: listening on ${host}: other machines can reach this server`);
+  console.log('  Ctrl+C stops it');
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) {
+        console.log(`panseg serve: ${signal} again, exiting now`);
+        process.exit(130);
+      }
+      stopping = true;
+      console.log(`panseg serve: ${signal}, finishing running requests…`);
+      void server.close().then(() => {
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onTerm);
+        console.log('panseg serve: stopped');
+        resolve();
+      });
+    };
+    const onInt = (): void => stop('SIGINT');
+    const onTerm = (): void => stop('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
+}

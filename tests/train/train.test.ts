@@ -1,0 +1,156 @@
+// End-to-end training on tiny synthetic sets: learning happens, resume is exact, checkpoints are atomic.
+// libtorch runs on 1 thread here: on a shared 2-core machine 2 threads are up to 10x slower under load,
+// and a fixed thread count keeps float reductions, hence runs, bit-reproducible.
+// Tolerances: resumed vs uninterrupted final weights: exact (max |diff| == 0; float32 state round-trips
+// through safetensors bit for bit and the data order/augmentation and RNG are restored).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataLoader, generateSynthetic, openDataset } from '../../src/data/index.js';
+import { manualSeed, setNumThreads, type Tensor, tidy } from '../../src/engine/index.js';
+import { evaluate } from '../../src/eval/evaluate.js';
+import { PAN } from '../../src/models/index.js';
+import { restoreCheckpoint, saveCheckpoint, type TrainerState } from '../../src/train/checkpoint.js';
+import { AdamW, type Optimizer } from '../../src/train/optimizers.js';
+import { train, type TrainOptions } from '../../src/train/train.js';
+
+setNumThreads(1);
+const tmp = mkdtempSync(join(tmpdir(), 'panseg-train-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+function maxAbsDiff(a: Map<string, Tensor>, b: Map<string, Tensor>): number {
+  assert.deepEqual([...a.keys()], [...b.keys()]);
+  let worst = 0;
+  for (const [k, t] of a) worst = Math.max(worst, tidy(() => t.to('float64').sub(b.get(k)!.to('float64')).abs().max().item()));
+  return worst;
+}
+
+describe('train: a short run on synthetic shapes (resnet18, 128 px, 32 steps)', () => {
+  let data: string;
+  before(async () => { data = (await generateSynthetic(join(tmp, 'shapes128'), { train: 32, val: 8, size: 128, seed: 0 })).dir; });
+
+  it('lowers the loss and beats the untrained model on val mIoU; writes best/last and metrics.jsonl', async () => {
+    const modelOptions = { encoderName: 'resnet18', encoderOutputStride: 16 as const, decoderChannels: 16, classes: 6 };
+    manualSeed(0); // train() seeds the same way before building its model
+    const untrained = new PAN(modelOptions);
+    const valDs = openDataset('folder', data, { split: 'val' });
+    const pre = untrained.preprocessing;
+    const loader = new DataLoader(valDs, { mode: 'eval', stride: untrained.outputStride, mean: pre.mean, std: pre.std, workers: 0 });
+    const before = await evaluate(untrained, loader);
+    await loader.close();
+    untrained.dispose();
+
+    const records: Record<string, number | string>[] = [];
+    const out = join(tmp, 'run-a');
+    const res = await train({
+      dataset: 'folder', dataRoot: data, out, encoder: 'resnet18', outputStride: 16, decoderChannels: 16,
+      crop: 128, batchSize: 4, epochs: 4, optimizer: 'adamw', lr: 3e-3, valEvery: 4,
+      seed: 0, threads: 1, workers: 0, quiet: true, onLog: (r) => records.push(r),
+    });
+    try {
+      const epochs = records.filter((r) => r.type === 'epoch');
+      assert.equal(epochs.length, 4);
+      assert.equal(epochs[3].iter, 32);
+      const first = epochs[0].loss as number; // an EMA over the epoch's steps
+      const last = epochs[3].loss as number;
+      assert.ok(last < 0.75 * first, `loss went from ${first} to ${last}`);
+      assert.ok(res.lastEval, 'validated after the last epoch');
+      assert.ok(res.lastEval.miou > before.miou + 0.02, `val mIoU ${res.lastEval.miou} vs untrained ${before.miou}`);
+      assert.equal(res.bestEpoch, 4);
+      assert.equal(res.bestMiou, res.lastEval.miou);
+      assert.equal(res.history.length, 4);
+
+      const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      assert.deepEqual(lines, JSON.parse(JSON.stringify(records)), 'metrics.jsonl holds every onLog record');
+      const best = PAN.loadPretrained(join(out, 'checkpoints', 'best'));
+      assert.deepEqual(best.meta.classNames, [...valDs.classes]);
+      assert.equal(best.meta.epoch, 4);
+      assert.equal(maxAbsDiff(best.model.stateDict(), res.model.stateDict()), 0, 'best = the final model here');
+      best.model.dispose();
+    } finally {
+      res.model.dispose();
+    }
+  });
+});
+
+describe('train: resume and checkpoints (resnet18 depth 3 + aux head with dropout, 64 px)', () => {
+  let data: string;
+  let init: string;
+  const base = (): TrainOptions => ({
+    dataset: 'folder', dataRoot: data, out: '', model: init, crop: 64, batchSize: 4, epochs: 2,
+    optimizer: 'adamw', lr: 2e-3, auxWeight: 0.4, seed: 7, threads: 1, workers: 0, quiet: true,
+  });
+  before(async () => {
+    data = (await generateSynthetic(join(tmp, 'shapes64'), { train: 16, val: 4, size: 64, seed: 1 })).dir;
+    // Depth 3 keeps steps cheap; the aux head's dropout draws from the global RNG, which resume must restore.
+    manualSeed(5);
+    const m = new PAN({ encoderName: 'resnet18', encoderDepth: 3, decoderChannels: 16, classes: 6, auxParams: { classes: 6, dropout: 0.5 } });
+    init = join(tmp, 'init');
+    m.savePretrained(init);
+    m.dispose();
+  });
+
+  it('1 epoch + resume gives exactly the weights of 2 uninterrupted epochs', async () => {
+    const a = await train({ ...base(), out: join(tmp, 'resume-a') });
+    const outB = join(tmp, 'resume-b');
+    const b1 = await train({ ...base(), out: outB, maxSteps: 4 }); // 16 images / batch 4 = 4 steps per epoch
+    b1.model.dispose();
+    const last = join(outB, 'checkpoints', 'last');
+    for (const f of ['config.json', 'model.safetensors', 'optimizer.safetensors', 'trainer.json', 'rng.safetensors', 'panseg.json']) {
+      assert.ok(existsSync(join(last, f)), `checkpoints/last/${f}`);
+    }
+    const st = JSON.parse(readFileSync(join(last, 'trainer.json'), 'utf8')) as TrainerState;
+    assert.equal(st.epoch, 1);
+    assert.equal(st.iter, 4);
+    assert.equal(st.history.length, 1);
+    assert.ok(existsSync(join(outB, 'checkpoints', 'best', 'model.safetensors')));
+    assert.deepEqual(readdirSync(join(outB, 'checkpoints')).sort(), ['best', 'last'], 'no temporary directories left');
+
+    const b2 = await train({ ...base(), out: outB, resume: true });
+    try {
+      const diff = maxAbsDiff(a.model.stateDict(), b2.model.stateDict());
+      assert.equal(diff, 0, `resumed weights differ by ${diff}`);
+      assert.deepEqual(b2.history.map((h) => h.iter), [4, 8]);
+      assert.deepEqual(b2.history.map((h) => h.valMiou), a.history.map((h) => h.valMiou));
+      const st2 = JSON.parse(readFileSync(join(last, 'trainer.json'), 'utf8')) as TrainerState;
+      assert.equal(st2.epoch, 2);
+      assert.equal(st2.iter, 8);
+    } finally {
+      a.model.dispose();
+      b2.model.dispose();
+    }
+  });
+
+  it('refuses to resume without a checkpoint or with changed options', async () => {
+    const outB = join(tmp, 'resume-b');
+    await assert.rejects(train({ ...base(), out: join(tmp, 'nothing-here'), resume: true }), /train: --resume: no checkpoint at .*checkpoints\/last; start without --resume/);
+    await assert.rejects(train({ ...base(), out: outB, lr: 1e-2, resume: true }), /train: --resume: the options differ from the checkpoint's run in one of dataset, encoder, .*; resume with the same options or use a new --out/);
+  });
+
+  it('a save that fails mid-write leaves the previous checkpoint intact', () => {
+    const dir = join(tmp, 'atomic', 'last');
+    mkdirSync(join(tmp, 'atomic'), { recursive: true });
+    const model = PAN.fromPretrained(init);
+    const opt = new AdamW(model.parameters(), { lr: 1e-3 });
+    const state: TrainerState = { epoch: 1, iter: 4, bestMiou: 0.5, bestEpoch: 1, history: [], configHash: 'abc' };
+    saveCheckpoint(dir, model, opt, state, { classNames: ['a'] });
+    const snapshot = (): Record<string, string> => Object.fromEntries(readdirSync(dir).sort().map((f) => [f, readFileSync(join(dir, f)).toString('base64')]));
+    const before = snapshot();
+
+    const broken = { stateTensors: () => { throw new Error('ENOSPC: no space left on device'); } } as unknown as Optimizer;
+    assert.throws(() => saveCheckpoint(dir, model, broken, { ...state, epoch: 2 }, {}), /ENOSPC/);
+    assert.deepEqual(snapshot(), before, 'last is unchanged');
+    assert.deepEqual(readdirSync(join(tmp, 'atomic')), ['last'], 'the partial directory is cleaned up');
+
+    // A good save replaces it, and restoreCheckpoint reads it back.
+    saveCheckpoint(dir, model, opt, { ...state, epoch: 2 }, {});
+    const opt2 = new AdamW(model.parameters(), { lr: 1e-3 });
+    assert.equal(restoreCheckpoint(dir, opt2).epoch, 2);
+    assert.throws(() => restoreCheckpoint(join(tmp, 'atomic'), opt2), /resume: .*trainer\.json not found: .* is not a complete training checkpoint/);
+    opt.dispose();
+    opt2.dispose();
+    model.dispose();
+  });
+});
