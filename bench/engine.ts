@@ -19,28 +19,33 @@ export interface Row {
 export interface EngineBenchOptions {
   /** libtorch threads on both sides (default 2). */
   threads?: number;
-  /** Timed repeats per measurement after warm-up; the median is reported (default 7). */
+  /** Timed repeats per measurement and round, after warm-up (default 5). */
   repeats?: number;
+  /**
+   * Rounds of PyTorch-then-panseg (default 3). Alternating the two sides spreads any drift in
+   * machine load over both; each side's median is taken over all its samples.
+   */
+  rounds?: number;
   /** Tiny ops per timed repeat of the dispatch measurement (default 100,000). */
   dispatchOps?: number;
 }
 
 const PY = process.env.PANSEG_PYTHON ?? '/usr/bin/python3';
 
-// The same three measurements in PyTorch; prints one JSON object of medians.
+// The same three measurements in PyTorch; prints one JSON object of per-repeat samples.
 const TORCH_SCRIPT = String.raw`
-import json, sys, time, statistics
+import json, sys, time
 import torch, torch.nn.functional as F
 threads, repeats, n_ops = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
-def median(fn, warm=2):
+def samples(fn, warm=2):
     for _ in range(warm): fn()
     ts = []
     for _ in range(repeats):
         t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    return ts
 
 a, b = torch.ones(1), torch.ones(1)
 def dispatch():
@@ -57,11 +62,12 @@ gy = torch.randn(1, 256, 64, 64)
 def fwd_bwd():
     for t in (xg, wg, bg): t.grad = None
     F.conv2d(xg, wg, bg, padding=1).backward(gy)
-print(json.dumps({"dispatch_us": median(dispatch) / n_ops * 1e6, "fwd_ms": median(fwd) * 1e3,
-                  "fwd_bwd_ms": median(fwd_bwd) * 1e3, "threads": torch.get_num_threads(), "torch": torch.__version__}))
+print(json.dumps({"dispatch_us": [t / n_ops * 1e6 for t in samples(dispatch)], "fwd_ms": [t * 1e3 for t in samples(fwd)],
+                  "fwd_bwd_ms": [t * 1e3 for t in samples(fwd_bwd)]}))
 `;
 
-function medianOf(fn: () => void, repeats: number, warm = 2): number {
+/** Per-repeat times in ms after `warm` untimed calls. */
+function samples(fn: () => void, repeats: number, warm = 2): number[] {
   for (let i = 0; i < warm; i++) fn();
   const ts: number[] = [];
   for (let i = 0; i < repeats; i++) {
@@ -69,52 +75,74 @@ function medianOf(fn: () => void, repeats: number, warm = 2): number {
     fn();
     ts.push(performance.now() - t);
   }
-  ts.sort((p, q) => p - q);
-  return ts.length % 2 ? ts[(ts.length - 1) / 2] : (ts[ts.length / 2 - 1] + ts[ts.length / 2]) / 2;
+  return ts;
 }
 
-/** Measures PyTorch first (a child process), then panseg in this process. */
+function median(xs: number[]): number {
+  const s = [...xs].sort((p, q) => p - q);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+interface Samples { dispatch_us: number[]; fwd_ms: number[]; fwd_bwd_ms: number[] }
+
+function torchRound(threads: number, repeats: number, nOps: number): Samples {
+  return JSON.parse(execFileSync(PY, ['-c', TORCH_SCRIPT, String(threads), String(repeats), String(nOps)], {
+    encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) }, maxBuffer: 1 << 20,
+  })) as Samples;
+}
+
+function pansegRound(repeats: number, nOps: number): Samples {
+  manualSeed(0);
+  const a = ones([1]);
+  const b = ones([1]);
+  const dispatch = samples(() => { for (let i = 0; i < nOps; i++) a.add(b).dispose(); }, repeats).map((t) => (t / nOps) * 1e3);
+  const [x, w, bias, gy] = tidy(() => [randn([1, 256, 64, 64]), randn([256, 256, 3, 3]).mul(0.02), randn([256]).mul(0), randn([1, 256, 64, 64])]);
+  const fwd = samples(() => tidy(() => { noGrad(() => F.conv2d(x, w, bias, { padding: 1 })); }), repeats);
+  const [xg, wg, bg] = tidy(() => [x.clone().requiresGrad_(), w.clone().requiresGrad_(), bias.clone().requiresGrad_()]);
+  const fwdBwd = samples(() => tidy(() => {
+    for (const t of [xg, wg, bg]) t.grad = null;
+    F.conv2d(xg, wg, bg, { padding: 1 }).backward(gy);
+  }), repeats);
+  for (const t of [a, b, x, w, bias, gy, xg, wg, bg]) t.dispose();
+  return { dispatch_us: dispatch, fwd_ms: fwd, fwd_bwd_ms: fwdBwd };
+}
+
+/** Alternates PyTorch (a child process) and panseg (this process) for `rounds` rounds. */
 export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Row[]> {
   const threads = opts.threads ?? 2;
-  const repeats = opts.repeats ?? 7;
+  const repeats = opts.repeats ?? 5;
+  const rounds = opts.rounds ?? 3;
   const nOps = opts.dispatchOps ?? 100_000;
-  const torch = JSON.parse(execFileSync(PY, ['-c', TORCH_SCRIPT, String(threads), String(repeats), String(nOps)], {
-    encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) }, maxBuffer: 1 << 20,
-  })) as { dispatch_us: number; fwd_ms: number; fwd_bwd_ms: number; threads: number };
-
+  const torch: Samples = { dispatch_us: [], fwd_ms: [], fwd_bwd_ms: [] };
+  const ours: Samples = { dispatch_us: [], fwd_ms: [], fwd_bwd_ms: [] };
   const prevThreads = getNumThreads();
   setNumThreads(threads);
-  manualSeed(0);
   try {
-    const a = ones([1]);
-    const b = ones([1]);
-    const dispatchUs = (medianOf(() => { for (let i = 0; i < nOps; i++) a.add(b).dispose(); }, repeats) / nOps) * 1e3;
-
-    const [x, w, bias, gy] = tidy(() => [randn([1, 256, 64, 64]), randn([256, 256, 3, 3]).mul(0.02), randn([256]).mul(0), randn([1, 256, 64, 64])]);
-    const fwdMs = medianOf(() => tidy(() => { noGrad(() => F.conv2d(x, w, bias, { padding: 1 })); }), repeats);
-    const [xg, wg, bg] = tidy(() => [x.clone().requiresGrad_(), w.clone().requiresGrad_(), bias.clone().requiresGrad_()]);
-    const fwdBwdMs = medianOf(() => tidy(() => {
-      for (const t of [xg, wg, bg]) t.grad = null;
-      F.conv2d(xg, wg, bg, { padding: 1 }).backward(gy);
-    }), repeats);
-    for (const t of [a, b, x, w, bias, gy, xg, wg, bg]) t.dispose();
-
-    const row = (name: string, unit: Row['unit'], panseg: number, pytorch: number): Row => ({ name, unit, panseg, pytorch, ratio: panseg / pytorch });
-    return [
-      row(`a.add(b), 1 element, incl. dispose (${threads} threads)`, 'us', dispatchUs, torch.dispatch_us),
-      row(`conv2d 3x3 1x256x64x64 -> 256, forward (${threads} threads)`, 'ms', fwdMs, torch.fwd_ms),
-      row(`conv2d 3x3 1x256x64x64 -> 256, forward+backward (${threads} threads)`, 'ms', fwdBwdMs, torch.fwd_bwd_ms),
-    ];
+    for (let r = 0; r < rounds; r++) {
+      for (const [into, from] of [[torch, torchRound(threads, repeats, nOps)], [ours, pansegRound(repeats, nOps)]] as const) {
+        for (const k of Object.keys(into) as (keyof Samples)[]) into[k].push(...from[k]);
+      }
+    }
   } finally {
     setNumThreads(prevThreads);
   }
+  const row = (name: string, unit: Row['unit'], k: keyof Samples): Row => {
+    const panseg = median(ours[k]);
+    const pytorch = median(torch[k]);
+    return { name, unit, panseg, pytorch, ratio: panseg / pytorch };
+  };
+  return [
+    row(`a.add(b), 1 element, incl. dispose (${threads} threads)`, 'us', 'dispatch_us'),
+    row(`conv2d 3x3 1x256x64x64 -> 256, forward (${threads} threads)`, 'ms', 'fwd_ms'),
+    row(`conv2d 3x3 1x256x64x64 -> 256, forward+backward (${threads} threads)`, 'ms', 'fwd_bwd_ms'),
+  ];
 }
 
 /** Prints rows as a table: medians of both sides and panseg / pytorch. */
 export function printEngine(rows: Row[]): void {
   const w = Math.max(...rows.map((r) => r.name.length));
   const num = (v: number) => v.toFixed(v < 10 ? 2 : 1).padStart(9);
-  console.log('engine: median of repeats after warm-up; ratio = panseg / pytorch (below 1: panseg faster)');
+  console.log('engine: medians over alternating rounds, after warm-up; ratio = panseg / pytorch (below 1: panseg faster)');
   console.log(`${'measurement'.padEnd(w)}  ${'panseg'.padStart(9)}  ${'pytorch'.padStart(9)}  unit  ${'ratio'.padStart(6)}`);
   for (const r of rows) console.log(`${r.name.padEnd(w)}  ${num(r.panseg)}  ${num(r.pytorch)}  ${r.unit.padEnd(4)}  ${r.ratio.toFixed(2).padStart(6)}`);
   console.log('');

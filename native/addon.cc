@@ -108,6 +108,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitNN(env, exports);
   InitShape(env, exports);
   InitRuntime(env, exports);
+  InitDistributed(env, exports);
   return exports;
 }
 

@@ -33,7 +33,7 @@ fi
 # 2. npm packages, when node_modules is missing or older than the lockfile.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "panseg setup: npm ci"
-  npm ci --no-audit --no-fund
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 fi
 
 # 3. The native addon (incremental) and 4. the TypeScript build (incremental).

@@ -24,3 +24,6 @@ export * from './eval/visualize.js';
 export { writeReport, type ReportData } from './eval/report.js';
 // attention pictures
 export * from './explain/index.js';
+// deployment
+export { exportOnnx, readSidecar, sidecarPathFor, cachedOnnx, type ExportOnnxOptions, type ExportOnnxResult, type OnnxSidecar } from './export/index.js';
+export { OnnxSegmenter, segmentImageOnnx, predictFilesOnnx, evaluateOnnx } from './eval/onnx-engine.js';

@@ -47,6 +47,9 @@ export function helpText(spec: CommandSpec): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** Number() reads '' and '  ' as 0 and true as 1; a flag value must spell a number. */
+const toNumber = (raw: unknown): number => (typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN);
+
 function convert(f: Flag, raw: unknown, from: string): unknown {
   const bad = (what: string): never => { throw new UsageError(`${from}${f.name} expects ${what}, got '${String(raw)}'`); };
   switch (f.type) {
@@ -55,11 +58,11 @@ function convert(f: Flag, raw: unknown, from: string): unknown {
       if (raw === 'true' || raw === 'false') return raw === 'true';
       return bad('true or false');
     case 'int': {
-      const n = typeof raw === 'number' ? raw : Number(raw);
+      const n = typeof raw === 'number' ? raw : toNumber(raw);
       return Number.isInteger(n) ? n : bad('an integer');
     }
     case 'number': {
-      const n = typeof raw === 'number' ? raw : Number(raw);
+      const n = typeof raw === 'number' ? raw : toNumber(raw);
       return Number.isFinite(n) ? n : bad('a number');
     }
     case 'list':

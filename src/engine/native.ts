@@ -115,7 +115,33 @@ export interface NativeAddon {
   getRngState(): H;
   setRngState(state: H): void;
   buildInfo(): { torchVersion: string; parallelInfo: string; mkldnn: boolean; cuda: boolean; cudaDevices: number };
+  // ---- distributed (native/distributed.cc; used only by src/distributed/c10d.ts) ----
+  /** '' when c10d + Gloo were compiled in, else why not. */
+  distAvailable(): string;
+  storeOpen(host: string, port: number, isServer: boolean, timeoutMs: number): DistHandle;
+  storeSet(store: DistHandle, key: string, value: string): void;
+  storeGet(store: DistHandle, key: string): string;
+  storeAdd(store: DistHandle, key: string, delta: number): number;
+  storeCheck(store: DistHandle, keys: string[]): boolean;
+  storePort(store: DistHandle): number;
+  pgCreate(store: DistHandle, prefix: string, rank: number, size: number, timeoutMs: number, ifname: string, hostname: string, threads: number): DistHandle;
+  allreduce(pg: DistHandle, ts: H[], op: 'sum' | 'max' | 'min'): void;
+  broadcast(pg: DistHandle, ts: H[], root: number): void;
+  barrier(pg: DistHandle): void;
+  allreduceDiff(pg: DistHandle, t: H): H;
+  gradSyncCreate(pg: DistHandle, params: H[], bucketBytes: number, firstBucketBytes: number, overlap: boolean): DistHandle;
+  gradSyncPrepare(sync: DistHandle): void;
+  gradSyncFinish(sync: DistHandle): { buckets: number; launchedEarly: number; waitMs: number; copyMs: number };
+  gradSyncBuckets(sync: DistHandle): number[][];
+  gradSyncDestroy(sync: DistHandle): void;
+  watchdogStart(host: string, port: number, prefix: string, rank: number, world: number, intervalMs: number, deadAfterMs: number, graceMs: number, connectTimeoutMs: number): DistHandle;
+  watchdogDead(w: DistHandle, waitMs: number): { ranks: number[]; message: string } | null;
+  watchdogStop(w: DistHandle): void;
+  // ---- end distributed ----
 }
+
+/** An opaque handle to a native distributed object (store, process group, gradient sync, watchdog). */
+export type DistHandle = { readonly __dist: unique symbol };
 
 /** The package root: two levels above this file in src/ and three in dist/src/. */
 export function packageRoot(): string {

@@ -36,8 +36,9 @@ function padForModel(model: PAN, x: Tensor): Tensor {
 }
 
 /**
- * Class probabilities [N, classes, H, W] (softmax; sigmoid for a single class) for normalized
- * images of any size: each scale is padded to a valid size and cropped back, flips are averaged.
+ * Class probabilities [N, classes, H, W] (softmax; sigmoid for a single class; a model's own output
+ * activation is not applied twice) for normalized images of any size: each scale is padded to a
+ * valid size and cropped back, flips are averaged.
  */
 export function predictProbs(model: PAN, x: Tensor, o: InferenceOptions = {}): Tensor {
   const was = model.training;
@@ -62,7 +63,6 @@ function averagedProbs(model: PAN, x: Tensor, o: InferenceOptions): Tensor {
   // An optimized copy already holds its precision in its weights.
   const precision = model.isOptimizedForInference ? 'fp32' : o.precision ?? 'auto';
   const [h, w] = [x.shape[2], x.shape[3]];
-  const single = model.config.classes === 1;
   let acc: Tensor | null = null;
   let n = 0;
   for (const s of o.scales ?? [1]) {
@@ -70,8 +70,7 @@ function averagedProbs(model: PAN, x: Tensor, o: InferenceOptions): Tensor {
     for (const flipped of o.flip ? [false, true] : [false]) {
       const v = flipped ? xs.flip(3) : xs;
       const logits = withPrecision(precision, x.device, () => model.forward(padForModel(model, v))).to('float32');
-      let p = logits.narrow(2, 0, v.shape[2]).narrow(3, 0, v.shape[3]);
-      p = single ? p.sigmoid() : p.softmax(1);
+      let p = toProbs(model, logits.narrow(2, 0, v.shape[2]).narrow(3, 0, v.shape[3]));
       if (flipped) p = p.flip(3);
       if (s !== 1) p = F.interpolate(p, { size: [h, w], mode: 'bilinear', alignCorners: false });
       acc = acc ? acc.add(p) : p;
@@ -79,6 +78,19 @@ function averagedProbs(model: PAN, x: Tensor, o: InferenceOptions): Tensor {
     }
   }
   return acc!.div(n);
+}
+
+/**
+ * Probabilities from the model's output: logits get softmax (sigmoid for a single class); a model built
+ * with an output activation already gives probabilities (or log-probabilities, or tanh scores).
+ */
+function toProbs(model: PAN, out: Tensor): Tensor {
+  switch (model.config.activation) {
+    case 'sigmoid': case 'softmax': case 'softmax2d': return out;
+    case 'logsoftmax': return out.exp();
+    case 'tanh': return out.add(1).div(2); // = sigmoid(2x): same ranking, 0.5 still means logit 0
+    default: return model.config.classes === 1 ? out.sigmoid() : out.softmax(1);
+  }
 }
 
 /** Class indices [N, H, W] (int64) from probabilities; a single-class model thresholds at 0.5. */

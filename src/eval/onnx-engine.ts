@@ -130,7 +130,17 @@ export class OnnxSegmenter {
     const k = logits.dims[1];
     if (logits.dims[2] !== ph || logits.dims[3] !== pw) fail('OnnxSegmenter', `the model's logits are ${logits.dims.slice(2).join('x')}, not the input size ${ph}x${pw} (head upsampling != 4?)`);
     const cropped = ph === h && pw === w ? logits.data : crop(logits.data, n * k, ph, pw, h, w);
-    return k === 1 ? sigmoid(cropped) : softmaxChannels(cropped, n, k, h * w);
+    return this.toProbs(cropped, n, k, h * w);
+  }
+
+  /** As predictProbs: softmax (sigmoid for one class) of logits; an output activation baked into the model is not applied twice. */
+  private toProbs(x: Float32Array, n: number, k: number, hw: number): Float32Array {
+    switch (this.sidecar.activation) {
+      case 'sigmoid': case 'softmax': case 'softmax2d': return x;
+      case 'logsoftmax': return x.map(Math.exp);
+      case 'tanh': return x.map((t) => (t + 1) / 2);
+      default: return k === 1 ? sigmoid(x) : softmaxChannels(x, n, k, hw);
+    }
   }
 
   /** Frees the onnxruntime session. */

@@ -77,7 +77,7 @@ export function resolveServeOptions(o: ServeOptions): ResolvedServeOptions {
   if (!existsSync(join(o.model, 'config.json'))) fail(op, `${o.model} is not a model directory (no config.json); pass a directory written by savePretrained or panseg train`);
   if (o.onnx !== undefined && o.onnx !== false) {
     if (typeof o.onnx !== 'string') fail(op, `expected a file path or false for onnx but received ${String(o.onnx)}`);
-    if (!existsSync(o.onnx)) fail(op, `ONNX file ${o.onnx} not found; export one with 'panseg export --model ${o.model} --out ${o.onnx}', or leave onnx out to export on start`);
+    if (!existsSync(o.onnx)) fail(op, `ONNX file ${o.onnx} not found; export one with 'panseg export --model ${o.model} --out ${o.onnx}', or leave --onnx out to export on start`);
   }
   return {
     model: resolve(o.model),

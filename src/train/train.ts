@@ -267,6 +267,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         if (micro % 10 === 0 || micro === loader.length) log({ epoch: epoch + 1, iter: state.iter, loss: lossValue, lr: scheduler.lr, imgPerSec: ips });
         if (c.maxSteps !== undefined && state.iter >= c.maxSteps) { stop = true; break; }
       }
+      // Gradients of a trailing partial accumulation are dropped (stepsPerEpoch counts whole steps), so they
+      // neither leak into the next epoch's first step nor make a resumed run differ from an uninterrupted one.
+      if (micro % c.accumulate !== 0) optimizer.zeroGrad();
       // A run stopped mid-epoch (maxSteps) keeps the last complete checkpoint.
       const complete = micro >= loader.length;
       bar.finish({ loss: emaLoss.toFixed(4) });

@@ -31,7 +31,7 @@ test('GraphBuilder: a tiny graph runs in onnxruntime (shared constants, Identity
   g.output(g.op('Shape', [x]), 'shape', [2], 7);
   g.output(g.op('Transpose', [x], { perm: attr.ints([1, 0]) }), 't', [3, 'n']);
   assert.throws(() => g.op('Relu', ['missing']), /GraphBuilder: Relu reads undefined value 'missing'/);
-  assert.deepEqual([...g.opTypes].sort(), ['Add', 'Identity', 'Identity', 'Mul', 'Shape', 'Transpose'].filter((v, i, a) => a.indexOf(v) === i));
+  assert.deepEqual([...g.opTypes].sort(), ['Add', 'Identity', 'Mul', 'Shape', 'Transpose']);
   const path = join(tmp.dir, 'tiny.onnx');
   writeMessage(path, g.build({ opset: 17, producerVersion: 'test', metadata: { k: 'v' } }));
   const s = await ort.InferenceSession.create(path);

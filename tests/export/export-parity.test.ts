@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { dispose, liveTensors, noGrad, randn, type Tensor } from '../../src/engine/index.js';
 import { exportOnnx, type ExportOnnxOptions } from '../../src/export/index.js';
-import type { PANOptions } from '../../src/models/index.js';
+import type { AttentionTrace, PANOptions, PANOutput } from '../../src/models/index.js';
 import { calibratedPan, data, maxAbsDiff, runOnnx, tempDir } from './helpers.js';
 
 const TOL = 1e-4;
@@ -49,15 +49,15 @@ for (const c of CASES) {
     assert.equal(r.sidecar.attention, Boolean(c.export.attention));
     for (const shape of c.inputs) {
       const x = randn(shape);
-      const want = noGrad(() => (c.export.attention ? model.forwardWithAttention(x) : model.forwardWithAux(x)));
+      const want: PANOutput & { attention?: AttentionTrace } = noGrad(() => (c.export.attention ? model.forwardWithAttention(x) : model.forwardWithAux(x)));
       const got = await runOnnx(path, data(x), shape);
       const diffs = [check('logits', got.logits, want.masks)];
       if (want.labels) diffs.push(check('labels', got.labels, want.labels));
       else assert.equal(got.labels, undefined);
-      if (c.export.attention) diffs.push(check('attention', got.attention, (want as { attention: { fpa?: { attention: Tensor } } }).attention.fpa!.attention));
+      if (c.export.attention) diffs.push(check('attention', got.attention, want.attention!.fpa!.attention));
       else assert.equal(got.attention, undefined);
       console.log(`  ${shape.join('x')}: max |diff| ${diffs.map((d) => d.toExponential(1)).join(', ')}`);
-      dispose([x, want, (want as { attention?: { fpa?: unknown } }).attention?.fpa]); // the FPA trace nests deeper than dispose() looks
+      dispose([x, want, want.attention?.fpa]); // the FPA trace nests deeper than dispose() looks
     }
     model.dispose();
   });
@@ -75,5 +75,24 @@ test('ONNX parity: a model from optimizedForInference (BatchNorm already folded)
   check('logits', got.logits, want);
   dispose([x, want]);
   fast.dispose();
+  model.dispose();
+});
+
+test('onnxruntime-web (wasm, as the browser page runs it) gives the same logits from a dynamic-size export', async () => {
+  const ortWeb = await import('onnxruntime-web');
+  ortWeb.env.wasm.numThreads = 1;
+  using tmp = tempDir();
+  const model = calibratedPan({ encoderName: 'resnet18', classes: 3 });
+  const path = join(tmp.dir, 'web.onnx');
+  exportOnnx(model, { path, dynamicSize: true, attention: true });
+  const session = await ortWeb.InferenceSession.create(path, { executionProviders: ['wasm'] });
+  const shape = [1, 3, 128, 160];
+  const x = randn(shape);
+  const want = noGrad(() => model.forward(x));
+  const out = await session.run({ input: new ortWeb.Tensor('float32', data(x), shape) });
+  check('logits', { data: out.logits.data as Float32Array, dims: out.logits.dims }, want);
+  assert.deepEqual([...out.attention.dims], [1, 1, 8, 10]);
+  await session.release();
+  dispose([x, want]);
   model.dispose();
 });

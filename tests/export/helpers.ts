@@ -49,10 +49,8 @@ export function tempDir(): { dir: string; [Symbol.dispose](): void } {
   return { dir, [Symbol.dispose]: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-let session: Promise<typeof ort> | null = null;
-/** onnxruntime-node, CPU, 2 threads. */
+/** Runs a model file once with onnxruntime-node (CPU, 2 threads); returns every output. */
 export async function runOnnx(path: string, input: Float32Array, dims: number[]): Promise<Record<string, { data: Float32Array; dims: readonly number[] }>> {
-  session ??= Promise.resolve(ort);
   const s = await ort.InferenceSession.create(path, { intraOpNumThreads: 2, interOpNumThreads: 1 });
   try {
     const out = await s.run({ input: new ort.Tensor('float32', input, dims) });

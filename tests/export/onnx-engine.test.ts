@@ -60,6 +60,22 @@ test('probs: test-time augmentation (flip, scales 0.75 and 1.25) as predictProbs
   await compare([1, 3, 96, 128], { flip: true, scales: [0.75, 1, 1.25] });
 });
 
+test('probs: models with an output activation (softmax, logsoftmax, tanh) are not activated twice', async () => {
+  for (const activation of ['softmax', 'logsoftmax', 'tanh'] as const) {
+    const m = calibratedPan({ encoderName: 'resnet18', classes: 3, activation }, 7);
+    const path = join(tmp.dir, `${activation}.onnx`);
+    exportOnnx(m, { path, dynamicSize: true });
+    const s = await OnnxSegmenter.create(path, { threads: 2 });
+    const x = randn([1, 3, 128, 128]);
+    const want = predictProbs(m, x, { precision: 'fp32' });
+    const d = maxAbsDiff(await s.probs(data(x), [1, 3, 128, 128]), data(want));
+    assert.ok(d <= TOL, `${activation}: probs differ by ${d}`);
+    dispose([x, want]);
+    await s.release();
+    m.dispose();
+  }
+});
+
 test('resizeBilinear equals F.interpolate (bilinear, align_corners=False), up and down', () => {
   const x = randn([2, 3, 7, 9]);
   for (const [oh, ow] of [[13, 5], [3, 20], [7, 9]]) {

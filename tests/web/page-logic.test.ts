@@ -14,7 +14,7 @@ import { PAN } from '../../src/models/index.js';
 import { CLASSES, COLORS, saveTinyModel, testPixels, tmp } from './helpers.js';
 
 // The page's modules are plain JS for the browser (typed through web/tsconfig.json); load them untyped here.
-type Any = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Any = any;
 const web = (f: string): Promise<Any> => import(new URL(`../../web/lib/${f}`, import.meta.url).href);
 let pre: Any;
 let render: Any;

@@ -33,7 +33,7 @@ after(async () => {
 });
 
 // The JSON bodies are checked field by field below.
-type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = any;
 const json = (r: Response): Promise<Json> => r.json();
 
 /** POSTs bytes to /api/segment with a content type. */

@@ -28,7 +28,7 @@ export const spec: CommandSpec = {
 };
 
 export async function run(o: Record<string, unknown>): Promise<void> {
-  const onnx = o.engine === 'onnx';
+  const onnx = o.engine === 'onnx' || o.onnx !== undefined;
   const ds = openDataset(required(o, 'dataset', 'dataset', 'eval'), required(o, 'dataRoot', 'data-root', 'eval'), { split: (o.split as string | undefined) ?? 'val' });
   if (o.threads !== undefined && !onnx) setNumThreads(o.threads as number);
   // One of the two engines: a PAN on libtorch, or an ONNX export on onnxruntime.

@@ -58,7 +58,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
 
 export const ENGINE_FLAGS: Flag[] = [
   { name: 'engine', type: 'string', desc: 'inference engine: libtorch, or onnxruntime-node (CPU) on an ONNX export', choices: ['torch', 'onnx'], default: 'torch' },
-  { name: 'onnx', type: 'string', desc: 'with --engine onnx: an exported .onnx (sidecar beside it); default: --model exported once to a cache' },
+  { name: 'onnx', type: 'string', desc: 'an exported .onnx to run (sidecar beside it; implies --engine onnx); default: --model exported once to a cache' },
 ];
 
 /** The OnnxSegmenter that --engine onnx asks for: --onnx FILE, or --model DIR exported to the cache. */

@@ -29,7 +29,7 @@ export const spec: CommandSpec = {
 };
 
 export async function run(o: Record<string, unknown>, positionals: string[]): Promise<void> {
-  const onnx = o.engine === 'onnx';
+  const onnx = o.engine === 'onnx' || o.onnx !== undefined;
   const out = required<string>(o, 'out', 'out', 'predict');
   const inputs = [...((o.input as string[] | undefined) ?? []), ...positionals];
   if (!inputs.length) throw new UsageError("'panseg predict' needs at least one image, folder or list file (see panseg predict --help)");

@@ -1,0 +1,629 @@
+// Data-parallel training on c10d, the distributed engine PyTorch itself uses: a TCPStore for
+// rendezvous, ProcessGroupGloo for collectives, bucketed gradient all-reduce launched from
+// autograd hooks while backward still runs, a differentiable all-reduce (for SyncBatchNorm) and
+// a heartbeat watchdog that names a dead rank. No model or training logic lives here.
+//
+// Builds without c10d or gloo headers (other libtorch builds; or forced with -DPANSEG_NO_C10D):
+// every op then throws "distributed training is not available in this libtorch build".
+//
+// libtorch API this file relies on, checked against 1.13 (Debian) and 2.x:
+// - c10d::TCPStore(host, TCPStoreOptions) and the Store methods set/get/add/check: same in both.
+// - c10d::ProcessGroupGloo(store, rank, size, Options) with Options::create(timeout), .devices and
+//   .threads, createDeviceForHostname/Interface: same in both (2.x derives it from c10d::Backend
+//   instead of ProcessGroup; we hold the concrete class, whose collectives keep their signatures).
+// - c10d::Work::wait() throws on failure: both. c10d::PrefixStore(prefix, store): both.
+// - Node::add_post_hook / del_post_hook on a leaf's grad accumulator (what DDP's Reducer uses):
+//   both return/take a uintptr_t key.
+// - ProcessGroupGloo.hpp compiles only with USE_C10D_GLOO defined (as libtorch's own build does).
+#include "common.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#if defined(__has_include) && !defined(PANSEG_NO_C10D)
+#if __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>) && \
+    __has_include(<torch/csrc/distributed/c10d/TCPStore.hpp>) && __has_include(<gloo/config.h>)
+#define PANSEG_HAVE_C10D 1
+#endif
+#endif
+
+#ifdef PANSEG_HAVE_C10D
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO
+#endif
+#include <torch/autograd.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+namespace panseg {
+
+#ifdef PANSEG_HAVE_C10D
+
+using Ms = std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+using PG = c10d::ProcessGroupGloo;
+
+// Every object handed to JS derives from Boxed, so a handle of the wrong kind is caught.
+struct Boxed {
+  virtual ~Boxed() = default;
+};
+template <class T>
+static Napi::Value Box(Napi::Env env, T* p) {
+  return Napi::External<Boxed>::New(env, p, [](Napi::Env, Boxed* b) { delete b; });
+}
+template <class T>
+static T& Unbox(const Napi::Value& v, const char* what) {
+  if (!v.IsExternal()) throw std::invalid_argument(std::string("expected a ") + what + " handle");
+  auto* t = dynamic_cast<T*>(v.As<Napi::External<Boxed>>().Data());
+  if (!t) throw std::invalid_argument(std::string("expected a ") + what + " handle");
+  return *t;
+}
+
+static std::string Str(const Napi::Value& v) { return v.As<Napi::String>().Utf8Value(); }
+static std::vector<uint8_t> Bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+
+// ---------------------------------------------------------------- store
+
+struct StoreBox : Boxed {
+  c10::intrusive_ptr<c10d::TCPStore> store;
+};
+
+// storeOpen(host, port, isServer, timeoutMs): a TCPStore server (rank 0) or client. The server
+// binds every interface and does not wait for workers: the rendezvous in TS names the missing ones.
+static Napi::Value StoreOpen(const Napi::CallbackInfo& info) {
+  c10d::TCPStoreOptions o;
+  o.port = static_cast<std::uint16_t>(Int(info[1]));
+  o.isServer = Bool(info[2]);
+  o.numWorkers = c10::nullopt;
+  o.waitWorkers = false;
+  o.timeout = Ms(Int(info[3]));
+  auto* b = new StoreBox();
+  try {
+    b->store = c10::make_intrusive<c10d::TCPStore>(Str(info[0]), o);
+  } catch (...) {
+    delete b;
+    throw;
+  }
+  return Box(info.Env(), b);
+}
+static Napi::Value StoreSet(const Napi::CallbackInfo& info) {
+  Unbox<StoreBox>(info[0], "store").store->set(Str(info[1]), Bytes(Str(info[2])));
+  return info.Env().Undefined();
+}
+// storeGet(store, key): waits up to the store's timeout for the key.
+static Napi::Value StoreGet(const Napi::CallbackInfo& info) {
+  auto v = Unbox<StoreBox>(info[0], "store").store->get(Str(info[1]));
+  return Napi::String::New(info.Env(), std::string(v.begin(), v.end()));
+}
+static Napi::Value StoreAdd(const Napi::CallbackInfo& info) {
+  auto n = Unbox<StoreBox>(info[0], "store").store->add(Str(info[1]), Int(info[2]));
+  return Napi::Number::New(info.Env(), static_cast<double>(n));
+}
+// storeCheck(store, keys): true when every key exists (does not wait).
+static Napi::Value StoreCheck(const Napi::CallbackInfo& info) {
+  auto arr = info[1].As<Napi::Array>();
+  std::vector<std::string> keys;
+  for (uint32_t i = 0; i < arr.Length(); i++) keys.push_back(Str(arr.Get(i)));
+  return Napi::Boolean::New(info.Env(), Unbox<StoreBox>(info[0], "store").store->check(keys));
+}
+static Napi::Value StorePort(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), Unbox<StoreBox>(info[0], "store").store->getPort());
+}
+
+// ---------------------------------------------------------------- process group
+
+struct GroupBox : Boxed {
+  c10::intrusive_ptr<PG> pg;
+  int rank = 0;
+  int size = 1;
+};
+
+// pgCreate(store, prefix, rank, size, timeoutMs, ifname, hostname, threads). Blocks until every
+// rank has connected (gloo's full mesh), at most timeoutMs.
+static Napi::Value PgCreate(const Napi::CallbackInfo& info) {
+  auto& s = Unbox<StoreBox>(info[0], "store");
+  auto opts = PG::Options::create(Ms(Int(info[4])));
+  auto ifname = Str(info[5]);
+  auto host = Str(info[6]);
+  if (!ifname.empty()) opts->devices.push_back(PG::createDeviceForInterface(ifname));
+  else if (!host.empty()) opts->devices.push_back(PG::createDeviceForHostname(host));
+  else opts->devices.push_back(PG::createDefaultDevice());
+  opts->threads = static_cast<int>(Int(info[7]));
+  auto prefixed = c10::make_intrusive<c10d::PrefixStore>(Str(info[1]), c10::intrusive_ptr<c10d::Store>(s.store));
+  auto* b = new GroupBox();
+  b->rank = static_cast<int>(Int(info[2]));
+  b->size = static_cast<int>(Int(info[3]));
+  try {
+    b->pg = c10::make_intrusive<PG>(prefixed, b->rank, b->size, opts);
+  } catch (...) {
+    delete b;
+    throw;
+  }
+  return Box(info.Env(), b);
+}
+
+static c10d::ReduceOp Op(const std::string& s) {
+  if (s == "sum") return c10d::ReduceOp::SUM;
+  if (s == "max") return c10d::ReduceOp::MAX;
+  if (s == "min") return c10d::ReduceOp::MIN;
+  throw std::invalid_argument("unknown reduce op " + s);
+}
+
+// Runs `collective` on each same-dtype group of tensors: in place for one contiguous tensor,
+// otherwise through one flat buffer (one message instead of many; also handles channels-last).
+template <class F>
+static void Coalesced(const std::vector<at::Tensor>& ts, F collective) {
+  std::vector<std::vector<at::Tensor>> groups;
+  for (auto& t : ts) {
+    bool placed = false;
+    for (auto& g : groups)
+      if (g[0].scalar_type() == t.scalar_type()) { g.push_back(t); placed = true; break; }
+    if (!placed) groups.push_back({t});
+  }
+  for (auto& g : groups) {
+    if (g.size() == 1 && g[0].is_contiguous()) {
+      std::vector<at::Tensor> v{g[0]};
+      collective(v);
+      continue;
+    }
+    std::vector<at::Tensor> flat;
+    for (auto& t : g) flat.push_back(t.reshape({-1}));
+    std::vector<at::Tensor> v{at::cat(flat)};
+    collective(v);
+    int64_t off = 0;
+    for (auto& t : g) {
+      t.copy_(v[0].narrow(0, off, t.numel()).view(t.sizes()));
+      off += t.numel();
+    }
+  }
+}
+
+// allreduce(pg, tensors, op): in place, blocking.
+static Napi::Value Allreduce(const Napi::CallbackInfo& info) {
+  auto& g = Unbox<GroupBox>(info[0], "process group");
+  auto ts = GetList(info[1]);
+  c10d::AllreduceOptions o;
+  o.reduceOp = Op(Str(info[2]));
+  at::NoGradGuard ng;
+  Coalesced(ts, [&](std::vector<at::Tensor>& v) { g.pg->allreduce(v, o)->wait(); });
+  return info.Env().Undefined();
+}
+// broadcast(pg, tensors, root): in place, blocking.
+static Napi::Value Broadcast(const Napi::CallbackInfo& info) {
+  auto& g = Unbox<GroupBox>(info[0], "process group");
+  auto ts = GetList(info[1]);
+  c10d::BroadcastOptions o;
+  o.rootRank = Int(info[2]);
+  at::NoGradGuard ng;
+  Coalesced(ts, [&](std::vector<at::Tensor>& v) { g.pg->broadcast(v, o)->wait(); });
+  return info.Env().Undefined();
+}
+static Napi::Value Barrier(const Napi::CallbackInfo& info) {
+  Unbox<GroupBox>(info[0], "process group").pg->barrier()->wait();
+  return info.Env().Undefined();
+}
+
+// A sum all-reduce that autograd can see through: backward all-reduces the incoming gradient,
+// as torch.distributed.nn.functional.all_reduce. SyncBatchNorm sums its statistics with it.
+// The group is passed as a raw pointer: the JS ProcessGroup outlives every graph built on it.
+struct AllreduceSumFn : public torch::autograd::Function<AllreduceSumFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, int64_t pg) {
+    ctx->saved_data["pg"] = pg;
+    auto y = x.contiguous().clone();
+    std::vector<at::Tensor> v{y};
+    reinterpret_cast<PG*>(pg)->allreduce(v)->wait();
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    auto* pg = reinterpret_cast<PG*>(ctx->saved_data["pg"].toInt());
+    auto g = grads[0].contiguous().clone();
+    std::vector<at::Tensor> v{g};
+    pg->allreduce(v)->wait();
+    return {g, at::Tensor()};
+  }
+};
+static Napi::Value AllreduceDiff(const Napi::CallbackInfo& info) {
+  auto& g = Unbox<GroupBox>(info[0], "process group");
+  return Wrap(info.Env(), AllreduceSumFn::apply(Get(info[1]), reinterpret_cast<int64_t>(g.pg.get())));
+}
+
+// ---------------------------------------------------------------- gradient buckets
+
+// Averages gradients across ranks like DistributedDataParallel: parameters are grouped into
+// buckets of about `bucketBytes` in reverse registration order (roughly the order backward
+// produces their gradients); a post-hook on each parameter's grad accumulator counts down its
+// bucket, and a full bucket is copied into one flat buffer and all-reduced asynchronously while
+// backward continues. Buckets launch strictly in order, so every rank issues the same sequence.
+// finish() launches what is left (a parameter without a gradient contributes zeros), waits,
+// divides by the world size and copies the averages back into .grad.
+struct GradSync : Boxed {
+  c10::intrusive_ptr<PG> pg;
+  int world = 1;
+  std::vector<at::Tensor> params;
+  std::vector<std::shared_ptr<torch::autograd::Node>> accs;  // keeps the accumulators (and hooks) alive
+  std::vector<uintptr_t> hookKeys;
+  struct Bucket {
+    std::vector<size_t> members;
+    std::vector<int64_t> offsets;
+    int64_t numel = 0;
+    at::Tensor flat;
+    size_t pending = 0;
+    bool launched = false;
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  std::vector<Bucket> buckets;
+  std::vector<size_t> bucketOf;
+  std::vector<char> seen;
+  size_t nextLaunch = 0;
+  bool armed = false;
+  bool overlap = true;
+  std::mutex mu;
+  // statistics of the last finish()
+  int64_t launchedEarly = 0;
+  double waitMs = 0, copyMs = 0;
+
+  ~GradSync() override { Detach(); }
+
+  void Detach() {
+    for (size_t i = 0; i < accs.size(); i++) accs[i]->del_post_hook(hookKeys[i]);
+    accs.clear();
+    hookKeys.clear();
+  }
+
+  void Reset() {
+    for (auto& b : buckets) {
+      b.pending = b.members.size();
+      b.launched = false;
+      b.work.reset();
+    }
+    std::fill(seen.begin(), seen.end(), 0);
+    nextLaunch = 0;
+  }
+
+  void Launch(Bucket& b) {
+    auto t0 = Clock::now();
+    {
+      at::NoGradGuard ng;
+      for (size_t k = 0; k < b.members.size(); k++) {
+        auto& p = params[b.members[k]];
+        auto dst = b.flat.narrow(0, b.offsets[k], p.numel());
+        const auto& g = p.grad();
+        if (g.defined()) dst.view(p.sizes()).copy_(g);
+        else dst.zero_();
+      }
+    }
+    copyMs += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    std::vector<at::Tensor> v{b.flat};
+    b.work = pg->allreduce(v);
+    b.launched = true;
+  }
+
+  // Launches consecutive ready buckets from the first unlaunched one.
+  void LaunchReady() {
+    while (nextLaunch < buckets.size() && buckets[nextLaunch].pending == 0) {
+      Launch(buckets[nextLaunch]);
+      nextLaunch++;
+      launchedEarly++;
+    }
+  }
+
+  void OnGrad(size_t i) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!armed || seen[i]) return;
+    seen[i] = 1;
+    auto& b = buckets[bucketOf[i]];
+    if (b.pending > 0) b.pending--;
+    if (overlap) LaunchReady();
+  }
+
+  void Finish() {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!armed) throw std::runtime_error("finish() without prepare(): call prepare() before backward");
+    armed = false;
+    for (; nextLaunch < buckets.size(); nextLaunch++) Launch(buckets[nextLaunch]);
+    auto t0 = Clock::now();
+    std::exception_ptr err;
+    for (auto& b : buckets) {
+      try {
+        b.work->wait();
+      } catch (...) {
+        if (!err) err = std::current_exception();
+      }
+    }
+    waitMs = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (err) std::rethrow_exception(err);
+    auto t1 = Clock::now();
+    at::NoGradGuard ng;
+    for (auto& b : buckets) {
+      b.flat.div_(world);
+      for (size_t k = 0; k < b.members.size(); k++) {
+        auto& p = params[b.members[k]];
+        auto avg = b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes());
+        if (p.grad().defined()) p.mutable_grad().copy_(avg);
+        else p.mutable_grad() = avg.clone(at::MemoryFormat::Preserve);
+      }
+      b.work.reset();
+    }
+    copyMs += std::chrono::duration<double, std::milli>(Clock::now() - t1).count();
+  }
+};
+
+// gradSyncCreate(pg, params, bucketBytes, firstBucketBytes, overlap). Parameters must be leaves
+// that require grad and must not be replaced afterwards (build a new one if they change).
+static Napi::Value GradSyncCreate(const Napi::CallbackInfo& info) {
+  auto& g = Unbox<GroupBox>(info[0], "process group");
+  auto params = GetList(info[1]);
+  int64_t cap = Int(info[2]);
+  int64_t firstCap = Int(info[3]);
+  auto s = std::make_unique<GradSync>();
+  s->pg = g.pg;
+  s->world = g.size;
+  s->overlap = Bool(info[4]);
+  s->params = params;
+  s->bucketOf.assign(params.size(), 0);
+  s->seen.assign(params.size(), 0);
+  for (auto& p : params) {
+    if (!p.is_leaf() || !p.requires_grad()) throw std::invalid_argument("every parameter must be a leaf tensor that requires grad");
+  }
+  // Buckets in reverse order; a new bucket starts when the dtype changes or the cap is reached.
+  int64_t bytes = 0;
+  for (size_t r = params.size(); r-- > 0;) {
+    auto& p = params[r];
+    int64_t limit = s->buckets.size() == 1 ? firstCap : cap;
+    bool fresh = s->buckets.empty() || bytes >= limit ||
+                 params[s->buckets.back().members.back()].scalar_type() != p.scalar_type();
+    if (fresh) {
+      bytes = 0;
+      s->buckets.emplace_back();
+    }
+    auto& b = s->buckets.back();
+    b.offsets.push_back(b.numel);
+    b.members.push_back(r);
+    b.numel += p.numel();
+    bytes += p.numel() * static_cast<int64_t>(p.element_size());
+    s->bucketOf[r] = s->buckets.size() - 1;
+  }
+  for (auto& b : s->buckets) b.flat = at::empty({b.numel}, params[b.members[0]].options().memory_format(at::MemoryFormat::Contiguous));
+  auto* raw = s.get();
+  for (size_t i = 0; i < params.size(); i++) {
+    auto acc = torch::autograd::impl::grad_accumulator(params[i]);
+    auto key = acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [raw, i](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+          raw->OnGrad(i);
+          return outputs;
+        }));
+    s->accs.push_back(acc);
+    s->hookKeys.push_back(key);
+  }
+  s->Reset();
+  return Box(info.Env(), s.release());
+}
+// gradSyncPrepare(sync): the next backward's gradients are synchronized (DDP without no_sync()).
+static Napi::Value GradSyncPrepare(const Napi::CallbackInfo& info) {
+  auto& s = Unbox<GradSync>(info[0], "gradient sync");
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.Reset();
+  s.launchedEarly = 0;
+  s.copyMs = 0;
+  s.armed = true;
+  return info.Env().Undefined();
+}
+// gradSyncFinish(sync) -> { buckets, launchedEarly, waitMs, copyMs }
+static Napi::Value GradSyncFinish(const Napi::CallbackInfo& info) {
+  auto& s = Unbox<GradSync>(info[0], "gradient sync");
+  s.Finish();
+  auto o = Napi::Object::New(info.Env());
+  o.Set("buckets", static_cast<double>(s.buckets.size()));
+  o.Set("launchedEarly", static_cast<double>(s.launchedEarly));
+  o.Set("waitMs", s.waitMs);
+  o.Set("copyMs", s.copyMs);
+  return o;
+}
+// gradSyncBuckets(sync) -> the parameter indices of each bucket, in launch order.
+static Napi::Value GradSyncBuckets(const Napi::CallbackInfo& info) {
+  auto& s = Unbox<GradSync>(info[0], "gradient sync");
+  auto env = info.Env();
+  auto out = Napi::Array::New(env, s.buckets.size());
+  for (size_t b = 0; b < s.buckets.size(); b++) {
+    auto m = Napi::Array::New(env, s.buckets[b].members.size());
+    for (size_t k = 0; k < s.buckets[b].members.size(); k++) m.Set(k, static_cast<double>(s.buckets[b].members[k]));
+    out.Set(b, m);
+  }
+  return out;
+}
+static Napi::Value GradSyncDestroy(const Napi::CallbackInfo& info) {
+  auto& s = Unbox<GradSync>(info[0], "gradient sync");
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.armed = false;
+  s.Detach();
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------- watchdog
+
+// A thread with its own store connection: every interval it bumps this rank's heartbeat counter
+// and reads the others'. A counter that has not moved for `deadAfter` (or a store that cannot be
+// reached: rank 0, its host, is gone) marks a rank dead. The main thread asks who died when a
+// collective fails; if the process is still alive `grace` after a death (e.g. blocked in a
+// collective with a frozen peer), the thread prints the diagnosis and ends the process (exit 1).
+// A rank that finishes sets its `done` key first, so a normal exit is not taken for a death.
+struct Watchdog : Boxed {
+  c10::intrusive_ptr<c10d::TCPStore> store;
+  std::string prefix;
+  int rank = 0, world = 1;
+  Ms interval{1000}, deadAfter{30000}, grace{10000};
+  std::thread th;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stop = false;
+  // guarded by mu
+  std::vector<int> dead;
+  std::vector<double> silentMs;
+  bool storeLost = false;
+  Clock::time_point firstDeath;
+
+  ~Watchdog() override { Stop(); }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    if (th.joinable()) th.join();
+  }
+
+  std::string Describe() {
+    std::string s;
+    if (storeLost) return "rank 0 (the rendezvous host) is unreachable: it died or its machine is down";
+    for (size_t i = 0; i < dead.size(); i++) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "%srank %d (no heartbeat for %.1f s)", i ? ", " : "", dead[i], silentMs[i] / 1000);
+      s += buf;
+    }
+    return s + " died, was killed or is frozen";
+  }
+
+  void Run() {
+    std::vector<int64_t> last(world, -1);
+    std::vector<Clock::time_point> changed(world, Clock::now());
+    std::vector<char> done(world, 0);
+    auto storeOk = Clock::now();
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stop) {
+      lock.unlock();
+      bool ok = true;
+      std::vector<int> d;
+      std::vector<double> ms;
+      auto now = Clock::now();
+      try {
+        store->add(prefix + "hb/" + std::to_string(rank), 1);
+        for (int r = 0; r < world; r++) {
+          if (r == rank || done[r]) continue;
+          if (store->check({prefix + "done/" + std::to_string(r)})) { done[r] = 1; continue; }
+          auto v = store->add(prefix + "hb/" + std::to_string(r), 0);
+          now = Clock::now();
+          if (v != last[r]) { last[r] = v; changed[r] = now; }
+          auto silent = std::chrono::duration<double, std::milli>(now - changed[r]).count();
+          if (silent > deadAfter.count()) { d.push_back(r); ms.push_back(silent); }
+        }
+        storeOk = Clock::now();
+      } catch (...) {
+        ok = false;
+      }
+      lock.lock();
+      if (stop) break;
+      bool lost = !ok && std::chrono::duration_cast<Ms>(Clock::now() - storeOk) > deadAfter;
+      if ((lost || !d.empty()) && dead.empty() && !storeLost) firstDeath = Clock::now();
+      if (lost) storeLost = true;
+      if (!d.empty() && dead.empty()) { dead = d; silentMs = ms; }
+      if ((storeLost || !dead.empty()) && Clock::now() - firstDeath > grace) {
+        std::fprintf(stderr, "panseg distributed: %s; rank %d stops (exit 1). The last complete checkpoint is intact: resume with --resume and the same world size.\n",
+                     Describe().c_str(), rank);
+        std::fflush(stderr);
+        std::_Exit(1);
+      }
+      cv.wait_for(lock, interval, [this] { return stop; });
+    }
+  }
+};
+
+// watchdogStart(host, port, prefix, rank, world, intervalMs, deadAfterMs, graceMs, connectTimeoutMs)
+static Napi::Value WatchdogStart(const Napi::CallbackInfo& info) {
+  c10d::TCPStoreOptions o;
+  o.port = static_cast<std::uint16_t>(Int(info[1]));
+  o.isServer = false;
+  o.waitWorkers = false;
+  o.timeout = Ms(Int(info[8]));
+  auto w = std::make_unique<Watchdog>();
+  w->store = c10::make_intrusive<c10d::TCPStore>(Str(info[0]), o);
+  w->prefix = Str(info[2]);
+  w->rank = static_cast<int>(Int(info[3]));
+  w->world = static_cast<int>(Int(info[4]));
+  w->interval = Ms(Int(info[5]));
+  w->deadAfter = Ms(Int(info[6]));
+  w->grace = Ms(Int(info[7]));
+  auto* raw = w.get();
+  w->th = std::thread([raw] { raw->Run(); });
+  return Box(info.Env(), w.release());
+}
+// watchdogDead(w, waitMs) -> null or a description of the dead ranks; waits up to waitMs for
+// the heartbeats to tell (a collective that just failed usually means a peer is going).
+static Napi::Value WatchdogDead(const Napi::CallbackInfo& info) {
+  auto& w = Unbox<Watchdog>(info[0], "watchdog");
+  auto until = Clock::now() + Ms(Int(info[1]));
+  std::unique_lock<std::mutex> lock(w.mu);
+  while (w.dead.empty() && !w.storeLost && Clock::now() < until) {
+    lock.unlock();
+    std::this_thread::sleep_for(Ms(50));
+    lock.lock();
+  }
+  if (w.dead.empty() && !w.storeLost) return info.Env().Null();
+  auto o = Napi::Object::New(info.Env());
+  auto ranks = Napi::Array::New(info.Env(), w.storeLost ? 1 : w.dead.size());
+  if (w.storeLost) ranks.Set(0u, 0);
+  else for (size_t i = 0; i < w.dead.size(); i++) ranks.Set(i, w.dead[i]);
+  o.Set("ranks", ranks);
+  o.Set("message", w.Describe());
+  return o;
+}
+static Napi::Value WatchdogStop(const Napi::CallbackInfo& info) {
+  Unbox<Watchdog>(info[0], "watchdog").Stop();
+  return info.Env().Undefined();
+}
+
+static Napi::Value DistAvailable(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), ""); }
+
+void InitDistributed(Napi::Env env, Napi::Object exports) {
+  Register(env, exports, "distAvailable", DistAvailable);
+  Register(env, exports, "storeOpen", StoreOpen);
+  Register(env, exports, "storeSet", StoreSet);
+  Register(env, exports, "storeGet", StoreGet);
+  Register(env, exports, "storeAdd", StoreAdd);
+  Register(env, exports, "storeCheck", StoreCheck);
+  Register(env, exports, "storePort", StorePort);
+  Register(env, exports, "pgCreate", PgCreate);
+  Register(env, exports, "allreduce", Allreduce);
+  Register(env, exports, "broadcast", Broadcast);
+  Register(env, exports, "barrier", Barrier);
+  Register(env, exports, "allreduceDiff", AllreduceDiff);
+  Register(env, exports, "gradSyncCreate", GradSyncCreate);
+  Register(env, exports, "gradSyncPrepare", GradSyncPrepare);
+  Register(env, exports, "gradSyncFinish", GradSyncFinish);
+  Register(env, exports, "gradSyncBuckets", GradSyncBuckets);
+  Register(env, exports, "gradSyncDestroy", GradSyncDestroy);
+  Register(env, exports, "watchdogStart", WatchdogStart);
+  Register(env, exports, "watchdogDead", WatchdogDead);
+  Register(env, exports, "watchdogStop", WatchdogStop);
+}
+
+#else  // no c10d in this libtorch build
+
+static Napi::Value DistAvailable(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), "distributed training is not available in this libtorch build (no c10d/gloo headers when panseg was compiled; on Debian: apt-get install libgloo-dev, then rebuild with `npm run setup`)");
+}
+static Napi::Value Unavailable(const Napi::CallbackInfo&) {
+  throw std::runtime_error("distributed training is not available in this libtorch build");
+}
+
+void InitDistributed(Napi::Env env, Napi::Object exports) {
+  Register(env, exports, "distAvailable", DistAvailable);
+  for (auto name : {"storeOpen", "storeSet", "storeGet", "storeAdd", "storeCheck", "storePort", "pgCreate", "allreduce", "broadcast",
+                    "barrier", "allreduceDiff", "gradSyncCreate", "gradSyncPrepare", "gradSyncFinish", "gradSyncBuckets",
+                    "gradSyncDestroy", "watchdogStart", "watchdogDead", "watchdogStop"})
+    Register(env, exports, name, Unavailable);
+}
+
+#endif
+
+}  // namespace panseg

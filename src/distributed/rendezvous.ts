@@ -1,0 +1,113 @@
+// Rendezvous on c10d's TCPStore: rank 0 serves the store, every rank announces itself under
+// `<prefix>rank/<r>` with its host, pid and a hash of its configuration, then waits for all the
+// others. A rank that never arrives is named, a busy port is said so, and a configuration that
+// differs from rank 0's stops every rank with the differing keys.
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
+import { PansegError } from '../common/errors.js';
+import { Store } from './c10d.js';
+
+/** What each rank announces. */
+export interface PeerInfo {
+  rank: number;
+  host: string;
+  pid: number;
+  configHash: string;
+  config: Record<string, unknown>;
+}
+
+export interface RendezvousOptions {
+  rank: number;
+  worldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  /** How long to wait for every rank (and, for ranks > 0, for rank 0's store). */
+  timeoutMs: number;
+  /** Key prefix of this run in the store. */
+  prefix: string;
+  /** Options that must be equal on every rank (JSON values). */
+  config: Record<string, unknown>;
+}
+
+/** An error of the distributed layer; `ranks` names the ranks at fault when known. */
+export class DistributedError extends PansegError {
+  override name = 'DistributedError';
+  constructor(message: string, readonly ranks: number[] = []) {
+    super(`distributed: ${message}`);
+  }
+}
+
+/** JSON with sorted keys, so equal configurations hash equally. */
+function stable(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+export function configHash(config: Record<string, unknown>): string {
+  return createHash('sha256').update(stable(config)).digest('hex').slice(0, 16);
+}
+
+const ranksText = (rs: number[]) => (rs.length > 12 ? `${rs.slice(0, 12).join(', ')} and ${rs.length - 12} more` : rs.join(', '));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Opens the store (serving it on rank 0) and translates c10d's socket errors. */
+export function openStore(o: RendezvousOptions): Store {
+  const where = `${o.masterAddr}:${o.masterPort}`;
+  try {
+    return Store.open(o.masterAddr, o.masterPort, o.rank === 0, o.timeoutMs);
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (o.rank === 0 && /Address already in use|errno: 98/.test(msg)) {
+      throw new DistributedError(`port ${o.masterPort} is already in use on this machine, so rank 0 cannot serve the rendezvous there (another run, or a leftover process, holds it); choose a free one with --master-port (MASTER_PORT)`);
+    }
+    if (o.rank === 0 && /failed to listen|bind/.test(msg)) {
+      throw new DistributedError(`rank 0 cannot serve the rendezvous on port ${o.masterPort}: ${msg.replace(/^storeOpen: /, '')}`);
+    }
+    if (/timed out|Connection refused|connect/.test(msg)) {
+      throw new DistributedError(`rank ${o.rank} could not reach the rendezvous at ${where} within ${o.timeoutMs / 1000} s: rank 0 never arrived. Start rank 0 (node rank 0) with the same --master-addr/--master-port, and check that ${where} is reachable from ${hostname()}`, [0]);
+    }
+    throw new DistributedError(`rank ${o.rank} could not open the rendezvous at ${where}: ${msg.replace(/^storeOpen: /, '')}`);
+  }
+}
+
+/**
+ * Meets every other rank: announces this one, waits (polling, so the event loop keeps running)
+ * until all `worldSize` ranks have, and checks that their configurations equal rank 0's.
+ */
+export async function rendezvous(o: RendezvousOptions): Promise<{ store: Store; peers: PeerInfo[] }> {
+  const store = openStore(o);
+  const key = (r: number) => `${o.prefix}rank/${r}`;
+  if (store.add(`${o.prefix}claim/${o.rank}`, 1) > 1) {
+    throw new DistributedError(`rank ${o.rank} joined twice: each process needs its own rank (check --node-rank and --nproc-per-node, or RANK, on every machine)`, [o.rank]);
+  }
+  const me: PeerInfo = { rank: o.rank, host: hostname(), pid: process.pid, configHash: configHash(o.config), config: o.config };
+  store.set(key(o.rank), JSON.stringify(me));
+
+  const deadline = Date.now() + o.timeoutMs;
+  let missing = Array.from({ length: o.worldSize }, (_, r) => r).filter((r) => r !== o.rank);
+  for (;;) {
+    missing = missing.filter((r) => !store.has(key(r)));
+    if (!missing.length) break;
+    if (Date.now() > deadline) {
+      const arrived = Array.from({ length: o.worldSize }, (_, r) => r).filter((r) => !missing.includes(r));
+      throw new DistributedError(`rendezvous at ${o.masterAddr}:${o.masterPort} timed out after ${o.timeoutMs / 1000} s: rank${missing.length > 1 ? 's' : ''} ${ranksText(missing)} of world size ${o.worldSize} never arrived (arrived: ${ranksText(arrived)}). Start the missing workers with the same --nnodes, --master-addr and --master-port, or raise the rendezvous timeout`, missing);
+    }
+    await sleep(100);
+  }
+
+  const peers = Array.from({ length: o.worldSize }, (_, r) => (r === o.rank ? me : (JSON.parse(store.get(key(r))) as PeerInfo)));
+  const ref = peers[0];
+  const bad = peers.filter((p) => p.configHash !== ref.configHash);
+  if (bad.length) {
+    const p = bad[0];
+    const keys = [...new Set([...Object.keys(ref.config), ...Object.keys(p.config)])]
+      .filter((k) => stable(ref.config[k]) !== stable(p.config[k]));
+    const shown = keys.slice(0, 6).map((k) => `${k} (rank 0: ${stable(ref.config[k])}, rank ${p.rank}: ${stable(p.config[k])})`).join('; ');
+    throw new DistributedError(`the configuration differs across ranks (hash ${ref.configHash} on rank 0, ${p.configHash} on rank${bad.length > 1 ? 's' : ''} ${ranksText(bad.map((b) => b.rank))}): ${shown || 'same keys, different values'}. Every rank must run the same command and data`, bad.map((b) => b.rank));
+  }
+  return { store, peers };
+}

@@ -1,0 +1,56 @@
+// `panseg serve` as a user runs it: starts, prints where, answers, stops cleanly on Ctrl+C.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { saveTinyModel, tmp } from './helpers.js';
+
+const root = new URL('../..', import.meta.url).pathname;
+const cli = ['--import', 'tsx', 'src/cli/main.ts', 'serve'];
+let modelDir: string;
+let cleanup: () => void;
+
+before(() => {
+  const t = tmp('panseg-serve-cli-');
+  cleanup = t.cleanup;
+  modelDir = saveTinyModel(t.dir);
+});
+after(() => cleanup?.());
+
+test('panseg serve starts, logs requests and stops on SIGINT after finishing', { timeout: 120_000 }, async () => {
+  const child = spawn(process.execPath, [...cli, '--model', modelDir, '--port', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => { err += d; });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+      const m = /on (http:\/\/127\.0\.0\.1:\d+\/)\n/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    void exited.then((code) => reject(new Error(`panseg serve exited with ${code}: ${out}${err}`)));
+  });
+  assert.match(out, /^serve: exported .* to .*model\.onnx \(\d+\.\d MB, \d+ ms\)$/m);
+  assert.match(out, /^panseg serve: resnet18 PAN, 3 classes, on http:\/\/127\.0\.0\.1:\d+\/$/m);
+  assert.match(out, /^ {2}API: POST http:\/\/127\.0\.0\.1:\d+\/api\/segment /m);
+  const res = await fetch(url);
+  assert.equal(res.status, 200);
+  await res.arrayBuffer();
+  child.kill('SIGINT');
+  assert.equal(await exited, 0, err);
+  assert.match(out, /^GET \/ 200 \d+ ms$/m);
+  assert.match(out, /panseg serve: SIGINT, finishing running requests…\npanseg serve: stopped\n$/);
+});
+
+test('panseg serve refuses bad arguments with one line and exit code 2', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [...cli, ...args], { cwd: root, encoding: 'utf8' });
+  const noModel = run();
+  assert.equal(noModel.status, 2);
+  assert.equal(noModel.stderr, "panseg serve: 'panseg serve' needs --model (see panseg serve --help)\n");
+  const noOnnx = run('--model', modelDir, '--onnx', '/nonexistent/pan.onnx');
+  assert.equal(noOnnx.status, 2);
+  assert.match(noOnnx.stderr, /^panseg serve: startServer: ONNX file \/nonexistent\/pan\.onnx not found; export one with 'panseg export --model .* --out \/nonexistent\/pan\.onnx', or leave --onnx out to export on start\n$/);
+  const badSize = run('--model', modelDir, '--max-upload-mb', '0');
+  assert.equal(badSize.status, 2);
+  assert.equal(badSize.stderr, 'panseg serve: --max-upload-mb expects a positive number, got 0\n');
+});
