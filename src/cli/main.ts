@@ -58,7 +58,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof PansegError || (e instanceof Error && /^[a-zA-Z]+: /.test(e.message) && !(e instanceof TypeError))) {
-      console.error(`panseg ${cmd ?? ''}: ${(e as Error).message.split('\n')[0]}`);
+      const msg = (e as Error).message.split('\n')[0];
+      console.error(`panseg ${cmd}: ${msg.startsWith(`${cmd}: `) ? msg.slice(cmd.length + 2) : msg}`);
       return 2;
     }
     console.error(`panseg ${cmd}: unexpected error: ${(e as Error)?.stack ?? String(e)}`);

@@ -40,11 +40,16 @@ export class SyncBatchNorm2d extends BatchNorm2d {
       if (this.momentum === null) momentum = 1 / tracked.item();
     }
     const count = x.numel / C;
-    const stats = F.cat([x.sum([0, 2, 3]), x.square().sum([0, 2, 3]), full([1], count, { dtype: x.dtype })], 0);
+    // Sums in float64: the variance is E[x^2] - mean^2, which would lose digits in float32 when
+    // |mean| >> std (PyTorch's own CPU BatchNorm accumulates its statistics in double too).
+    const x64 = x.to('float64');
+    const stats = F.cat([x64.sum([0, 2, 3]), x64.square().sum([0, 2, 3]), full([1], count, { dtype: 'float64' })], 0);
     const total = this.group.allreduceWithGrad(stats);
     const n = total.narrow(0, 2 * C, 1);
-    const mean = total.narrow(0, 0, C).div(n);
-    const variance = total.narrow(0, C, C).div(n).sub(mean.square()); // biased, as BatchNorm normalizes with
+    const mean64 = total.narrow(0, 0, C).div(n);
+    const var64 = total.narrow(0, C, C).div(n).sub(mean64.square()); // biased, as BatchNorm normalizes with
+    const mean = mean64.to(x.dtype);
+    const variance = var64.to(x.dtype);
     let scale = variance.add(this.eps).rsqrt();
     let shift = mean.mul(scale).neg();
     if (this.weight) {

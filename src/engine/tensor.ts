@@ -399,14 +399,15 @@ markTrackable(Tensor.prototype);
 // `add: this tensor was disposed; ...`, rather than a generic 'tensor: ...'.
 const DISPOSED = 'tensor: this tensor was disposed';
 const PRIVATE = new Set(['constructor', 'dispose', 'meta', 'un', 'bin', 'red', 'resolveShape']);
-for (const name of ([] as string[])) {
+for (const name of Object.getOwnPropertyNames(Tensor.prototype)) {
   const d = Object.getOwnPropertyDescriptor(Tensor.prototype, name)!;
   if (PRIVATE.has(name) || typeof d.value !== 'function') continue;
   const f = d.value as (...a: unknown[]) => unknown;
   const wrapped = {
-    [name](this: Tensor, ...args: unknown[]): unknown {
+    // `arguments` rather than a rest parameter: V8 forwards it without allocating an array.
+    [name](this: Tensor): unknown {
       if (this._h === null) fail(name, `${DISPOSED.slice(8)}; keep it alive with keep() or return it from tidy()`);
-      try { return f.apply(this, args); } catch (e) {
+      try { return f.apply(this, arguments as unknown as unknown[]); } catch (e) {
         if (e instanceof PansegError && e.message.startsWith(DISPOSED)) fail(name, `an argument tensor was disposed${e.message.slice(DISPOSED.length)}`);
         throw e;
       }

@@ -2,8 +2,8 @@
 // and trainer.json (epoch, iteration, scheduler, history, best score) with the RNG state.
 // Each checkpoint is assembled in a temporary directory and renamed into place, so a crash
 // mid-write leaves the previous checkpoint intact.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fail } from '../common/errors.js';
 import { getRngState, setRngState, type Tensor } from '../engine/index.js';
 import { loadSafetensors, readSafetensors, saveSafetensors } from '../io/safetensors.js';
@@ -42,6 +42,22 @@ export function saveCheckpoint(dir: string, model: PAN, optimizer: Optimizer, st
   if (existsSync(dir)) renameSync(dir, old);
   renameSync(tmp, dir);
   rmSync(old, { recursive: true, force: true });
+}
+
+/**
+ * A crash between saveCheckpoint's two renames leaves only `<dir>.old-<pid>`: move the newest such
+ * directory back to `dir`. Returns true when `dir` exists afterwards.
+ */
+export function recoverCheckpoint(dir: string): boolean {
+  if (existsSync(dir)) return true;
+  const parent = dirname(dir);
+  if (!existsSync(parent)) return false;
+  const prefix = `${basename(dir)}.old-`;
+  const olds = readdirSync(parent).filter((f) => f.startsWith(prefix)).map((f) => join(parent, f))
+    .filter((p) => existsSync(join(p, 'trainer.json'))).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  if (!olds.length) return false;
+  renameSync(olds[0], dir);
+  return true;
 }
 
 /** Restores optimizer and RNG state from a checkpoint directory; returns the trainer state. */

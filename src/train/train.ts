@@ -10,7 +10,8 @@ import { cpuFeatures, getNumThreads, manualSeed, type Precision, resolvePrecisio
 import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
 import { withPrecision } from '../eval/inference.js';
 import { type OutputStride, PAN, type PANOptions } from '../models/index.js';
-import { restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { comparableConfig, DistributedRun, type DistributedTrainOptions } from '../distributed/trainer.js';
+import { recoverCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { auxPresenceLoss, combinedLoss, parseLoss } from './losses.js';
 import { AdamW, type Optimizer, SGD } from './optimizers.js';
 import { ProgressBar } from './progress.js';
@@ -81,6 +82,12 @@ export interface TrainOptions {
   maxSteps?: number;
   /** Receives each log record (also written to metrics.jsonl). */
   onLog?: (rec: Record<string, number | string>) => void;
+  /**
+   * Data-parallel training on several processes (see src/distributed): this process's rank and
+   * the rendezvous, or an initialized group. batchSize is per rank; rank 0 writes checkpoints,
+   * logs and the report. Default: one process.
+   */
+  distributed?: DistributedTrainOptions;
 }
 
 export interface TrainResult {
@@ -94,6 +101,8 @@ export interface TrainResult {
   seconds: number;
   /** Share of step time spent waiting for data. */
   dataWaitFraction: number;
+  /** In a distributed run: this rank, the world size and the mean gradient-communication wait per step. */
+  distributed: { rank: number; worldSize: number; commWaitMsPerStep: number } | null;
   trainDataset: Dataset;
   valDataset: Dataset | null;
 }
@@ -155,6 +164,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const valDs = c.valSplit === null ? null : openDataset(c.dataset, c.valRoot ?? c.dataRoot, { ...c.datasetOptions, split: c.valSplit });
   if (trainDs.length < c.batchSize) fail('train', `the training split has ${trainDs.length} samples, fewer than one batch of ${c.batchSize}`);
   const classes = c.classes ?? trainDs.numClasses;
+  // [distributed] rendezvous and config check; only rank 0 talks
+  const dist = options.distributed ? await DistributedRun.start(options.distributed, comparableConfig(c, { classes, trainSamples: trainDs.length, valSamples: valDs?.length ?? 0 })) : null;
+  if (dist && !dist.isMain) c.quiet = true;
 
   let model: PAN;
   if (c.model) {
@@ -170,6 +182,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   if (c.device !== 'cpu') model.to({ device: c.device });
   if (c.channelsLast) model.to({ memoryFormat: 'channelsLast' });
+  dist?.prepareModel(model); // [distributed] SyncBatchNorm, rank 0's weights everywhere, gradient buckets
   if (!c.quiet) {
     const f = cpuFeatures();
     const why = options.precision === undefined || options.precision === 'auto' ? ` (auto: ${f.amx ? 'AMX' : f.avx512bf16 ? 'AVX512-BF16' : 'no bf16 hardware'})` : '';
@@ -178,11 +191,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const pre = model.preprocessing;
   const meta = { classNames: [...trainDs.classes], colors: trainDs.colors.map((x) => [...x] as [number, number, number]), ignoreIndex: trainDs.ignoreIndex, preprocessing: pre };
 
-  const loader = new DataLoader(trainDs, {
+  const loaderOptions = {
     mode: 'train', batchSize: c.batchSize, crop: c.crop, scaleRange: c.scaleRange, colorJitter: c.colorJitter,
     mean: pre.mean, std: pre.std, seed: c.seed, workers: c.workers, shuffle: true, dropLast: true,
-  });
-  const valLoader = valDs ? new DataLoader(valDs, { mode: 'eval', batchSize: 1, stride: model.outputStride, mean: pre.mean, std: pre.std, workers: c.workers }) : null;
+  } as const;
+  const valOptions = { mode: 'eval', batchSize: 1, stride: model.outputStride, mean: pre.mean, std: pre.std, workers: c.workers } as const;
+  // [distributed] each rank loads its shard of every epoch and of the validation set
+  const loader = dist ? dist.trainLoader(trainDs, loaderOptions) : new DataLoader(trainDs, loaderOptions);
+  const valLoader = valDs ? (dist ? dist.valLoader(valDs, valOptions) : new DataLoader(valDs, valOptions)) : null;
 
   const params = model.parameters();
   const optimizer: Optimizer = c.optimizer === 'sgd'
@@ -193,26 +209,32 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const scheduler = new LRScheduler(optimizer, { name: c.schedule, totalIters, warmupIters: c.warmupIters, stepSize: Math.max(1, Math.floor(totalIters / 3)) });
   const lossFn = combinedLoss(parseLoss(c.loss), { ignoreIndex: trainDs.ignoreIndex, labelSmoothing: c.labelSmoothing, classWeights: c.classWeights ?? null });
 
-  mkdirSync(c.out, { recursive: true });
+  const isMain = !dist || dist.isMain; // [distributed] only rank 0 writes
+  if (isMain) mkdirSync(c.out, { recursive: true });
   const ckptDir = join(c.out, 'checkpoints');
   const logPath = join(c.out, 'metrics.jsonl');
   const configHash = hashConfig(c, classes);
   let state: TrainerState = { epoch: 0, iter: 0, bestMiou: -1, bestEpoch: -1, history: [], configHash };
-  if (c.resume) {
+  if (c.resume && isMain) {
     const last = join(ckptDir, 'last');
-    if (!existsSync(last)) fail('train', `--resume: no checkpoint at ${last}; start without --resume`);
+    if (!recoverCheckpoint(last)) fail('train', `--resume: no checkpoint at ${last}; start without --resume`);
     const fresh = PAN.fromPretrained(last);
     model.loadStateDict(fresh.stateDict());
     fresh.dispose();
     state = restoreCheckpoint(last, optimizer);
     if (state.configHash !== configHash) fail('train', `--resume: the options differ from the checkpoint's run in one of ${RESUME_KEYS.join(', ')}; resume with the same options or use a new --out`);
     scheduler.setIter(state.iter);
-  } else {
+  } else if (isMain) {
     writeFileSync(logPath, '');
   }
-  writeFileSync(join(c.out, 'config.json'), `${JSON.stringify({ ...options, onLog: undefined }, null, 2)}\n`);
+  if (c.resume && dist) { // [distributed] rank 0's restored state on every rank
+    state = dist.syncResume(model, optimizer, state);
+    scheduler.setIter(state.iter);
+  }
+  if (isMain) writeFileSync(join(c.out, 'config.json'), `${JSON.stringify({ ...options, onLog: undefined, distributed: undefined }, null, 2)}\n`);
 
   const log = (rec: Record<string, number | string>): void => {
+    if (!isMain) return;
     appendFileSync(logPath, `${JSON.stringify(rec)}\n`);
     options.onLog?.(rec);
   };
@@ -225,6 +247,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     for (let epoch = state.epoch; epoch < c.epochs && !stop; epoch++) {
       const frozen = epoch < c.freezeEncoderEpochs;
       for (const p of encoderParams) p.requiresGrad_(!frozen);
+      dist?.updateTrainable(model);
       model.train();
       loader.setEpoch(epoch);
       const bar = new ProgressBar(`epoch ${epoch + 1}/${c.epochs}`, loader.length, { silent: c.quiet });
@@ -239,7 +262,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         const x = c.channelsLast ? t.images.contiguous('channelsLast') : t.images;
         if (x !== t.images) t.images.dispose();
         const y = t.masks;
-        const lossValue = tidy(() => {
+        const syncStep = (micro + 1) % c.accumulate === 0;
+        if (dist && syncStep) dist.beforeBackward(); // [distributed] this backward's gradients are averaged
+        let lossValue = tidy(() => {
           const out = withPrecision(c.precision, c.device, () => model.forwardWithAux(x));
           let loss: Tensor = lossFn(out.masks.to('float32'), y);
           if (out.labels && c.auxWeight > 0) loss = loss.add(auxPresenceLoss(out.labels.to('float32'), y, classes, trainDs.ignoreIndex).mul(c.auxWeight));
@@ -249,9 +274,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         });
         x.dispose();
         y.dispose();
+        if (dist) { // [distributed] averaged gradients before the step; the loss is the mean over ranks
+          if (syncStep) dist.afterBackward();
+          lossValue = dist.mean(lossValue);
+        }
         if (!Number.isFinite(lossValue)) fail('train', `the loss became ${lossValue} at epoch ${epoch + 1}, step ${state.iter}; lower --lr or use --precision fp32`);
         micro++;
-        images += batch.ids.length;
+        images += batch.ids.length * (dist?.size ?? 1);
         if (micro % c.accumulate === 0) {
           optimizer.step();
           optimizer.zeroGrad();
@@ -277,22 +306,26 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const last = epoch + 1 === c.epochs || stop;
       if (valLoader && ((epoch + 1) % c.valEvery === 0 || last)) {
         const vbar = new ProgressBar('  val', valDs!.length, { silent: c.quiet });
+        dist?.beforeEval(model);
         lastEval = await evaluate(model, valLoader, { precision: c.precision, onProgress: (d) => vbar.update(d) });
+        if (dist) lastEval = dist.reduceEvaluation(lastEval); // [distributed] confusion matrices summed
         vbar.finish({ mIoU: lastEval.miou.toFixed(4), 'pixel acc': lastEval.pixelAccuracy.toFixed(4) });
         rec.valMiou = lastEval.miou;
         rec.valPixelAccuracy = lastEval.pixelAccuracy;
         if (lastEval.miou > state.bestMiou) {
           state.bestMiou = lastEval.miou;
           state.bestEpoch = epoch + 1;
-          model.savePretrained(join(ckptDir, 'best'), { ...meta, epoch: epoch + 1, miou: lastEval.miou });
+          if (isMain) model.savePretrained(join(ckptDir, 'best'), { ...meta, epoch: epoch + 1, miou: lastEval.miou });
         }
       }
       state.history.push(rec);
       log({ ...rec, type: 'epoch' });
       state.epoch = epoch + 1;
-      if (complete) saveCheckpoint(join(ckptDir, 'last'), model, optimizer, state, meta);
+      if (complete && isMain) saveCheckpoint(join(ckptDir, 'last'), model, optimizer, state, meta);
     }
+    await dist?.finish(); // [distributed] every rank leaves together
   } finally {
+    dist?.abort();
     await loader.close();
     await valLoader?.close();
     optimizer.dispose();
@@ -300,5 +333,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   return {
     model, outDir: c.out, bestMiou: state.bestMiou, bestEpoch: state.bestEpoch, history: state.history, lastEval,
     seconds: (performance.now() - t0) / 1000, dataWaitFraction: stepMs > 0 ? waitMs / stepMs : 0, trainDataset: trainDs, valDataset: valDs,
+    distributed: dist ? { rank: dist.rank, worldSize: dist.size, commWaitMsPerStep: dist.syncedSteps ? dist.commWaitMs / dist.syncedSteps : 0 } : null,
   };
 }

@@ -130,9 +130,7 @@ describe('PAN behaviour', () => {
     m.dispose();
   });
 
-  it('predict()/forward() outside tidy with an aux head free the unused labels', {
-    todo: 'PAN.forward returns run(x).masks and drops run(x).labels undisposed (src/models/pan/model.ts): 1 tensor per call outside tidy',
-  }, () => {
+  it('predict()/forward() outside tidy with an aux head free the unused labels', () => {
     const m = new PAN({ encoderName: 'resnet18', encoderDepth: 3, classes: 3, auxParams: { classes: 3 } });
     const x = randn([1, 3, 64, 64]);
     try {
@@ -229,6 +227,11 @@ describe('PAN input and option validation (exact messages)', () => {
     check([1, 3, 128, 200], 'PAN: input height and width must be divisible by the output stride 16, got 128x200; pad it to 128x208 (see padToMultiple)');
     check([1, 3, 64, 64], 'PAN: input 64x64 is too small: the FPA bottleneck needs at least 8 px, so H and W must be >= 128 at output stride 16');
     check([1, 3, 128, 112], 'PAN: input 128x112 is too small: the FPA bottleneck needs at least 8 px, so H and W must be >= 128 at output stride 16');
+  });
+
+  it('suggests a padded size that is also large enough', () => {
+    m.eval();
+    check([1, 3, 100, 100], 'PAN: input height and width must be divisible by the output stride 16, got 100x100; pad it to 128x128 (see padToMultiple)');
   });
 
   it('rejects batch 1 in training mode', () => {

@@ -125,19 +125,21 @@ export class PAN extends Module {
     if (ch !== this.config.inChannels) fail(op, `expected ${this.config.inChannels} input channels, got input [${x.shape.join(', ')}]`);
     if (!x.isFloatingPoint) fail(op, `expected a floating-point input, got ${x.dtype}`);
     const s = this.outputStride;
+    const min = this.minInputSize;
     if (h % s || w % s) {
-      const ph = Math.ceil(h / s) * s;
-      const pw = Math.ceil(w / s) * s;
+      const ph = Math.max(min, Math.ceil(h / s) * s);
+      const pw = Math.max(min, Math.ceil(w / s) * s);
       fail(op, `input height and width must be divisible by the output stride ${s}, got ${h}x${w}; pad it to ${ph}x${pw} (see padToMultiple)`);
     }
-    const min = this.minInputSize;
     if (h < min || w < min) fail(op, `input ${h}x${w} is too small: the FPA bottleneck needs at least 8 px, so H and W must be >= ${min} at output stride ${s}`);
     if (this.training && n < 2) fail(op, 'batch size 1 in training mode: BatchNorm needs more than one value per channel on the 1x1 pooled maps; use a batch of 2 or more, or call model.eval()');
   }
 
   /** Logits [N, classes, H, W] (after the head's activation). */
   forward(x: Tensor): Tensor {
-    return this.run(x).masks;
+    const { masks, labels } = this.run(x);
+    labels?.dispose();
+    return masks;
   }
 
   /** Masks and, with auxParams, the classification head's output. */
