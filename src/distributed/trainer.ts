@@ -35,6 +35,19 @@ export function comparableConfig(options: object, facts: Record<string, unknown>
   return { ...out, ...facts };
 }
 
+/** Appended to a distributed run's checkpoint config hash, so a resume can name the world size it needs. */
+export function worldSuffix(worldSize: number): string {
+  return worldSize > 1 ? `/world${worldSize}` : '';
+}
+
+/** Fails a resume whose world size differs from the one that wrote the checkpoint (the data order and steps would not continue). */
+export function checkResumeWorld(savedHash: string, worldSize: number): void {
+  const saved = Number(/\/world(\d+)$/.exec(savedHash)?.[1] ?? 1);
+  if (saved !== worldSize) {
+    fail('train', `--resume: the checkpoint was written by a run of ${saved} process${saved > 1 ? 'es' : ''} and this run has ${worldSize}; resume with the same world size (--nproc-per-node x --nnodes = ${saved}) or use a new --out`);
+  }
+}
+
 /** Iterates this rank's shard of each epoch: a DataLoader over the DistributedSampler's indices, rebuilt per epoch. */
 export class ShardedLoader implements AsyncIterable<Batch> {
   readonly sampler: DistributedSampler;

@@ -1,7 +1,7 @@
 // The training loop: data -> PAN -> loss -> optimizer/schedule, with validation, atomic
 // checkpoints, exact resume, a progress bar, a JSONL metrics log and the final report data.
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
@@ -10,7 +10,7 @@ import { cpuFeatures, getNumThreads, manualSeed, type Precision, resolvePrecisio
 import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
 import { withPrecision } from '../eval/inference.js';
 import { type OutputStride, PAN, type PANOptions } from '../models/index.js';
-import { comparableConfig, DistributedRun, type DistributedTrainOptions } from '../distributed/trainer.js';
+import { checkResumeWorld, comparableConfig, DistributedRun, type DistributedTrainOptions, worldSuffix } from '../distributed/trainer.js';
 import { recoverCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { auxPresenceLoss, combinedLoss, parseLoss } from './losses.js';
 import { AdamW, type Optimizer, SGD } from './optimizers.js';
@@ -213,7 +213,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (isMain) mkdirSync(c.out, { recursive: true });
   const ckptDir = join(c.out, 'checkpoints');
   const logPath = join(c.out, 'metrics.jsonl');
-  const configHash = hashConfig(c, classes);
+  const configHash = hashConfig(c, classes) + (dist ? worldSuffix(dist.size) : ''); // [distributed] resume needs the same world size
   let state: TrainerState = { epoch: 0, iter: 0, bestMiou: -1, bestEpoch: -1, history: [], configHash };
   if (c.resume && isMain) {
     const last = join(ckptDir, 'last');
@@ -222,6 +222,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     model.loadStateDict(fresh.stateDict());
     fresh.dispose();
     state = restoreCheckpoint(last, optimizer);
+    checkResumeWorld(state.configHash, dist?.size ?? 1); // [distributed]
     if (state.configHash !== configHash) fail('train', `--resume: the options differ from the checkpoint's run in one of ${RESUME_KEYS.join(', ')}; resume with the same options or use a new --out`);
     scheduler.setIter(state.iter);
   } else if (isMain) {
