@@ -342,7 +342,7 @@ async function runInBrowser(src) {
   const logits = outputs[spec.logitsName];
   if (!logits) throw new Error(`the model has no output '${spec.logitsName}'`);
   const [, c, h, w] = logits.dims;
-  const labels = labelsFromLogits(logits.data, c, h, w, plan.height, plan.width);
+  const labels = labelsFromLogits(logits.data, c, h, w, plan.height, plan.width, spec.activation);
   const att = spec.attentionName ? outputs[spec.attentionName] : undefined;
   const attention = att ? { data: att.data, rows: att.dims[att.dims.length - 2], cols: att.dims[att.dims.length - 1], inputWidth: plan.inputWidth, inputHeight: plan.inputHeight } : null;
   const maskPixels = maskRgba(labels, spec.colors);

@@ -54,23 +54,30 @@ export function configHash(config: Record<string, unknown>): string {
 const ranksText = (rs: number[]) => (rs.length > 12 ? `${rs.slice(0, 12).join(', ')} and ${rs.length - 12} more` : rs.join(', '));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Opens the store (serving it on rank 0) and translates c10d's socket errors. */
-export function openStore(o: RendezvousOptions): Store {
+/**
+ * Opens the store (serving it on rank 0) and translates c10d's socket errors. Ranks > 0 retry
+ * until the timeout: their rank 0 may start later (another machine, a slow node).
+ */
+export async function openStore(o: RendezvousOptions): Promise<Store> {
   const where = `${o.masterAddr}:${o.masterPort}`;
-  try {
-    return Store.open(o.masterAddr, o.masterPort, o.rank === 0, o.timeoutMs);
-  } catch (e) {
-    const msg = (e as Error).message;
-    if (o.rank === 0 && /Address already in use|errno: 98/.test(msg)) {
-      throw new DistributedError(`port ${o.masterPort} is already in use on this machine, so rank 0 cannot serve the rendezvous there (another run, or a leftover process, holds it); choose a free one with --master-port (MASTER_PORT)`);
+  const deadline = Date.now() + o.timeoutMs;
+  for (;;) {
+    try {
+      return Store.open(o.masterAddr, o.masterPort, o.rank === 0, o.timeoutMs); // also the timeout of later store reads
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (o.rank === 0 && /Address already in use|errno: 98/.test(msg)) {
+        throw new DistributedError(`port ${o.masterPort} is already in use on this machine, so rank 0 cannot serve the rendezvous there (another run, or a leftover process, holds it); choose a free one with --master-port (MASTER_PORT)`);
+      }
+      if (o.rank === 0 && /failed to listen|bind/.test(msg)) {
+        throw new DistributedError(`rank 0 cannot serve the rendezvous on port ${o.masterPort}: ${msg.replace(/^storeOpen: /, '')}`);
+      }
+      if (/timed out|Connection refused|connect/.test(msg)) {
+        if (Date.now() + 250 < deadline) { await sleep(250); continue; }
+        throw new DistributedError(`rank ${o.rank} could not reach the rendezvous at ${where} within ${o.timeoutMs / 1000} s: rank 0 never arrived. Start rank 0 (node rank 0) with the same --master-addr/--master-port, and check that ${where} is reachable from ${hostname()}`, [0]);
+      }
+      throw new DistributedError(`rank ${o.rank} could not open the rendezvous at ${where}: ${msg.replace(/^storeOpen: /, '')}`);
     }
-    if (o.rank === 0 && /failed to listen|bind/.test(msg)) {
-      throw new DistributedError(`rank 0 cannot serve the rendezvous on port ${o.masterPort}: ${msg.replace(/^storeOpen: /, '')}`);
-    }
-    if (/timed out|Connection refused|connect/.test(msg)) {
-      throw new DistributedError(`rank ${o.rank} could not reach the rendezvous at ${where} within ${o.timeoutMs / 1000} s: rank 0 never arrived. Start rank 0 (node rank 0) with the same --master-addr/--master-port, and check that ${where} is reachable from ${hostname()}`, [0]);
-    }
-    throw new DistributedError(`rank ${o.rank} could not open the rendezvous at ${where}: ${msg.replace(/^storeOpen: /, '')}`);
   }
 }
 
@@ -79,7 +86,7 @@ export function openStore(o: RendezvousOptions): Store {
  * until all `worldSize` ranks have, and checks that their configurations equal rank 0's.
  */
 export async function rendezvous(o: RendezvousOptions): Promise<{ store: Store; peers: PeerInfo[] }> {
-  const store = openStore(o);
+  const store = await openStore(o);
   const key = (r: number) => `${o.prefix}rank/${r}`;
   if (store.add(`${o.prefix}claim/${o.rank}`, 1) > 1) {
     throw new DistributedError(`rank ${o.rank} joined twice: each process needs its own rank (check --node-rank and --nproc-per-node, or RANK, on every machine)`, [o.rank]);

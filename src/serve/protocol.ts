@@ -1,4 +1,5 @@
 // Messages between the server and its inference thread.
+import type { ClassArea } from '../eval/visualize.js';
 
 export interface WorkerConfig {
   /** The model directory (savePretrained / save_pretrained). */
@@ -29,5 +30,6 @@ export interface ModelInfo {
 export type WorkerReply =
   | { type: 'ready'; info: ModelInfo }
   | { type: 'failed'; message: string }
-  | { type: 'result'; id: number; labels: Uint8Array; width: number; height: number; ms: number }
+  /** `mask`: the label map as a palette PNG in the class colours; `ms`: time in segmentImage. */
+  | { type: 'result'; id: number; mask: Uint8Array; areas: ClassArea[]; width: number; height: number; ms: number }
   | { type: 'error'; id: number; message: string };

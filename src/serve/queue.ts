@@ -2,15 +2,19 @@
 // so its length is known (503 when full) and a job whose client went away is dropped before it runs.
 import { Worker } from 'node:worker_threads';
 import type { RgbImage } from '../data/decode.js';
+import type { ClassArea } from '../eval/visualize.js';
 import { HttpError } from './http.js';
 import type { ModelInfo, WorkerConfig, WorkerReply, WorkerRequest } from './protocol.js';
 
 /** A finished job. */
 export interface SegmentResult {
-  labels: Uint8Array;
+  /** The label map as a palette PNG in the class colours. */
+  mask: Buffer;
+  /** Pixels and percent per class, in class order. */
+  areas: ClassArea[];
   width: number;
   height: number;
-  /** Time in the model (preprocessing + forward + argmax), ms. */
+  /** Time in segmentImage (preprocessing + forward + argmax), ms. */
   ms: number;
   /** Time waiting in the queue, ms. */
   queuedMs: number;
@@ -46,7 +50,7 @@ export interface QueueOptions extends WorkerConfig {
  * Segments images on a worker thread, one at a time, in arrival order.
  * @example
  * const q = await InferenceQueue.start({ modelDir: 'runs/voc/best' });
- * const { labels } = await q.segment(image);
+ * const { mask, areas } = await q.segment(image);
  * await q.close();
  */
 export class InferenceQueue {
@@ -57,6 +61,8 @@ export class InferenceQueue {
   private closed = false;
   /** True while a crashed thread is being replaced; jobs wait. */
   private restarting = false;
+  /** Why no thread could be restarted; every job then fails with it. */
+  private broken: string | null = null;
   private readonly maxQueue: number;
 
   private constructor(private readonly cfg: QueueOptions, worker: Worker, readonly info: ModelInfo) {
@@ -99,8 +105,11 @@ export class InferenceQueue {
       const job = this.running;
       if (!job || (m.type !== 'result' && m.type !== 'error') || m.id !== job.id) return;
       this.running = null;
-      if (m.type === 'result') job.resolve({ labels: m.labels, width: m.width, height: m.height, ms: m.ms, queuedMs: 0 });
-      else job.reject(new HttpError(500, 'inference_failed', `inference failed: ${m.message}`));
+      if (m.type === 'result') {
+        job.resolve({ mask: Buffer.from(m.mask.buffer, m.mask.byteOffset, m.mask.byteLength), areas: m.areas, width: m.width, height: m.height, ms: m.ms, queuedMs: 0 });
+      } else {
+        job.reject(new HttpError(500, 'inference_failed', `inference failed: ${m.message}`));
+      }
       this.pump();
     });
     // A crashed thread fails its job only; the next job gets a fresh thread.
@@ -121,8 +130,8 @@ export class InferenceQueue {
         },
         (e: Error) => {
           this.restarting = false;
-          this.closed = true;
-          for (const j of this.jobs.splice(0)) j.reject(new HttpError(500, 'inference_failed', e.message));
+          this.broken = e.message;
+          for (const j of this.jobs.splice(0)) j.reject(new HttpError(500, 'inference_unavailable', e.message));
         },
       );
     };
@@ -136,11 +145,12 @@ export class InferenceQueue {
   }
 
   /**
-   * Queues an image; resolves with its labels. An aborted `signal` drops the job if it has not started.
-   * @throws HttpError 503 when the queue is full or closed
+   * Queues an image; resolves with its mask and class areas. An aborted `signal` drops the job if it has not started.
+   * @throws HttpError 503 when the queue is full or closed, 500 when inference fails
    */
   segment(image: RgbImage, signal?: AbortSignal): Promise<SegmentResult> {
     if (this.closed) return Promise.reject(new HttpError(503, 'shutting_down', 'the server is shutting down'));
+    if (this.broken) return Promise.reject(new HttpError(500, 'inference_unavailable', this.broken));
     if (this.pending >= this.maxQueue) {
       return Promise.reject(new HttpError(503, 'busy', `the server has ${this.pending} images queued (limit ${this.maxQueue}); retry shortly`, { 'Retry-After': '1' }));
     }

@@ -1,8 +1,7 @@
-// POST /api/segment: upload -> decode -> queue -> palette PNG mask + per-class areas.
+// POST /api/segment: upload -> decode -> queue (the thread segments and encodes) -> palette PNG mask + per-class areas.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type RGB, VOC_PALETTE } from '../common/palette.js';
-import { encodeIndexedPng } from '../data/png.js';
-import { type ClassArea, classAreas } from '../eval/visualize.js';
+import type { RGB } from '../common/palette.js';
+import type { ClassArea } from '../eval/visualize.js';
 import { asciiJson, HttpError, sendJson } from './http.js';
 import { decodeUploadedImage } from './image.js';
 import type { ServerContext } from './server.js';
@@ -39,10 +38,9 @@ export async function handleSegment(ctx: ServerContext, req: IncomingMessage, re
   res.on('close', () => { if (!res.writableFinished) gone.abort(); });
   const r = await ctx.queue.segment(image, gone.signal);
   const { classes, colors } = ctx.queue.info;
-  const palette: RGB[] = Array.from({ length: 256 }, (_, i) => (colors[i] ?? VOC_PALETTE[i]) as RGB);
-  const mask = encodeIndexedPng(r.labels, r.width, r.height, palette);
+  const mask = r.mask;
   const stats: SegmentStats = {
-    width: r.width, height: r.height, classes, colors, areas: classAreas(r.labels, classes, 255),
+    width: r.width, height: r.height, classes, colors, areas: r.areas,
     ms: round1(r.ms), queuedMs: round1(r.queuedMs), totalMs: round1(performance.now() - t0),
   };
   const timing = `upload;dur=${round1(tRead - t0)}, decode;dur=${round1(tDecode - tRead)}, queue;dur=${stats.queuedMs}, inference;dur=${stats.ms}`;

@@ -306,7 +306,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const rec: Record<string, number> = { epoch: epoch + 1, iter: state.iter, loss: emaLoss, lr: scheduler.lr, imgPerSec: images / ((performance.now() - tEpoch) / 1000) };
       const last = epoch + 1 === c.epochs || stop;
       if (valLoader && ((epoch + 1) % c.valEvery === 0 || last)) {
-        const vbar = new ProgressBar('  val', valDs!.length, { silent: c.quiet });
+        const vbar = new ProgressBar('  val', valLoader.dataset.length, { silent: c.quiet }); // [distributed] this rank's share
         dist?.beforeEval(model);
         lastEval = await evaluate(model, valLoader, { precision: c.precision, onProgress: (d) => vbar.update(d) });
         if (dist) lastEval = dist.reduceEvaluation(lastEval); // [distributed] confusion matrices summed

@@ -20,6 +20,11 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', 
 const [W, H] = [200, 150];
 
 type Any = any;
+// The page's globals, for the callbacks page.evaluate runs in the browser; module-local, so the tests
+// compile without the DOM lib.
+declare const document: Any;
+declare const navigator: Any;
+declare const crossOriginIsolated: boolean;
 let render: Any;
 let server: RunningServer;
 let context: BrowserContext;
@@ -70,8 +75,8 @@ async function nextResult(action: () => Promise<unknown>): Promise<string> {
 /** The labels the page's mask layer shows, read back through the class colours. */
 async function pageLabels(): Promise<{ labels: Uint8Array; width: number; height: number }> {
   const { width, height, data } = await page.evaluate(() => {
-    const c = document.getElementById('mask-layer') as HTMLCanvasElement;
-    const d = (c.getContext('2d') as CanvasRenderingContext2D).getImageData(0, 0, c.width, c.height).data;
+    const c = document.getElementById('mask-layer');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
     let s = '';
     for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode(...d.subarray(i, i + 0x8000));
     return { width: c.width, height: c.height, data: btoa(s) };
@@ -111,7 +116,7 @@ describe('web page in Chromium', { skip }, () => {
     assert.ok(agree >= 0.99, `only ${(100 * agree).toFixed(2)}% of pixels agree with panseg`);
 
     // The legend: every class with its share, matching the torch path's areas to 1%.
-    const rows = await page.locator('#legend-body tr').evaluateAll((trs) => trs.map((tr) => [(tr as HTMLElement).dataset.class, Number((tr as HTMLElement).dataset.percent), tr.querySelector('.num')?.textContent]));
+    const rows = await page.locator('#legend-body tr').evaluateAll((trs) => trs.map((tr) => [(tr).dataset.class, Number((tr).dataset.percent), tr.querySelector('.num')?.textContent]));
     assert.deepEqual(rows.map((r) => r[0]), CLASSES);
     CLASSES.forEach((_, c) => {
       const expected = (100 * torchLabels.filter((l) => l === c).length) / torchLabels.length;
@@ -142,7 +147,7 @@ describe('web page in Chromium', { skip }, () => {
   });
 
   test('the opacity slider (keyboard) and the FPA attention layer', { timeout: 60_000 }, async () => {
-    const opacity = () => page.evaluate(() => [document.getElementById('mask-layer')!.style.opacity, document.getElementById('opacity-value')!.textContent]);
+    const opacity = () => page.evaluate(() => [document.getElementById('mask-layer').style.opacity, document.getElementById('opacity-value').textContent]);
     await page.focus('#opacity');
     await page.keyboard.press('Home');
     assert.deepEqual(await opacity(), ['0', '0%']);
@@ -158,8 +163,8 @@ describe('web page in Chromium', { skip }, () => {
     assert.equal(await page.locator('#mask-layer').isVisible(), false);
     assert.equal(await page.locator('#colorbar').isVisible(), true);
     const colours = await page.evaluate(() => {
-      const c = document.getElementById('attention-layer') as HTMLCanvasElement;
-      const d = (c.getContext('2d') as CanvasRenderingContext2D).getImageData(0, 0, c.width, c.height).data;
+      const c = document.getElementById('attention-layer');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
       const seen = new Set<number>();
       for (let i = 0; i < d.length; i += 4) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
       return [c.width, c.height, seen.size];
@@ -199,12 +204,12 @@ describe('web page in Chromium', { skip }, () => {
 
   test('the webcam: a captured frame is segmented', { timeout: 120_000 }, async () => {
     await page.click('#webcam');
-    await page.waitForFunction(() => (document.getElementById('video') as HTMLVideoElement).videoWidth > 0, null, { timeout: 30_000 });
+    await page.waitForFunction(() => (document.getElementById('video')).videoWidth > 0, null, { timeout: 30_000 });
     assert.equal(await page.locator('#webcam').getAttribute('aria-pressed'), 'true');
     assert.equal(await nextResult(() => page.click('#capture')), 'done', await text('#status'));
     const size = await page.evaluate(() => {
-      const v = document.getElementById('video') as HTMLVideoElement;
-      const c = document.getElementById('mask-layer') as HTMLCanvasElement;
+      const v = document.getElementById('video');
+      const c = document.getElementById('mask-layer');
       return [v.videoWidth, v.videoHeight, c.width, c.height];
     });
     // The default resolution setting caps the longest side at 1024.

@@ -22,22 +22,27 @@ test('panseg serve starts, logs requests and stops on SIGINT after finishing', {
   let err = '';
   child.stderr.on('data', (d: Buffer) => { err += d; });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      out += d;
-      const m = /on (http:\/\/127\.0\.0\.1:\d+\/)\n/.exec(out);
-      if (m) resolve(m[1]);
+  try {
+    // The banner ends with the Ctrl+C hint.
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d;
+        if (out.includes('Ctrl+C stops it\n')) resolve();
+      });
+      void exited.then((code) => reject(new Error(`panseg serve exited with ${code}: ${out}${err}`)));
     });
-    void exited.then((code) => reject(new Error(`panseg serve exited with ${code}: ${out}${err}`)));
-  });
-  assert.match(out, /^serve: exported .* to .*model\.onnx \(\d+\.\d MB, \d+ ms\)$/m);
-  assert.match(out, /^panseg serve: resnet18 PAN, 3 classes, on http:\/\/127\.0\.0\.1:\d+\/$/m);
-  assert.match(out, /^ {2}API: POST http:\/\/127\.0\.0\.1:\d+\/api\/segment /m);
-  const res = await fetch(url);
-  assert.equal(res.status, 200);
-  await res.arrayBuffer();
-  child.kill('SIGINT');
-  assert.equal(await exited, 0, err);
+    assert.match(out, /^serve: exported .* to .*model\.onnx \(\d+\.\d MB, \d+ ms\)$/m);
+    const url = /^panseg serve: resnet18 PAN, 3 classes, on (http:\/\/127\.0\.0\.1:\d+\/)$/m.exec(out)?.[1];
+    assert.ok(url, out);
+    assert.match(out, /^ {2}API: POST http:\/\/127\.0\.0\.1:\d+\/api\/segment /m);
+    const res = await fetch(url);
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    child.kill('SIGINT');
+    assert.equal(await exited, 0, err);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
   assert.match(out, /^GET \/ 200 \d+ ms$/m);
   assert.match(out, /panseg serve: SIGINT, finishing running requests…\npanseg serve: stopped\n$/);
 });

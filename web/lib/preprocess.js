@@ -75,16 +75,19 @@ export function toInputTensor(rgba, plan, spec) {
 
 /**
  * Class index per pixel from logits [1, C, inputHeight, inputWidth], cropped to `width` x `height`:
- * argmax over classes (first maximum wins, as torch), or logit > 0 for a single-class model (sigmoid > 0.5).
+ * argmax over classes (first maximum wins, as torch); a single-class model thresholds its output where
+ * sigmoid(logit) = 0.5: at 0 for raw logits (or tanh), at 0.5 when the head already applied a sigmoid.
  * @param {Float32Array} logits
  * @param {number} classes C
  * @param {number} inputHeight
  * @param {number} inputWidth
  * @param {number} height rows kept
  * @param {number} width columns kept
+ * @param {string | null} [activation] the head activation from the sidecar
  * @returns {Uint8Array} `width * height` labels
  */
-export function labelsFromLogits(logits, classes, inputHeight, inputWidth, height, width) {
+export function labelsFromLogits(logits, classes, inputHeight, inputWidth, height, width, activation = null) {
+  const threshold = activation === 'sigmoid' ? 0.5 : 0;
   const plane = inputHeight * inputWidth;
   if (logits.length !== classes * plane) throw new Error(`labelsFromLogits: expected ${classes * plane} logits (${classes}x${inputHeight}x${inputWidth}) but received ${logits.length}`);
   const out = new Uint8Array(width * height);
@@ -92,7 +95,7 @@ export function labelsFromLogits(logits, classes, inputHeight, inputWidth, heigh
     for (let x = 0; x < width; x++) {
       const p = y * inputWidth + x;
       let best = 0;
-      if (classes === 1) best = logits[p] > 0 ? 1 : 0;
+      if (classes === 1) best = logits[p] > threshold ? 1 : 0;
       else {
         let bv = logits[p];
         for (let c = 1; c < classes; c++) {

@@ -11,7 +11,8 @@ import { vocPalette } from './render.js';
  * @property {string} inputName
  * @property {string} logitsName
  * @property {string | null} attentionName the FPA attention output, when exported with it
- * @property {number} numClasses channels of the logits (1: binary, label = logit > 0)
+ * @property {number} numClasses channels of the logits (1: binary)
+ * @property {string | null} activation the head activation already applied to the logits (null = raw logits)
  * @property {string[]} classes names, at least 2
  * @property {RGB[]} colors one per class
  * @property {string} architecture e.g. "resnet34, output stride 16"
@@ -58,6 +59,7 @@ export function parseSidecar(s) {
     logitsName: s.outputs?.logits ?? 'logits',
     attentionName: s.attention && s.outputs?.attention ? s.outputs.attention : null,
     numClasses,
+    activation: typeof s.activation === 'string' ? s.activation : null,
     classes,
     colors,
     architecture: `${arch.encoder_name ?? 'PAN'}, output stride ${stride}`,

@@ -1,3 +1,5 @@
+import { PansegError } from '../../common/errors.js';
+import { DEFAULT_MASTER_ADDR, DEFAULT_MASTER_PORT, launch, workerEnv } from '../../distributed/index.js';
 import { writeTrainingReport } from '../../train/report.js';
 import { train } from '../../train/train.js';
 import { type CommandSpec, required } from '../args.js';
@@ -36,16 +38,40 @@ export const spec: CommandSpec = {
     { name: 'max-steps', type: 'int', desc: 'stop after this many optimizer steps' },
     { name: 'quiet', type: 'boolean', desc: 'no progress bar' },
     { name: 'json', type: 'boolean', desc: 'print the final result as JSON' },
+    // distributed (src/distributed): --batch-size is per process
+    { name: 'nproc-per-node', type: 'int', desc: 'worker processes on this machine (data-parallel; threads per process = cores / N)', default: 1 },
+    { name: 'nnodes', type: 'int', desc: 'machines in the job', default: 1 },
+    { name: 'node-rank', type: 'int', desc: "this machine's index, 0..nnodes-1", default: 0 },
+    { name: 'master-addr', type: 'string', desc: 'address of node 0 (serves the rendezvous)', default: DEFAULT_MASTER_ADDR },
+    { name: 'master-port', type: 'int', desc: 'rendezvous port on node 0', default: DEFAULT_MASTER_PORT },
+    { name: 'sync-bn', type: 'boolean', desc: 'SyncBatchNorm: BatchNorm statistics over all processes (for small per-process batches)' },
     ...RUN_FLAGS,
   ],
   examples: [
     'panseg train --dataset voc --data-root VOCdevkit/VOC2012 --encoder resnet50 --crop 512 --epochs 50 --out runs/voc',
     'panseg train --dataset folder --data-root data/shapes --split train --val-split val --encoder resnet18 --crop 128 --out runs/shapes',
+    'panseg train --dataset voc --data-root VOCdevkit/VOC2012 --nproc-per-node 4 --batch-size 4 --sync-bn --out runs/voc4',
+    'panseg train ... --nnodes 2 --node-rank 0 --nproc-per-node 8 --master-addr 10.0.0.1 --master-port 29500   (and --node-rank 1 on the second machine)',
   ],
 };
 
 export async function run(o: Record<string, unknown>): Promise<void> {
   const out = required<string>(o, 'out', 'out', 'train');
+  // Distributed: with --nproc-per-node/--nnodes this process only launches the workers, which run
+  // this same command with RANK/WORLD_SIZE/... set (or srun/torchrun-style launchers set those).
+  const nproc = (o.nprocPerNode as number | undefined) ?? 1;
+  const nnodes = (o.nnodes as number | undefined) ?? 1;
+  // RANK (our launcher, torchrun) makes this a worker; otherwise explicit launch flags win over SLURM's variables.
+  const worker = process.env.RANK === undefined && (nproc > 1 || nnodes > 1) ? null : workerEnv();
+  if (!worker && (nproc > 1 || nnodes > 1)) {
+    const r = await launch({
+      nprocPerNode: nproc, nnodes, nodeRank: o.nodeRank as number | undefined,
+      masterAddr: o.masterAddr as string | undefined, masterPort: o.masterPort as number | undefined,
+      threadsPerProcess: o.threads as number | undefined,
+    });
+    if (r.code !== 0) throw new PansegError(`train: worker rank ${r.failedRank} failed (${r.workers.find((w) => w.rank === r.failedRank)?.signal ?? `exit code ${r.code}`}); see its output above`);
+    return;
+  }
   const res = await train({
     dataset: required(o, 'dataset', 'dataset', 'train'),
     dataRoot: required(o, 'dataRoot', 'data-root', 'train'),
@@ -80,10 +106,18 @@ export async function run(o: Record<string, unknown>): Promise<void> {
     seed: o.seed as number,
     workers: o.workers as number | undefined,
     quiet: Boolean(o.quiet),
+    distributed: worker ? { ...worker, syncBatchNorm: Boolean(o.syncBn) } : undefined,
   });
+  if (res.distributed && res.distributed.rank !== 0) { // rank 0 writes the report
+    res.model.dispose();
+    return;
+  }
   const report = await writeTrainingReport({
     model: res.model, outDir: out, dataset: res.valDataset ?? res.trainDataset, evaluation: res.lastEval, config: o,
-    summary: { 'training time': `${res.seconds.toFixed(0)} s`, 'data wait': `${(res.dataWaitFraction * 100).toFixed(1)}% of step time` },
+    summary: {
+      'training time': `${res.seconds.toFixed(0)} s`, 'data wait': `${(res.dataWaitFraction * 100).toFixed(1)}% of step time`,
+      ...(res.distributed ? { processes: String(res.distributed.worldSize), 'gradient all-reduce wait': `${res.distributed.commWaitMsPerStep.toFixed(1)} ms per step (rank 0)` } : {}),
+    },
   });
   if (o.json) {
     console.log(JSON.stringify({ best_miou: res.bestMiou, best_epoch: res.bestEpoch, seconds: res.seconds, out, report, history: res.history }));
