@@ -244,8 +244,11 @@ static Napi::Value AllreduceDiff(const Napi::CallbackInfo& info) {
 // produces their gradients); a post-hook on each parameter's grad accumulator counts down its
 // bucket, and a full bucket is copied into one flat buffer and all-reduced asynchronously while
 // backward continues. Buckets launch strictly in order, so every rank issues the same sequence.
-// finish() launches what is left (a parameter without a gradient contributes zeros), waits,
-// divides by the world size and copies the averages back into .grad.
+// finish() launches what is left (a parameter without a gradient contributes zeros), waits and
+// divides by the world size. As DDP's gradient_as_bucket_view, each .grad is made a view into its
+// bucket (prepare() attaches zeroed views to parameters without a gradient, and autograd then
+// accumulates into them in place), so the gradients are neither copied in nor copied back; a
+// gradient that is not a view (accumulated before prepare()) is copied in once and re-pointed.
 struct GradSync : Boxed {
   c10::intrusive_ptr<PG> pg;
   int world = 1;
@@ -257,6 +260,7 @@ struct GradSync : Boxed {
     std::vector<int64_t> offsets;
     int64_t numel = 0;
     at::Tensor flat;
+    std::vector<at::Tensor> views;  // one per member, shaped as the parameter
     size_t pending = 0;
     bool launched = false;
     c10::intrusive_ptr<c10d::Work> work;
@@ -290,16 +294,34 @@ struct GradSync : Boxed {
     nextLaunch = 0;
   }
 
+  static bool IsView(const at::Tensor& g, const at::Tensor& view) {
+    return g.defined() && g.data_ptr() == view.data_ptr() && g.sizes() == view.sizes() && g.strides() == view.strides();
+  }
+
+  // Gives every parameter without a gradient its zeroed bucket view as .grad.
+  void AttachViews() {
+    at::NoGradGuard ng;
+    for (auto& b : buckets) {
+      for (size_t k = 0; k < b.members.size(); k++) {
+        auto& p = params[b.members[k]];
+        if (p.grad().defined()) continue;
+        b.views[k].zero_();
+        p.mutable_grad() = b.views[k];
+      }
+    }
+  }
+
   void Launch(Bucket& b) {
     auto t0 = Clock::now();
     {
       at::NoGradGuard ng;
       for (size_t k = 0; k < b.members.size(); k++) {
         auto& p = params[b.members[k]];
-        auto dst = b.flat.narrow(0, b.offsets[k], p.numel());
         const auto& g = p.grad();
-        if (g.defined()) dst.view(p.sizes()).copy_(g);
-        else dst.zero_();
+        if (IsView(g, b.views[k])) continue;
+        if (g.defined()) b.views[k].copy_(g);
+        else b.views[k].zero_();
+        p.mutable_grad() = b.views[k];
       }
     }
     copyMs += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -342,19 +364,11 @@ struct GradSync : Boxed {
     }
     waitMs = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (err) std::rethrow_exception(err);
-    auto t1 = Clock::now();
     at::NoGradGuard ng;
     for (auto& b : buckets) {
-      b.flat.div_(world);
-      for (size_t k = 0; k < b.members.size(); k++) {
-        auto& p = params[b.members[k]];
-        auto avg = b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes());
-        if (p.grad().defined()) p.mutable_grad().copy_(avg);
-        else p.mutable_grad() = avg.clone(at::MemoryFormat::Preserve);
-      }
+      b.flat.div_(world);  // every member's .grad is a view into flat
       b.work.reset();
     }
-    copyMs += std::chrono::duration<double, std::milli>(Clock::now() - t1).count();
   }
 };
 
@@ -393,7 +407,13 @@ static Napi::Value GradSyncCreate(const Napi::CallbackInfo& info) {
     bytes += p.numel() * static_cast<int64_t>(p.element_size());
     s->bucketOf[r] = s->buckets.size() - 1;
   }
-  for (auto& b : s->buckets) b.flat = at::empty({b.numel}, params[b.members[0]].options().memory_format(at::MemoryFormat::Contiguous));
+  for (auto& b : s->buckets) {
+    b.flat = at::zeros({b.numel}, params[b.members[0]].options().memory_format(at::MemoryFormat::Contiguous));
+    for (size_t k = 0; k < b.members.size(); k++) {
+      auto& p = params[b.members[k]];
+      b.views.push_back(b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes()));
+    }
+  }
   auto* raw = s.get();
   for (size_t i = 0; i < params.size(); i++) {
     auto acc = torch::autograd::impl::grad_accumulator(params[i]);
@@ -415,6 +435,7 @@ static Napi::Value GradSyncPrepare(const Napi::CallbackInfo& info) {
   s.Reset();
   s.launchedEarly = 0;
   s.copyMs = 0;
+  s.AttachViews();
   s.armed = true;
   return info.Env().Undefined();
 }

@@ -104,7 +104,7 @@ const napiInc = dirname(createRequire(import.meta.url).resolve('node-addon-api/p
 const cflags = [
   '-std=c++17', '-O2', '-fPIC', '-Wall', '-Wno-unused-parameter', '-Wno-unused-variable',
   `-D_GLIBCXX_USE_CXX11_ABI=${config.cxx11Abi}`, '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS',
-  '-DNODE_ADDON_API_DISABLE_DEPRECATED', ...(cuda ? ['-DPANSEG_CUDA'] : []),
+  '-DNODE_ADDON_API_DISABLE_DEPRECATED', '-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS', ...(cuda ? ['-DPANSEG_CUDA'] : []),
   `-I${nodeInc}`, `-I${napiInc}`, ...lt.includes.map((i) => `-isystem${i}`),
 ];
 const libs = cuda ? ['-ltorch', '-ltorch_cuda', '-ltorch_cpu', '-lc10_cuda', '-lc10'] : ['-ltorch', '-ltorch_cpu', '-lc10'];
