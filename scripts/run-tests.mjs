@@ -17,6 +17,11 @@ const filters = process.argv.slice(2);
 const files = walk(join(root, 'tests')).map((f) => relative(root, f)).sort()
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 if (!files.length) { console.error('no test files matched'); process.exit(1); }
+if (!filters.length) {
+  // Type-check the tests and benchmarks too (src is compiled by the setup step).
+  const tc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.tests.json'], { cwd: root, stdio: 'inherit' });
+  if (tc.status !== 0) process.exit(tc.status ?? 1);
+}
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
   cwd: root, stdio: 'inherit', env: { ...process.env, PANSEG_TEST: '1' },
 });

@@ -1,13 +1,8 @@
 // Functional ops, like torch.nn.functional plus torch.cat/stack/where. Exported as `F`.
-import { describe, fail, PansegError } from '../common/errors.js';
+import { describe, fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { native } from './native.js';
-import { Tensor } from './tensor.js';
-
-function relabel(e: unknown, op: string): never {
-  if (e instanceof Error && !(e instanceof PansegError)) throw new PansegError(`${op}: ${e.message.replace(/^[A-Za-z_0-9]+: /, '')}`);
-  throw e;
-}
+import { relabel, Tensor } from './tensor.js';
 
 function tensorArg(op: string, name: string, t: unknown): Tensor {
   if (!(t instanceof Tensor)) fail(op, `expected a Tensor for ${name} but received ${describe(t)}`);

@@ -9,12 +9,9 @@ const unaryIdx = new Map(native.unaryNames.map((n, i) => [n, i]));
 const binaryIdx = new Map(native.binaryNames.map((n, i) => [n, i]));
 const scalarIdx = new Map(native.scalarNames.map((n, i) => [n, i]));
 
-/** Renames a native family error (`binary: ...`) after the public op the user called. */
-function relabel(e: unknown, op: string): never {
-  if (e instanceof Error && !(e instanceof PansegError)) {
-    const m = /^[A-Za-z_]+: /.exec(e.message);
-    throw new PansegError(`${op}: ${m ? e.message.slice(m[0].length) : e.message}`);
-  }
+/** Renames a native error (`binary: ...`) after the public op the user called, as a PansegError. */
+export function relabel(e: unknown, op: string): never {
+  if (e instanceof Error && !(e instanceof PansegError)) throw new PansegError(`${op}: ${e.message.replace(/^[A-Za-z_0-9]+: /, '')}`);
   throw e;
 }
 

@@ -1,7 +1,7 @@
 // Inference-only rewrites: BatchNorm folded into the preceding convolution, optional
 // channels-last memory order and reduced-precision weights.
 import { fail } from '../common/errors.js';
-import { noGrad, type Tensor, tidy } from '../engine/index.js';
+import { noGrad, tidy } from '../engine/index.js';
 import { BatchNorm2d, Conv2d, Identity, type Module, Sequential } from '../nn/index.js';
 
 /** Child-name pairs (conv, its BatchNorm) in torchvision's and smp's module trees. */
@@ -47,9 +47,4 @@ export function foldBatchNorms(root: Module): number {
     }
   }
   return n;
-}
-
-/** Frees tensors in a state dict map. */
-export function disposeAll(sd: Map<string, Tensor>): void {
-  for (const t of sd.values()) t.dispose();
 }

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { liveTensors, type Tensor, tensor, tidy } from '../../src/engine/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
-import { auxPresenceLoss, combinedLoss, crossEntropyLoss, diceLoss, focalLoss, type LossFn, parseLoss } from '../../src/train/losses.js';
+import { auxPresenceLoss, combinedLoss, crossEntropyLoss, diceLoss, focalLoss, type CrossEntropyLossOptions, type LossFn, parseLoss } from '../../src/train/losses.js';
 import { reference } from '../helpers/reference.js';
 
 const ref = reference('train_ref.py', [], ['st.py']);
@@ -105,7 +105,7 @@ describe('combinedLoss and parseLoss', () => {
   it('is the weighted sum of its terms', () => tidy(() => {
     const x = data.get('ce_ignore.logits')!;
     const t = data.get('ce_ignore.target')!;
-    const o = { classWeights: [1, 2, 1, 1], labelSmoothing: 0.1 };
+    const o: CrossEntropyLossOptions = { classWeights: [1, 2, 1, 1], labelSmoothing: 0.1 };
     const got = combinedLoss(parseLoss('ce+0.5*dice+2*focal'), o)(x, t).item();
     const want = crossEntropyLoss(o)(x, t).item() + 0.5 * diceLoss(o)(x, t).item() + 2 * focalLoss(o)(x, t).item();
     assert.ok(Math.abs(got - want) <= 1e-12, `${got} vs ${want}`);
