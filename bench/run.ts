@@ -1,7 +1,6 @@
-// `npm run bench`: every benchmark in one run, each against its peer (PyTorch / onnxruntime)
+// `npm run bench [engine|pan|onnx|train|distributed ...]`: the benchmarks in one run, each against its peer (PyTorch / onnxruntime)
 // measured in the same process tree on the same machine. Prints tables, never asserts.
 import { cpus } from 'node:os';
-import { existsSync } from 'node:fs';
 import { buildInfo, getNumThreads } from '../src/engine/index.js';
 import { benchPan, printPan } from './pan.js';
 
@@ -11,16 +10,8 @@ const want = (name: string) => only.length === 0 || only.includes(name);
 console.log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores; libtorch ${buildInfo().torchVersion}; panseg threads ${getNumThreads()}`);
 console.log('All ratios are panseg / peer: below 1 means panseg is faster.\n');
 
-if (want('engine') && existsSync(new URL('./engine.ts', import.meta.url))) {
-  const { runEngineBench } = await import('./engine.js') as { runEngineBench?: () => Promise<void> };
-  if (runEngineBench) await runEngineBench();
-}
+if (want('engine')) await (await import('./engine.js')).runEngineBench();
 if (want('pan')) printPan(benchPan());
-if (want('onnx') && existsSync(new URL('./onnx.ts', import.meta.url))) {
-  const { runOnnxBench } = await import('./onnx.js') as { runOnnxBench?: () => Promise<void> };
-  if (runOnnxBench) await runOnnxBench();
-}
-if (want('train') && existsSync(new URL('./train.ts', import.meta.url))) {
-  const { runTrainBench } = await import('./train.js') as { runTrainBench?: () => Promise<void> };
-  if (runTrainBench) await runTrainBench();
-}
+if (want('onnx')) await (await import('./onnx.js')).runOnnxBench();
+if (want('train')) await (await import('./train.js')).runTrainBench();
+if (want('distributed')) await (await import('./distributed.js')).runDistributedBench();

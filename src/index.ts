@@ -28,3 +28,5 @@ export * from './explain/index.js';
 export { exportOnnx, readSidecar, sidecarPathFor, cachedOnnx, type ExportOnnxOptions, type ExportOnnxResult, type OnnxSidecar } from './export/index.js';
 export { OnnxSegmenter, segmentImageOnnx, predictFilesOnnx, evaluateOnnx } from './eval/onnx-engine.js';
 export { startServer, type ServeOptions, type RunningServer } from './serve/index.js';
+// distributed training
+export * from './distributed/index.js';
