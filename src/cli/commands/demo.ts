@@ -15,7 +15,8 @@ export const spec: CommandSpec = {
     { name: 'train-images', type: 'int', desc: 'synthetic training images', default: 480 },
     { name: 'val-images', type: 'int', desc: 'synthetic validation images', default: 96 },
     { name: 'size', type: 'int', desc: 'image side in pixels', default: 128 },
-    { name: 'epochs', type: 'int', desc: 'training epochs', default: 12 },
+    { name: 'epochs', type: 'int', desc: 'training epochs', default: 16 },
+    { name: 'loss', type: 'string', desc: "loss: ce, dice, focal or sums like 'ce+dice'", default: 'ce+dice' },
     { name: 'batch-size', type: 'int', desc: 'images per step', default: 8 },
     { name: 'lr', type: 'number', desc: 'AdamW learning rate', default: 0.003 },
     { name: 'encoder', type: 'string', desc: 'encoder', default: 'resnet18' },
@@ -37,7 +38,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   const res = await train({
     dataset: 'folder', dataRoot: data, split: 'train', valSplit: 'val', out: join(out, 'run'),
     encoder: o.encoder as string, crop: o.size as number, scaleRange: [0.75, 1.5], batchSize: o.batchSize as number, epochs: o.epochs as number,
-    optimizer: 'adamw', lr: o.lr as number, weightDecay: 1e-4, schedule: 'poly', warmupIters: 20, precision: o.precision as 'fp32',
+    optimizer: 'adamw', lr: o.lr as number, weightDecay: 1e-4, schedule: 'poly', warmupIters: 20, loss: o.loss as string, precision: o.precision as 'fp32',
     threads: o.threads as number | undefined, workers: o.workers as number, seed: o.seed as number, quiet: Boolean(o.quiet), valEvery: 2,
   });
   const total = (performance.now() - t0) / 1000;
