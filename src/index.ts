@@ -18,7 +18,7 @@ export { ProgressBar } from './train/progress.js';
 // evaluation and prediction
 export { ConfusionMatrix, metricsFromConfusion, type SegMetrics } from './eval/metrics.js';
 export { evaluate, type EvaluateOptions, type EvaluationResult } from './eval/evaluate.js';
-export { predictProbs, probsToLabels, withPrecision, type InferenceOptions, type Precision } from './eval/inference.js';
+export { predictProbs, probsToLabels, withPrecision, inferenceCopy, type InferenceOptions } from './eval/inference.js';
 export { predictFiles, segmentImage, collectInputs, type PredictFilesOptions, type Segmentation } from './eval/predict.js';
 export * from './eval/visualize.js';
 export { writeReport, type ReportData } from './eval/report.js';
