@@ -4,7 +4,7 @@ import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { type Module } from '../nn/index.js';
 import { noGrad, type Tensor } from '../engine/index.js';
-import { c10d, type DistHandle, handles } from './c10d.js';
+import { c10d, type DistHandle, handles } from '../engine/c10d.js';
 import type { ProcessGroup } from './process-group.js';
 
 export interface GradientSyncOptions {

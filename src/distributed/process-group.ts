@@ -5,7 +5,7 @@ import { createSocket } from 'node:dgram';
 import { fail, PansegError } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { type DType, noGrad, Tensor, tensor, zeros } from '../engine/index.js';
-import { c10d, type DistHandle, ensureDistributed, handles, type Store } from './c10d.js';
+import { c10d, type DistHandle, ensureDistributed, handles, type Store } from '../engine/c10d.js';
 import { DEFAULT_MASTER_ADDR, DEFAULT_MASTER_PORT } from './env.js';
 import { DistributedError, type PeerInfo, rendezvous } from './rendezvous.js';
 

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { PansegError } from '../common/errors.js';
-import { Store } from './c10d.js';
+import { Store } from '../engine/c10d.js';
 
 /** What each rank announces. */
 export interface PeerInfo {

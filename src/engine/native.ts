@@ -2,8 +2,8 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../common/package-root.js';
 
 /** An opaque handle to one libtorch tensor. */
 export type Handle = { readonly __handle: unique symbol };
@@ -142,17 +142,6 @@ export interface NativeAddon {
 
 /** An opaque handle to a native distributed object (store, process group, gradient sync, watchdog). */
 export type DistHandle = { readonly __dist: unique symbol };
-
-/** The package root: two levels above this file in src/ and three in dist/src/. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('panseg: cannot find the package root');
-    dir = up;
-  }
-  return dir;
-}
 
 function load(): NativeAddon {
   const root = packageRoot();

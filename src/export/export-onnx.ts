@@ -4,7 +4,7 @@ import { basename, dirname } from 'node:path';
 import { fail } from '../common/errors.js';
 import { type RGB, VOC_PALETTE } from '../common/palette.js';
 import * as v from '../common/validate.js';
-import { packageRoot } from '../engine/native.js';
+import { packageRoot } from '../common/package-root.js';
 import { smpConfigFromOptions } from '../models/pan/pretrained.js';
 import type { PAN, PansegMeta } from '../models/pan/index.js';
 import { writeMessage } from './graph.js';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { buildInfo, cpuFeatures, getNumThreads, noGrad, randn, resolvePrecision, tidy } from '../../engine/index.js';
 import { encoderNames, PAN, type PANOptions } from '../../models/index.js';
 import { countMacs } from '../../nn/index.js';
-import { packageRoot } from '../../engine/native.js';
+import { packageRoot } from '../../common/package-root.js';
 import type { CommandSpec } from '../args.js';
 
 export const spec: CommandSpec = {

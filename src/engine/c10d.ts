@@ -1,8 +1,8 @@
-// The one bridge from src/distributed to the addon's c10d ops (native/distributed.cc):
+// The engine's typed bridge to the addon's c10d ops (native/distributed.cc), used by src/distributed:
 // availability, the TCPStore, and unwrapping engine tensors into handles.
 import { fail } from '../common/errors.js';
-import type { Tensor } from '../engine/index.js';
-import { type DistHandle, type Handle, native } from '../engine/native.js';
+import type { Tensor } from './tensor.js';
+import { type DistHandle, type Handle, native } from './native.js';
 
 export { native as c10d, type DistHandle };
 
