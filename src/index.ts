@@ -10,6 +10,7 @@ export * from './common/palette.js';
 // training
 export { train, type TrainOptions, type TrainResult } from './train/train.js';
 export { SGD, AdamW, Optimizer, type SGDOptions, type AdamWOptions, type ParamGroup } from './train/optimizers.js';
+export { GradScaler, type GradScalerOptions } from './train/grad-scaler.js';
 export { LRScheduler, lrFactor, type ScheduleOptions, type ScheduleName } from './train/schedules.js';
 export { crossEntropyLoss, diceLoss, focalLoss, combinedLoss, parseLoss, auxPresenceLoss, type LossFn, type LossTerm } from './train/losses.js';
 export { saveCheckpoint, restoreCheckpoint, type TrainerState } from './train/checkpoint.js';

@@ -14,6 +14,7 @@ import { checkResumeWorld, comparableConfig, DistributedRun, type DistributedTra
 import { recoverCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { auxPresenceLoss, combinedLoss, parseLoss } from './losses.js';
 import { AdamW, type Optimizer, SGD } from './optimizers.js';
+import { GradScaler } from './grad-scaler.js';
 import { ProgressBar } from './progress.js';
 import { LRScheduler, type ScheduleName } from './schedules.js';
 
@@ -207,6 +208,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const stepsPerEpoch = Math.floor(loader.length / c.accumulate);
   const totalIters = Math.max(1, stepsPerEpoch * c.epochs);
   const scheduler = new LRScheduler(optimizer, { name: c.schedule, totalIters, warmupIters: c.warmupIters, stepSize: Math.max(1, Math.floor(totalIters / 3)) });
+  // float16 gradients underflow without loss scaling (bfloat16 has float32's range and needs none).
+  const scaler = c.precision === 'fp16' ? new GradScaler() : null;
   const lossFn = combinedLoss(parseLoss(c.loss), { ignoreIndex: trainDs.ignoreIndex, labelSmoothing: c.labelSmoothing, classWeights: c.classWeights ?? null });
 
   const isMain = !dist || dist.isMain; // [distributed] only rank 0 writes
@@ -269,7 +272,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           const out = withPrecision(c.precision, c.device, () => model.forwardWithAux(x));
           let loss: Tensor = lossFn(out.masks.to('float32'), y);
           if (out.labels && c.auxWeight > 0) loss = loss.add(auxPresenceLoss(out.labels.to('float32'), y, classes, trainDs.ignoreIndex).mul(c.auxWeight));
-          const scaled = c.accumulate > 1 ? loss.div(c.accumulate) : loss;
+          let scaled = c.accumulate > 1 ? loss.div(c.accumulate) : loss;
+          if (scaler) scaled = scaler.scaleLoss(scaled);
           scaled.backward();
           return loss.item();
         });
@@ -283,7 +287,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         micro++;
         images += batch.ids.length * (dist?.size ?? 1);
         if (micro % c.accumulate === 0) {
-          optimizer.step();
+          if (scaler) scaler.step(optimizer);
+          else optimizer.step();
           optimizer.zeroGrad();
           scheduler.step();
           state.iter++;
