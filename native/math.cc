@@ -127,6 +127,11 @@ static Napi::Value Reduce(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), r);
 }
 
+// addScaled(a, b, alpha) = a + alpha * b in one pass (torch.add's alpha).
+static Napi::Value AddScaled(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::add(Get(info[0]), Get(info[1]), ToScalar(info[2])));
+}
+
 static Napi::Value Clamp(const Napi::CallbackInfo& info) {
   auto lo = NumOpt(info[1]);
   auto hi = NumOpt(info[2]);
@@ -216,6 +221,7 @@ void InitMath(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "binary", BinaryOp);
   Register(env, exports, "scalar", ScalarOp);
   Register(env, exports, "reduce", Reduce);
+  Register(env, exports, "addScaled", AddScaled);
   Register(env, exports, "clamp", Clamp);
   Register(env, exports, "where", Where);
   Register(env, exports, "matmul", Matmul);

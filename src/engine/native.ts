@@ -40,6 +40,7 @@ export interface NativeAddon {
   binary(op: number, a: H, b: H): H;
   scalar(op: number, a: H, s: number | boolean): H;
   reduce(op: string, t: H, dims: Ints | null, keepdim: boolean): H;
+  addScaled(a: H, b: H, alpha: number): H;
   clamp(t: H, min: number | null, max: number | null): H;
   where(c: H, a: H, b: H): H;
   matmul(a: H, b: H): H;

@@ -148,7 +148,12 @@ export class Tensor {
     } catch (e) { relabel(e, op); }
     fail(op, `expected a Tensor or a number for other but received ${describe(other)}`);
   }
-  add(o: TensorOrScalar): Tensor { return this.bin('add', o); }
+  /** this + alpha * o (alpha as torch.add's, applied in the same pass). */
+  add(o: TensorOrScalar, alpha?: number): Tensor {
+    if (alpha === undefined || alpha === 1) return this.bin('add', o);
+    if (!(o instanceof Tensor)) return this.bin('add', v.num('add', 'other', o, { finite: false }) * alpha);
+    try { return new Tensor(native.addScaled(this.h, o.h, v.num('add', 'alpha', alpha, { finite: false }))); } catch (e) { relabel(e, 'add'); }
+  }
   sub(o: TensorOrScalar): Tensor { return this.bin('sub', o); }
   mul(o: TensorOrScalar): Tensor { return this.bin('mul', o); }
   div(o: TensorOrScalar): Tensor { return this.bin('div', o); }

@@ -121,12 +121,12 @@ export class SGD extends Optimizer {
     if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) fail('SGD', 'nesterov needs momentum > 0 and dampening 0');
   }
   protected update(p: Tensor, grad: Tensor, st: ParamState, g: ParamGroup): void {
-    let d = g.weightDecay ? grad.add(p.mul(g.weightDecay)) : grad;
+    let d = g.weightDecay ? grad.add(p, g.weightDecay) : grad;
     if (this.momentum) {
       const first = !st.buffers.momentum_buffer;
       const buf = this.buffer(st, 'momentum_buffer', () => d.clone());
       if (!first) buf.mul_(this.momentum).add_(d, 1 - this.dampening);
-      d = this.nesterov ? d.add(buf.mul(this.momentum)) : buf;
+      d = this.nesterov ? d.add(buf, this.momentum) : buf;
     }
     st.step++;
     p.add_(d, -g.lr);
