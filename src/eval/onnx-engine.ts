@@ -1,20 +1,15 @@
 // Inference on an exported PAN with onnxruntime-node: the same preprocessing, padding, test-time
 // augmentation and outputs as the libtorch path (predictProbs / segmentImage / predictFiles / evaluate),
 // on plain Float32Arrays. onnxruntime-node is loaded on first use, so the torch path never pays for it.
-import { basename, extname, join } from 'node:path';
-import { mkdirSync } from 'node:fs';
 import type * as Ort from 'onnxruntime-node';
 import { fail } from '../common/errors.js';
-import { type RGB, VOC_PALETTE } from '../common/palette.js';
+import type { RGB } from '../common/palette.js';
 import * as v from '../common/validate.js';
-import { type DataLoader, decodeImage, evalOptions, evalTransform, type RgbImage } from '../data/index.js';
+import { type DataLoader, evalOptions, evalTransform, type RgbImage } from '../data/index.js';
 import { type OnnxSidecar, readSidecar } from '../export/sidecar.js';
 import type { EvaluationResult } from './evaluate.js';
 import { ConfusionMatrix } from './metrics.js';
-import { collectInputs, type PredictedFile, type Segmentation } from './predict.js';
-import { classAreas, overlay, saveIndexMask, savePng, writeFileAtomic } from './visualize.js';
-import { saveNpy } from '../io/npy.js';
-import { tensor } from '../engine/index.js';
+import { collectInputs, defaultLabels, type PredictedFile, type Segmentation, writePredictions } from './predict.js';
 
 export interface OnnxSegmenterOptions {
   /** onnxruntime intra-op threads; default: onnxruntime's choice (one per core). */
@@ -270,34 +265,10 @@ export interface PredictFilesOnnxOptions extends OnnxInferenceOptions {
 
 /** predictFiles on the ONNX engine: the same files (`_mask.png`, `_overlay.png`, `_probs.npy`, stats.json). */
 export async function predictFilesOnnx(seg: OnnxSegmenter, inputs: string[], outDir: string, o: PredictFilesOnnxOptions = {}): Promise<PredictedFile[]> {
-  const files = collectInputs(inputs);
-  mkdirSync(outDir, { recursive: true });
-  const n = Math.max(2, seg.numClasses);
-  const classes = o.classNames ?? seg.sidecar.classes ?? Array.from({ length: n }, (_, i) => `class ${i}`);
-  const colors = o.colors ?? seg.sidecar.colors ?? VOC_PALETTE.slice(0, n);
-  const palette: RGB[] = Array.from({ length: 256 }, (_, i) => (colors[i] ?? VOC_PALETTE[i]) as RGB);
-  const results: PredictedFile[] = [];
-  for (const [i, file] of files.entries()) {
-    let img: RgbImage;
-    try { img = await decodeImage(file); } catch (e) { fail('predict', `cannot decode ${file}: ${(e as Error).message}`); }
-    const s = await segmentImageOnnx(seg, img, { ...o, withProbs: o.probs });
-    const stem = basename(file, extname(file));
-    const r: PredictedFile = { input: file, mask: join(outDir, `${stem}_mask.png`), width: s.width, height: s.height, ms: s.ms, areas: classAreas(s.labels, classes, 255) };
-    await saveIndexMask(r.mask, s.labels, s.width, s.height, palette);
-    if (o.overlay ?? true) {
-      r.overlay = join(outDir, `${stem}_overlay.png`);
-      await savePng(r.overlay, overlay(img, s.labels, colors, { alpha: o.alpha ?? 0.5 }));
-    }
-    if (o.probs && s.probs) {
-      r.probs = join(outDir, `${stem}_probs.npy`);
-      const p = tensor(s.probs, [s.probs.length / (s.width * s.height), s.height, s.width]);
-      try { saveNpy(r.probs, p); } finally { p.dispose(); }
-    }
-    results.push(r);
-    o.onProgress?.(i + 1, files.length, file);
-  }
-  await writeFileAtomic(join(outDir, 'stats.json'), `${JSON.stringify(results.map(({ input, width, height, ms, areas }) => ({ input, width, height, ms: Math.round(ms), areas })), null, 2)}\n`);
-  return results;
+  const d = defaultLabels(seg.numClasses);
+  return writePredictions((img, withProbs) => segmentImageOnnx(seg, img, { ...o, withProbs }), collectInputs(inputs), outDir, {
+    ...o, classNames: o.classNames ?? seg.sidecar.classes ?? d.classNames, colors: o.colors ?? seg.sidecar.colors ?? d.colors,
+  });
 }
 
 /** evaluate() on the ONNX engine, over an eval-mode loader (its padding carries the ignore index). */

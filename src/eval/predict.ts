@@ -85,41 +85,69 @@ export interface PredictedFile {
   areas: ClassArea[];
 }
 
+/** Segments one decoded image; the libtorch path (segmentImage) and the ONNX engine both provide one. */
+export type ImageSegmenter = (img: RgbImage, withProbs: boolean) => Segmentation | Promise<Segmentation>;
+
+export interface WritePredictionsOptions {
+  classNames: readonly string[];
+  colors: readonly RGB[];
+  overlay?: boolean;
+  probs?: boolean;
+  alpha?: number;
+  onProgress?: (done: number, total: number, file: string) => void;
+}
+
 /**
- * Segments image files into `outDir`: `<name>_mask.png` (palette PNG of class indices),
+ * Runs `segment` on each file and writes `<name>_mask.png` (palette PNG of class indices),
  * `<name>_overlay.png`, optional `<name>_probs.npy`, and `stats.json` with per-image class areas.
  */
-export async function predictFiles(model: PAN, inputs: string[], outDir: string, o: PredictFilesOptions = {}): Promise<PredictedFile[]> {
-  const files = collectInputs(inputs);
+export async function writePredictions(segment: ImageSegmenter, files: string[], outDir: string, o: WritePredictionsOptions): Promise<PredictedFile[]> {
   mkdirSync(outDir, { recursive: true });
-  const classes = o.classNames ?? Array.from({ length: Math.max(2, model.config.classes) }, (_, i) => `class ${i}`);
-  const colors = o.colors ?? VOC_PALETTE.slice(0, Math.max(2, model.config.classes));
+  const { classNames, colors } = o;
   const palette: RGB[] = Array.from({ length: 256 }, (_, i) => (colors[i] ?? VOC_PALETTE[i]) as RGB);
   const results: PredictedFile[] = [];
-  const fast = model.isOptimizedForInference ? model : inferenceCopy(model, o.precision);
-  try {
-    for (const [i, file] of files.entries()) {
-      let img: RgbImage;
-      try { img = await decodeImage(file); } catch (e) { fail('predict', `cannot decode ${file}: ${(e as Error).message}`); }
-      const seg = segmentImage(fast, img, { ...o, withProbs: o.probs });
-      const stem = basename(file, extname(file));
-      const r: PredictedFile = { input: file, mask: join(outDir, `${stem}_mask.png`), width: seg.width, height: seg.height, ms: seg.ms, areas: classAreas(seg.labels, classes, 255) };
-      await saveIndexMask(r.mask, seg.labels, seg.width, seg.height, palette);
-      if (o.overlay ?? true) {
-        r.overlay = join(outDir, `${stem}_overlay.png`);
-        await savePng(r.overlay, overlay(img, seg.labels, colors, { alpha: o.alpha ?? 0.5 }));
-      }
-      if (o.probs && seg.probs) {
-        r.probs = join(outDir, `${stem}_probs.npy`);
-        const p = tensor(seg.probs, [seg.probs.length / (seg.width * seg.height), seg.height, seg.width]);
-        try { saveNpy(r.probs, p); } finally { p.dispose(); }
-      }
-      results.push(r);
-      o.onProgress?.(i + 1, files.length, file);
+  for (const [i, file] of files.entries()) {
+    let img: RgbImage;
+    try { img = await decodeImage(file); } catch (e) { fail('predict', `cannot decode ${file}: ${(e as Error).message}`); }
+    const seg = await segment(img, o.probs ?? false);
+    const stem = basename(file, extname(file));
+    const r: PredictedFile = { input: file, mask: join(outDir, `${stem}_mask.png`), width: seg.width, height: seg.height, ms: seg.ms, areas: classAreas(seg.labels, classNames, 255) };
+    await saveIndexMask(r.mask, seg.labels, seg.width, seg.height, palette);
+    if (o.overlay ?? true) {
+      r.overlay = join(outDir, `${stem}_overlay.png`);
+      await savePng(r.overlay, overlay(img, seg.labels, colors, { alpha: o.alpha ?? 0.5 }));
     }
-  } finally {
-    if (fast !== model) fast.dispose();
+    if (o.probs && seg.probs) {
+      r.probs = join(outDir, `${stem}_probs.npy`);
+      const p = tensor(seg.probs, [seg.probs.length / (seg.width * seg.height), seg.height, seg.width]);
+      try { saveNpy(r.probs, p); } finally { p.dispose(); }
+    }
+    results.push(r);
+    o.onProgress?.(i + 1, files.length, file);
   }
   await writeFileAtomic(join(outDir, 'stats.json'), `${JSON.stringify(results.map(({ input, width, height, ms, areas }) => ({ input, width, height, ms: Math.round(ms), areas })), null, 2)}\n`);
   return results;
+}
+
+/** Default class names and colours for `classes` outputs (at least 2: a 1-class model predicts 0/1). */
+export function defaultLabels(classes: number): { classNames: string[]; colors: RGB[] } {
+  const n = Math.max(2, classes);
+  return { classNames: Array.from({ length: n }, (_, i) => `class ${i}`), colors: VOC_PALETTE.slice(0, n) as RGB[] };
+}
+
+/**
+ * Segments image files (files, folders, list files) into `outDir` with the libtorch engine;
+ * see writePredictions for the files written.
+ */
+export async function predictFiles(model: PAN, inputs: string[], outDir: string, o: PredictFilesOptions = {}): Promise<PredictedFile[]> {
+  const files = collectInputs(inputs);
+  const d = defaultLabels(model.config.classes);
+  const fast = model.isOptimizedForInference ? model : inferenceCopy(model, o.precision);
+  try {
+    return await writePredictions((img, withProbs) => segmentImage(fast, img, { ...o, withProbs }), files, outDir, {
+      ...o, classNames: o.classNames ?? d.classNames, colors: o.colors ?? d.colors,
+    });
+  } finally {
+    if (fast !== model) fast.dispose();
+  }
 }
