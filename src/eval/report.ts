@@ -2,6 +2,7 @@
 // pictures as PNG files beside it, so the page stays small however large the images are.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { BASE_CSS } from './page-style.js';
 import sharp from 'sharp';
 import { fail } from '../common/errors.js';
 import type { RGB } from '../common/palette.js';
@@ -205,16 +206,7 @@ ${body}
 `;
 }
 
-const CSS = `
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#222;background:#f6f7f9;margin:0}
-header{background:#fff;border-bottom:1px solid #ddd;padding:16px 24px}
-h1{margin:0 0 4px;font-size:22px}
-h2{font-size:18px;margin:0 0 12px}
-h3{font-size:15px;margin:12px 0 6px}
-nav a{margin-right:14px;color:#1f5fa8;text-decoration:none}
-main{max-width:1200px;margin:0 auto;padding:8px 24px 40px}
-section{background:#fff;border:1px solid #e2e2e2;border-radius:6px;padding:16px 20px;margin:16px 0;overflow-x:auto}
-.muted{color:#777}
+const CSS = `${BASE_CSS}.muted{color:#777}
 .cards{display:flex;flex-wrap:wrap;gap:10px}
 .card{border:1px solid #e2e2e2;border-radius:6px;padding:8px 12px;min-width:120px}
 .card .k{color:#666;font-size:12px}

@@ -2,19 +2,12 @@
 // an index over several images, and a compact section for the training report.
 import type { RGB } from '../common/palette.js';
 import { escapeXml, formatNumber } from '../eval/charts.js';
+import { BASE_CSS } from '../eval/page-style.js';
 import { classAreas } from '../eval/visualize.js';
 import type { Explanation, GauCapture, Stats } from './capture.js';
 import type { ExplanationFiles } from './pictures.js';
 
-const CSS = `
-body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#222;background:#f6f7f9;margin:0}
-header{background:#fff;border-bottom:1px solid #ddd;padding:16px 24px}
-h1{margin:0 0 4px;font-size:22px}
-h2{font-size:18px;margin:0 0 10px}
-h3{font-size:15px;margin:14px 0 6px}
-nav a{margin-right:14px;color:#1f5fa8;text-decoration:none}
-main{max-width:1200px;margin:0 auto;padding:8px 24px 40px}
-section{background:#fff;border:1px solid #e2e2e2;border-radius:6px;padding:16px 20px;margin:16px 0;overflow-x:auto}
+const CSS = `${BASE_CSS}body{font-size:15px;line-height:1.5}
 figure{margin:8px 0}
 figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{font-size:13px;color:#555}

@@ -1,0 +1,11 @@
+// The page frame shared by the training report and the attention pages.
+export const BASE_CSS = `
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#222;background:#f6f7f9;margin:0}
+header{background:#fff;border-bottom:1px solid #ddd;padding:16px 24px}
+h1{margin:0 0 4px;font-size:22px}
+h2{font-size:18px;margin:0 0 12px}
+h3{font-size:15px;margin:12px 0 6px}
+nav a{margin-right:14px;color:#1f5fa8;text-decoration:none}
+main{max-width:1200px;margin:0 auto;padding:8px 24px 40px}
+section{background:#fff;border:1px solid #e2e2e2;border-radius:6px;padding:16px 20px;margin:16px 0;overflow-x:auto}
+`;
