@@ -15,7 +15,7 @@ export const spec: CommandSpec = {
     { name: 'train-images', type: 'int', desc: 'synthetic training images', default: 480 },
     { name: 'val-images', type: 'int', desc: 'synthetic validation images', default: 96 },
     { name: 'size', type: 'int', desc: 'image side in pixels', default: 128 },
-    { name: 'epochs', type: 'int', desc: 'training epochs', default: 16 },
+    { name: 'epochs', type: 'int', desc: 'training epochs', default: 24 },
     { name: 'loss', type: 'string', desc: "loss: ce, dice, focal or sums like 'ce+dice'", default: 'ce+dice' },
     { name: 'batch-size', type: 'int', desc: 'images per step', default: 8 },
     { name: 'lr', type: 'number', desc: 'AdamW learning rate', default: 0.003 },
