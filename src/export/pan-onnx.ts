@@ -4,6 +4,7 @@
 import { fail } from '../common/errors.js';
 import { type Tensor, tidy } from '../engine/index.js';
 import { ResNetEncoder } from '../models/encoders/resnet.js';
+import { foldedConvBnParams } from '../models/fuse.js';
 import { ConvBnRelu, FPABlock, GAUBlock } from '../models/pan/blocks.js';
 import type { DecoderInterpolation } from '../models/pan/decoder.js';
 import type { PAN } from '../models/pan/model.js';
@@ -40,30 +41,21 @@ function floats(t: Tensor): Float32Array {
   return tidy(() => t.to({ dtype: 'float32', device: 'cpu' }).toArray() as Float32Array);
 }
 
-/** Folds eval-mode BatchNorm into conv weights: w' = w * g/sqrt(v+eps), b' = (b - mean) * g/sqrt(v+eps) + beta. */
+/** The conv's weights as float32 arrays, with an eval-mode BatchNorm folded in (see foldedConvBnParams). */
 export function foldBatchNorm(conv: Conv2d, bn: Module | null, where: string): { weight: Float32Array; bias: Float32Array | null } {
-  const w = floats(conv.weight);
-  const b = conv.bias ? floats(conv.bias) : null;
   // An Identity stands where optimizedForInference() already folded the BatchNorm.
-  if (!bn || bn instanceof Identity) return { weight: w, bias: b };
+  if (!bn || bn instanceof Identity) return { weight: floats(conv.weight), bias: conv.bias ? floats(conv.bias) : null };
   if (!(bn instanceof BatchNorm2d)) return fail('exportOnnx', `${where}: expected a BatchNorm2d after the conv, got ${bn.constructor.name}`);
   if (!bn.runningMean || !bn.runningVar) fail('exportOnnx', `${where}: BatchNorm2d without running statistics cannot be folded (it normalizes with batch statistics)`);
   const out = conv.outChannels;
   if (bn.numFeatures !== out) fail('exportOnnx', `${where}: BatchNorm2d has ${bn.numFeatures} channels but the conv outputs ${out}`);
-  const mean = floats(bn.runningMean);
-  const variance = floats(bn.runningVar);
-  const gamma = bn.weight ? floats(bn.weight) : null;
-  const beta = bn.bias ? floats(bn.bias) : null;
-  const per = w.length / out;
-  const weight = new Float32Array(w.length);
-  const bias = new Float32Array(out);
-  for (let o = 0; o < out; o++) {
-    // In float64, then rounded once to float32.
-    const s = (gamma ? gamma[o] : 1) / Math.sqrt(variance[o] + bn.eps);
-    for (let k = o * per; k < (o + 1) * per; k++) weight[k] = w[k] * s;
-    bias[o] = ((b ? b[o] : 0) - mean[o]) * s + (beta ? beta[o] : 0);
+  const folded = foldedConvBnParams(conv, bn);
+  try {
+    return { weight: floats(folded.weight), bias: floats(folded.bias) };
+  } finally {
+    folded.weight.dispose();
+    folded.bias.dispose();
   }
-  return { weight, bias };
 }
 
 const convOut = (n: number, k: number, s: number, p: number, d: number) => Math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1;

@@ -1,26 +1,44 @@
 // Inference-only rewrites: BatchNorm folded into the preceding convolution, optional
 // channels-last memory order and reduced-precision weights.
 import { fail } from '../common/errors.js';
-import { noGrad, tidy } from '../engine/index.js';
+import { noGrad, type Tensor, tidy } from '../engine/index.js';
 import { BatchNorm2d, Conv2d, Identity, type Module, Sequential } from '../nn/index.js';
 
 /** Child-name pairs (conv, its BatchNorm) in torchvision's and smp's module trees. */
 const PAIRS: [string, string][] = [['conv1', 'bn1'], ['conv2', 'bn2'], ['conv3', 'bn3'], ['conv', 'bn'], ['0', '1']];
 
-/** A Conv2d whose weight and bias absorb `bn` in eval mode: w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta. */
+/**
+ * The weight and bias of `conv` with eval-mode `bn` folded in: w' = w * g / sqrt(v + eps),
+ * b' = (b - m) * g / sqrt(v + eps) + beta. Computed in float64 and rounded once to the conv's dtype.
+ * Used for inference copies and by the ONNX exporter.
+ */
+export function foldedConvBnParams(conv: Conv2d, bn: BatchNorm2d): { weight: Tensor; bias: Tensor } {
+  const mean = bn.runningMean;
+  const variance = bn.runningVar;
+  if (!mean || !variance) fail('fuseConvBn', 'the BatchNorm has no running statistics to fold');
+  return noGrad(() => tidy(() => {
+    const f64 = (t: Tensor) => t.to('float64');
+    const scale = f64(variance).add(bn.eps).rsqrt();
+    const g = bn.weight ? scale.mul(f64(bn.weight)) : scale;
+    const weight = f64(conv.weight).mul(g.reshape(-1, 1, 1, 1));
+    let bias = (conv.bias ? f64(conv.bias).sub(f64(mean)) : f64(mean).neg()).mul(g);
+    if (bn.bias) bias = bias.add(f64(bn.bias));
+    return { weight: weight.to(conv.weight.dtype), bias: bias.to(conv.weight.dtype) };
+  }));
+}
+
+/** A Conv2d (with bias) that computes conv followed by `bn` in eval mode. */
 export function fuseConvBn(conv: Conv2d, bn: BatchNorm2d): Conv2d {
-  if (!bn.runningMean || !bn.runningVar) fail('fuseConvBn', 'the BatchNorm has no running statistics to fold');
+  const { weight, bias } = foldedConvBnParams(conv, bn);
   const fused = new Conv2d(conv.inChannels, conv.outChannels, conv.kernelSize, {
     stride: conv.stride, padding: conv.padding, dilation: conv.dilation, groups: conv.groups, bias: true,
   });
-  noGrad(() => tidy(() => {
-    const scale = bn.runningVar!.add(bn.eps).rsqrt();
-    const g = bn.weight ? scale.mul(bn.weight) : scale;
-    fused.weight.copy_(conv.weight.mul(g.reshape(-1, 1, 1, 1)));
-    const b0 = conv.bias ? conv.bias.sub(bn.runningMean!) : bn.runningMean!.neg();
-    const b = b0.mul(g);
-    fused.bias!.copy_(bn.bias ? b.add(bn.bias) : b);
-  }));
+  noGrad(() => {
+    fused.weight.copy_(weight);
+    fused.bias!.copy_(bias);
+  });
+  weight.dispose();
+  bias.dispose();
   fused.eval();
   return fused;
 }
