@@ -2,7 +2,7 @@
 // pictures as PNG files beside it, so the page stays small however large the images are.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BASE_CSS } from './page-style.js';
+import { BASE_CSS, htmlPage, type PageSection } from './html-page.js';
 import sharp from 'sharp';
 import { fail } from '../common/errors.js';
 import type { RGB } from '../common/palette.js';
@@ -174,7 +174,7 @@ function errorImage(image: RgbImage, gt: Uint8Array, pred: Uint8Array, ignoreInd
  */
 export function renderReportHtml(data: ReportData, sampleFiles: readonly SampleFiles[] = []): string {
   const createdAt = data.createdAt ?? new Date().toISOString();
-  const sections: { id: string; title: string; html: string }[] = [];
+  const sections: PageSection[] = [];
   sections.push({ id: 'summary', title: 'Summary', html: summaryHtml(data) });
   sections.push({ id: 'curves', title: 'Training curves', html: curvesHtml(data.history) });
   if (data.final) {
@@ -185,25 +185,7 @@ export function renderReportHtml(data: ReportData, sampleFiles: readonly SampleF
   sections.push({ id: 'config', title: 'Configuration', html: configHtml(data.config) });
   (data.sections ?? []).forEach((s, i) => sections.push({ id: `extra-${i}`, title: String(s.title), html: String(s.html) }));
 
-  const nav = sections.map((s) => `<a href="#${s.id}">${escapeXml(s.title)}</a>`).join('');
-  const body = sections.map((s) => `<section id="${s.id}"><h2>${escapeXml(s.title)}</h2>\n${s.html}\n</section>`).join('\n');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="panseg">
-<title>${escapeXml(data.title)}</title>
-<style>${CSS}</style>
-</head>
-<body>
-<header><h1>${escapeXml(data.title)}</h1><p class="muted">${escapeXml(createdAt)}</p><nav>${nav}</nav></header>
-<main>
-${body}
-</main>
-</body>
-</html>
-`;
+  return htmlPage({ title: data.title, subtitle: createdAt, css: CSS, generator: 'panseg', sections });
 }
 
 const CSS = `${BASE_CSS}.muted{color:#777}

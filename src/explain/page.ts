@@ -2,7 +2,7 @@
 // an index over several images, and a compact section for the training report.
 import type { RGB } from '../common/palette.js';
 import { escapeXml, formatNumber } from '../eval/charts.js';
-import { BASE_CSS } from '../eval/page-style.js';
+import { BASE_CSS, htmlPage, type PageSection } from '../eval/html-page.js';
 import { classAreas } from '../eval/visualize.js';
 import type { Explanation, GauCapture, Stats } from './capture.js';
 import type { ExplanationFiles } from './pictures.js';
@@ -25,26 +25,8 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px}
 `;
 
-function page(title: string, subtitle: string, sections: { id: string; title: string; html: string }[]): string {
-  const nav = sections.length > 1 ? `<nav>${sections.map((s) => `<a href="#${s.id}">${escapeXml(s.title)}</a>`).join('')}</nav>` : '';
-  const body = sections.map((s) => `<section id="${s.id}"><h2>${escapeXml(s.title)}</h2>\n${s.html}\n</section>`).join('\n');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="panseg explain">
-<title>${escapeXml(title)}</title>
-<style>${CSS}</style>
-</head>
-<body>
-<header><h1>${escapeXml(title)}</h1><p class="muted">${escapeXml(subtitle)}</p>${nav}</header>
-<main>
-${body}
-</main>
-</body>
-</html>
-`;
+function page(title: string, subtitle: string, sections: PageSection[]): string {
+  return htmlPage({ title, subtitle, css: CSS, generator: 'panseg explain', sections });
 }
 
 const n = (x: number): string => escapeXml(formatNumber(x));
