@@ -15,6 +15,7 @@ import { allreducePerParameter, distributedUnavailable, GradientSync, launch, Pr
 import { F, manualSeed, randint, randn, setNumThreads, tidy } from '../src/engine/index.js';
 import { PAN } from '../src/models/index.js';
 import { SGD } from '../src/train/optimizers.js';
+import { median, medianMs } from './timing.js';
 
 const PY = process.env.PANSEG_PYTHON ?? '/usr/bin/python3';
 const ROLE = 'PANSEG_DIST_BENCH';
@@ -43,7 +44,6 @@ interface WorkerConfig {
   repeats: number;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const loTxBytes = (): number => {
   const line = readFileSync('/proc/net/dev', 'utf8').split('\n').find((l) => l.trim().startsWith('lo:'));
   return line ? Number(line.split(':')[1].trim().split(/\s+/)[8]) : Number.NaN;
@@ -57,18 +57,6 @@ function model(c: WorkerConfig): PAN {
   m.to({ memoryFormat: 'channelsLast' });
   m.train();
   return m;
-}
-
-/** Median step milliseconds of `step` after one warm-up. */
-function time(step: () => void, n: number): number {
-  step();
-  const ts: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    step();
-    ts.push(performance.now() - t);
-  }
-  return median(ts);
 }
 
 /** Medians of each pattern over `rounds` rounds (after one warm-up round), the patterns taking turns. */
@@ -97,7 +85,7 @@ async function pansegWorker(c: WorkerConfig): Promise<Record<string, number>> {
   const backward = () => tidy(() => F.crossEntropy(m.forward(x), y).backward());
   if (c.kind === 'throughput') {
     const sync = pg ? new GradientSync(pg, params) : null;
-    out.stepMs = time(() => {
+    out.stepMs = medianMs(() => {
       opt.zeroGrad();
       sync?.prepare();
       backward();

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { F, getNumThreads, manualSeed, noGrad, ones, randn, setNumThreads, tidy } from '../src/engine/index.js';
+import { median } from './timing.js';
 
 /** One measurement: medians of both sides in `unit`, and panseg / pytorch (below 1: panseg faster). */
 export interface Row {
@@ -76,11 +77,6 @@ function samples(fn: () => void, repeats: number, warm = 2): number[] {
     ts.push(performance.now() - t);
   }
   return ts;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((p, q) => p - q);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 interface Samples { dispatch_us: number[]; fwd_ms: number[]; fwd_bwd_ms: number[] }

@@ -10,6 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { manualSeed, randn, setNumThreads, tidy } from '../src/engine/index.js';
 import { exportOnnx } from '../src/export/index.js';
 import { PAN } from '../src/models/index.js';
+import { median } from './timing.js';
 
 export interface OnnxBenchOptions {
   encoder?: string;
@@ -40,7 +41,7 @@ async function interleavedMedians(runners: [string, () => unknown][], n: number)
       ts[k].push(performance.now() - t);
     }
   }
-  return runners.map(([name], k) => ({ name, ms: ts[k].sort((a, b) => a - b)[Math.floor(n / 2)] }));
+  return runners.map(([name], k) => ({ name, ms: median(ts[k]) }));
 }
 
 /** Median latencies (ms) of each engine on the same model and input. */

@@ -6,6 +6,7 @@ import { autocast, F, getNumThreads, manualSeed, noGrad, randint, randn, setNumT
 import { PAN } from '../src/models/index.js';
 import { countMacs } from '../src/nn/index.js';
 import { SGD } from '../src/train/optimizers.js';
+import { medianMs } from './timing.js';
 
 export interface PanBenchOptions {
   encoder?: string;
@@ -21,18 +22,6 @@ export interface PanBenchResult {
   torch: { infer: Record<string, number>; train: Record<string, number>; torch: string };
   infer: Record<string, number>;
   train: Record<string, number>;
-}
-
-function medianMs(fn: () => void, n: number): number {
-  fn();
-  const ts: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    fn();
-    ts.push(performance.now() - t);
-  }
-  ts.sort((a, b) => a - b);
-  return ts[Math.floor(ts.length / 2)];
 }
 
 export function benchPan(o: PanBenchOptions = {}): PanBenchResult {
