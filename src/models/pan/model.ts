@@ -1,7 +1,7 @@
 // PAN (Li et al., BMVC 2018) in smp's form: dilated ResNet -> FPA + GAU decoder -> head.
 import { fail } from '../../common/errors.js';
 import * as v from '../../common/validate.js';
-import { F, inferenceMode, type Tensor, tidy } from '../../engine/index.js';
+import { F, getRngState, inferenceMode, setRngState, type Tensor, tidy } from '../../engine/index.js';
 import { loadWeights } from '../../io/weights.js';
 import { Module } from '../../nn/index.js';
 import { foldBatchNorms } from '../fuse.js';
@@ -183,10 +183,18 @@ export class PAN extends Module {
    * @example const fast = model.optimizedForInference({ channelsLast: true, dtype: 'bfloat16' });
    */
   optimizedForInference(o: { channelsLast?: boolean; dtype?: 'float32' | 'bfloat16' | 'float16' } = {}): PAN {
-    const m = new PAN({ ...this.config, encoderWeights: null });
-    m.loadStateDict(this.stateDict());
-    m.eval();
-    foldBatchNorms(m);
+    // Building the copy initializes weights it then overwrites: keep the caller's random stream untouched.
+    const rng = getRngState();
+    let m: PAN;
+    try {
+      m = new PAN({ ...this.config, encoderWeights: null });
+      m.loadStateDict(this.stateDict());
+      m.eval();
+      foldBatchNorms(m);
+    } finally {
+      setRngState(rng);
+      rng.dispose();
+    }
     m.freeze();
     const dtype = o.dtype ?? 'float32';
     if (o.channelsLast) m.to({ memoryFormat: 'channelsLast' });
