@@ -1,4 +1,4 @@
-// `npm run bench [engine|pan|onnx|train|distributed ...]`: the benchmarks in one run, each against its peer (PyTorch / onnxruntime)
+// `npm run bench [engine|pan|onnx|train|distributed|cuda ...]`: the benchmarks in one run, each against its peer (PyTorch / onnxruntime)
 // measured in the same process tree on the same machine. Prints tables, never asserts.
 import { cpus } from 'node:os';
 import { buildInfo, getNumThreads } from '../src/engine/index.js';
@@ -15,3 +15,5 @@ if (want('pan')) printPan(benchPan());
 if (want('onnx')) await (await import('./onnx.js')).runOnnxBench();
 if (want('train')) await (await import('./train.js')).runTrainBench();
 if (want('distributed')) await (await import('./distributed.js')).runDistributedBench();
+// The GPU benchmark runs only when asked for by name (it needs a CUDA build and a GPU).
+if (only.includes('cuda')) { const c = await import('./cuda.js'); c.printCuda(c.benchCuda()); }

@@ -3,6 +3,7 @@
 #pragma once
 #include <napi.h>
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <atomic>
 
 #include <string>
@@ -45,5 +46,6 @@ void InitNN(Napi::Env env, Napi::Object exports);
 void InitShape(Napi::Env env, Napi::Object exports);
 void InitRuntime(Napi::Env env, Napi::Object exports);
 void InitDistributed(Napi::Env env, Napi::Object exports);
+void InitOptim(Napi::Env env, Napi::Object exports);
 
 }  // namespace panseg

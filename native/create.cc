@@ -87,12 +87,12 @@ static Napi::Value Clone(const Napi::CallbackInfo& info) { return Wrap(info.Env(
 
 // In-place random fills used by the initializers (same generator calls as torch.nn.init).
 static Napi::Value Uniform_(const Napi::CallbackInfo& info) {
-  at::NoGradGuard g;
+  c10::NoGradGuard g;
   Get(info[0]).uniform_(Num(info[1]), Num(info[2]));
   return info.Env().Undefined();
 }
 static Napi::Value Normal_(const Napi::CallbackInfo& info) {
-  at::NoGradGuard g;
+  c10::NoGradGuard g;
   Get(info[0]).normal_(Num(info[1]), Num(info[2]));
   return info.Env().Undefined();
 }

@@ -3,8 +3,9 @@
 // autograd hooks while backward still runs, a differentiable all-reduce (for SyncBatchNorm) and
 // a heartbeat watchdog that names a dead rank. No model or training logic lives here.
 //
-// Builds without c10d or gloo headers (other libtorch builds; or forced with -DPANSEG_NO_C10D):
-// every op then throws "distributed training is not available in this libtorch build".
+// Builds without c10d headers (other libtorch builds; or forced with -DPANSEG_NO_C10D): every op
+// then throws "distributed training is not available in this libtorch build". Gloo and NCCL are
+// each compiled in when their headers are present (distBackends() lists them).
 //
 // libtorch API this file relies on, checked against 1.13 (Debian) and 2.x:
 // - c10d::TCPStore(host, TCPStoreOptions) and the Store methods set/get/add/check: same in both.
@@ -14,7 +15,10 @@
 // - c10d::Work::wait() throws on failure: both. c10d::PrefixStore(prefix, store): both.
 // - Node::add_post_hook / del_post_hook on a leaf's grad accumulator (what DDP's Reducer uses):
 //   both return/take a uintptr_t key.
-// - ProcessGroupGloo.hpp compiles only with USE_C10D_GLOO defined (as libtorch's own build does).
+// - ProcessGroupGloo.hpp compiles only with USE_C10D_GLOO defined (as libtorch's own build does);
+//   ProcessGroupNCCL.hpp only with USE_C10D_NCCL, the CUDA toolkit's headers and nccl.h.
+// - Both process groups derive from c10d::ProcessGroup (1.13) or c10d::Backend (2.x), whose
+//   virtual allreduce/broadcast/barrier we call, so one handle type serves either backend.
 #include "common.h"
 
 #include <chrono>
@@ -26,22 +30,46 @@
 #include <thread>
 
 #if defined(__has_include) && !defined(PANSEG_NO_C10D)
-#if __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>) && \
-    __has_include(<torch/csrc/distributed/c10d/TCPStore.hpp>) && __has_include(<gloo/config.h>)
+#if __has_include(<torch/csrc/distributed/c10d/TCPStore.hpp>)
 #define PANSEG_HAVE_C10D 1
+// PyTorch's pip wheels ship c10d's headers without gloo's: such a build gets NCCL only.
+#if __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>) && __has_include(<gloo/config.h>)
+#define PANSEG_HAVE_GLOO 1
+#endif
+#endif
+#endif
+
+// NCCL: a CUDA libtorch, its c10d header, nccl.h and the CUDA runtime's headers (-DPANSEG_NO_NCCL leaves it out).
+#if defined(PANSEG_HAVE_C10D) && defined(PANSEG_CUDA) && !defined(PANSEG_NO_NCCL)
+#if __has_include(<torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>) && __has_include(<nccl.h>) && \
+    __has_include(<cuda_runtime_api.h>)
+#define PANSEG_HAVE_NCCL 1
 #endif
 #endif
 
 #ifdef PANSEG_HAVE_C10D
+#include <torch/version.h>
+#ifdef PANSEG_HAVE_GLOO
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#elif TORCH_VERSION_MAJOR >= 2
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#else
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#endif
+#ifdef PANSEG_HAVE_NCCL
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 #include <torch/autograd.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
 
@@ -51,7 +79,11 @@ namespace panseg {
 
 using Ms = std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
-using PG = c10d::ProcessGroupGloo;
+#if TORCH_VERSION_MAJOR >= 2
+using PG = c10d::Backend;
+#else
+using PG = c10d::ProcessGroup;
+#endif
 
 // Every object handed to JS derives from Boxed, so a handle of the wrong kind is caught.
 struct Boxed {
@@ -128,23 +160,45 @@ struct GroupBox : Boxed {
   int size = 1;
 };
 
-// pgCreate(store, prefix, rank, size, timeoutMs, ifname, hostname, threads). Blocks until every
-// rank has connected (gloo's full mesh), at most timeoutMs.
+static c10::intrusive_ptr<PG> MakeGloo(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size, Ms timeout,
+                                       const std::string& ifname, const std::string& host, int threads) {
+#ifndef PANSEG_HAVE_GLOO
+  throw std::runtime_error("the Gloo backend is not available in this build (gloo's headers were missing when panseg was compiled)");
+#else
+  using Gloo = c10d::ProcessGroupGloo;
+  auto opts = Gloo::Options::create(timeout);
+  if (!ifname.empty()) opts->devices.push_back(Gloo::createDeviceForInterface(ifname));
+  else if (!host.empty()) opts->devices.push_back(Gloo::createDeviceForHostname(host));
+  else opts->devices.push_back(Gloo::createDefaultDevice());
+  opts->threads = threads;
+  return c10::make_intrusive<Gloo>(store, rank, size, opts);
+#endif
+}
+
+// NCCL communicators are created lazily, at the first collective, on the device of its tensors.
+static c10::intrusive_ptr<PG> MakeNccl(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size, Ms timeout) {
+#ifdef PANSEG_HAVE_NCCL
+  auto opts = c10d::ProcessGroupNCCL::Options::create();
+  opts->timeout = timeout;
+  return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, opts);
+#else
+  throw std::runtime_error("the NCCL backend is not available in this build (it needs a CUDA libtorch, the CUDA toolkit's headers and nccl.h when panseg is compiled); use the gloo backend");
+#endif
+}
+
+// pgCreate(store, prefix, rank, size, timeoutMs, ifname, hostname, threads, backend). Gloo blocks
+// until every rank has connected (its full mesh), at most timeoutMs.
 static Napi::Value PgCreate(const Napi::CallbackInfo& info) {
   auto& s = Unbox<StoreBox>(info[0], "store");
-  auto opts = PG::Options::create(Ms(Int(info[4])));
-  auto ifname = Str(info[5]);
-  auto host = Str(info[6]);
-  if (!ifname.empty()) opts->devices.push_back(PG::createDeviceForInterface(ifname));
-  else if (!host.empty()) opts->devices.push_back(PG::createDeviceForHostname(host));
-  else opts->devices.push_back(PG::createDefaultDevice());
-  opts->threads = static_cast<int>(Int(info[7]));
+  auto backend = info.Length() > 8 ? Str(info[8]) : std::string("gloo");
+  if (backend != "gloo" && backend != "nccl") throw std::invalid_argument("unknown backend " + backend + " (gloo or nccl)");
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>(Str(info[1]), c10::intrusive_ptr<c10d::Store>(s.store));
   auto* b = new GroupBox();
   b->rank = static_cast<int>(Int(info[2]));
   b->size = static_cast<int>(Int(info[3]));
   try {
-    b->pg = c10::make_intrusive<PG>(prefixed, b->rank, b->size, opts);
+    b->pg = backend == "nccl" ? MakeNccl(prefixed, b->rank, b->size, Ms(Int(info[4])))
+                              : MakeGloo(prefixed, b->rank, b->size, Ms(Int(info[4])), Str(info[5]), Str(info[6]), static_cast<int>(Int(info[7])));
   } catch (...) {
     delete b;
     throw;
@@ -194,7 +248,7 @@ static Napi::Value Allreduce(const Napi::CallbackInfo& info) {
   auto ts = GetList(info[1]);
   c10d::AllreduceOptions o;
   o.reduceOp = Op(Str(info[2]));
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   Coalesced(ts, [&](std::vector<at::Tensor>& v) { g.pg->allreduce(v, o)->wait(); });
   return info.Env().Undefined();
 }
@@ -204,7 +258,7 @@ static Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   auto ts = GetList(info[1]);
   c10d::BroadcastOptions o;
   o.rootRank = Int(info[2]);
-  at::NoGradGuard ng;
+  c10::NoGradGuard ng;
   Coalesced(ts, [&](std::vector<at::Tensor>& v) { g.pg->broadcast(v, o)->wait(); });
   return info.Env().Undefined();
 }
@@ -300,7 +354,7 @@ struct GradSync : Boxed {
 
   // Gives every parameter without a gradient its zeroed bucket view as .grad.
   void AttachViews() {
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     for (auto& b : buckets) {
       for (size_t k = 0; k < b.members.size(); k++) {
         auto& p = params[b.members[k]];
@@ -314,7 +368,7 @@ struct GradSync : Boxed {
   void Launch(Bucket& b) {
     auto t0 = Clock::now();
     {
-      at::NoGradGuard ng;
+      c10::NoGradGuard ng;
       for (size_t k = 0; k < b.members.size(); k++) {
         auto& p = params[b.members[k]];
         const auto& g = p.grad();
@@ -364,7 +418,7 @@ struct GradSync : Boxed {
     }
     waitMs = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (err) std::rethrow_exception(err);
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     for (auto& b : buckets) {
       b.flat.div_(world);  // every member's .grad is a view into flat
       b.work.reset();
@@ -603,10 +657,28 @@ static Napi::Value WatchdogStop(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-static Napi::Value DistAvailable(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), ""); }
+static Napi::Value DistAvailable(const Napi::CallbackInfo& info) {
+#if defined(PANSEG_HAVE_GLOO) || defined(PANSEG_HAVE_NCCL)
+  return Napi::String::New(info.Env(), "");
+#else
+  return Napi::String::New(info.Env(), "distributed training is not available in this libtorch build (neither gloo's nor NCCL's headers were found when panseg was compiled; on Debian: apt-get install libgloo-dev, then rebuild with `npm run setup`)");
+#endif
+}
+// distBackends() -> the process-group backends compiled in, e.g. ['gloo'] or ['nccl'].
+static Napi::Value DistBackends(const Napi::CallbackInfo& info) {
+  auto out = Napi::Array::New(info.Env());
+#ifdef PANSEG_HAVE_GLOO
+  out.Set(out.Length(), "gloo");
+#endif
+#ifdef PANSEG_HAVE_NCCL
+  out.Set(out.Length(), "nccl");
+#endif
+  return out;
+}
 
 void InitDistributed(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "distAvailable", DistAvailable);
+  Register(env, exports, "distBackends", DistBackends);
   Register(env, exports, "storeOpen", StoreOpen);
   Register(env, exports, "storeSet", StoreSet);
   Register(env, exports, "storeGet", StoreGet);
@@ -633,12 +705,14 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
 static Napi::Value DistAvailable(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), "distributed training is not available in this libtorch build (no c10d/gloo headers when panseg was compiled; on Debian: apt-get install libgloo-dev, then rebuild with `npm run setup`)");
 }
+static Napi::Value DistBackends(const Napi::CallbackInfo& info) { return Napi::Array::New(info.Env()); }
 static Napi::Value Unavailable(const Napi::CallbackInfo&) {
   throw std::runtime_error("distributed training is not available in this libtorch build");
 }
 
 void InitDistributed(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "distAvailable", DistAvailable);
+  Register(env, exports, "distBackends", DistBackends);
   for (auto name : {"storeOpen", "storeSet", "storeGet", "storeAdd", "storeCheck", "storePort", "pgCreate", "allreduce", "broadcast",
                     "barrier", "allreduceDiff", "gradSyncCreate", "gradSyncPrepare", "gradSyncFinish", "gradSyncBuckets",
                     "gradSyncDestroy", "watchdogStart", "watchdogDead", "watchdogStop"})

@@ -5,10 +5,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/cuda.h>
 #include <torch/version.h>
-#ifdef PANSEG_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#endif
 
 #include <memory>
 #include <mutex>
@@ -64,31 +62,39 @@ static Napi::Value InferenceExit(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// setAutocast(deviceType, enabled, dtypeCode) -> previous enabled state
+// setAutocast(deviceType, enabled, dtypeCode) -> [previous enabled, previous dtypeCode]. The dtype
+// is set first: an unsupported one (fp16 on a CPU in libtorch 1.13) throws before anything changed.
 static Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
   auto dev = info[0].As<Napi::String>().Utf8Value();
   bool on = Bool(info[1]);
   auto dtype = Dtype(info[2]);
   bool prev;
+  at::ScalarType prevDtype;
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   auto type = dev == "cuda" ? at::kCUDA : at::kCPU;
   prev = at::autocast::is_autocast_enabled(type);
-  at::autocast::set_autocast_enabled(type, on);
+  prevDtype = at::autocast::get_autocast_dtype(type);
   at::autocast::set_autocast_dtype(type, dtype);
+  at::autocast::set_autocast_enabled(type, on);
 #else
   if (dev == "cuda") {
     prev = at::autocast::is_enabled();
-    at::autocast::set_enabled(on);
+    prevDtype = at::autocast::get_autocast_gpu_dtype();
     at::autocast::set_autocast_gpu_dtype(dtype);
+    at::autocast::set_enabled(on);
   } else {
     prev = at::autocast::is_cpu_enabled();
-    at::autocast::set_cpu_enabled(on);
+    prevDtype = at::autocast::get_autocast_cpu_dtype();
     at::autocast::set_autocast_cpu_dtype(dtype);
+    at::autocast::set_cpu_enabled(on);
   }
 #endif
   // Leaving the outermost autocast region drops cached casts of the weights, as torch.autocast does.
   if (!on) at::autocast::clear_cache();
-  return Napi::Boolean::New(info.Env(), prev);
+  auto out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, prev);
+  out.Set(1u, DtypeCode(prevDtype));
+  return out;
 }
 
 static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
@@ -121,12 +127,15 @@ static Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   o.Set("parallelInfo", at::get_parallel_info());
   o.Set("mkldnn", at::hasMKLDNN());
   o.Set("cuda", at::hasCUDA());
-#ifdef PANSEG_CUDA
-  o.Set("cudaDevices", at::hasCUDA() ? static_cast<double>(at::cuda::getNumGPUs()) : 0.0);
-#else
-  o.Set("cudaDevices", 0);
-#endif
+  // torch/cuda.h answers through libtorch's CUDA hooks: no CUDA headers needed at build time.
+  o.Set("cudaDevices", at::hasCUDA() ? static_cast<double>(torch::cuda::device_count()) : 0.0);
   return o;
+}
+
+// Waits for all queued GPU work (CUDA kernels run asynchronously): timings and host reads need it.
+static Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
+  if (at::hasCUDA()) torch::cuda::synchronize(info.Length() > 0 ? Int(info[0]) : -1);
+  return info.Env().Undefined();
 }
 
 void InitRuntime(Napi::Env env, Napi::Object exports) {
@@ -148,6 +157,7 @@ void InitRuntime(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "getRngState", GetRngState);
   Register(env, exports, "setRngState", SetRngState);
   Register(env, exports, "buildInfo", BuildInfo);
+  Register(env, exports, "cudaSynchronize", CudaSynchronize);
 }
 
 }  // namespace panseg

@@ -79,11 +79,11 @@ function findNodeHeaders() {
 }
 
 function torchVersion(lt) {
-  const h = lt.includes.map((i) => join(i, 'torch', 'version.h')).find(existsSync);
-  if (!h) return 'unknown';
-  const txt = readFileSync(h, 'utf8');
+  // PyTorch 2.9+ keeps the numbers in torch/headeronly/version.h.
+  const txt = lt.includes.flatMap((i) => [join(i, 'torch', 'version.h'), join(i, 'torch', 'headeronly', 'version.h')])
+    .filter(existsSync).map((h) => readFileSync(h, 'utf8')).join('\n');
   const v = (n) => (txt.match(new RegExp(`TORCH_VERSION_${n}\\s+(\\d+)`)) ?? [])[1];
-  return `${v('MAJOR')}.${v('MINOR')}.${v('PATCH')}`;
+  return v('MAJOR') ? `${v('MAJOR')}.${v('MINOR')}.${v('PATCH')}` : 'unknown';
 }
 
 function cxx11Abi(lt) {
@@ -99,13 +99,37 @@ const config = {
   source: lt.source, prefix: lt.prefix, lib: lt.lib, version: torchVersion(lt), cuda,
   cxx11Abi: cxx11Abi(lt),
 };
+// A CUDA libtorch's NCCL process group needs the CUDA toolkit's headers and nccl.h at build time
+// (the rest of the addon needs neither). Missing ones only leave NCCL out of the build.
+function cudaIncludes() {
+  const dirs = [process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda'].filter(Boolean).map((d) => join(d, 'include'));
+  const found = dirs.filter((d) => existsSync(join(d, 'cuda_runtime_api.h'))).slice(0, 1);
+  const nccl = [process.env.NCCL_INCLUDE, ...found, ...ncclFromPython()].filter(Boolean).find((d) => existsSync(join(d, 'nccl.h')));
+  if (nccl && !found.includes(nccl)) found.push(nccl);
+  return found;
+}
+function ncclFromPython() {
+  try {
+    const out = execFileSync('python3', ['-c', 'import nvidia, os; print("\\n".join(os.path.join(p, d, "include") for p in nvidia.__path__ for d in os.listdir(p)))'], {
+      encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60000,
+    });
+    return out.split('\n').filter(Boolean);
+  } catch { return []; }
+}
+
 const nodeInc = findNodeHeaders();
 const napiInc = dirname(createRequire(import.meta.url).resolve('node-addon-api/package.json'));
+// PyTorch 2.10 and later are built as C++20 and their headers may use it; older ones as C++17.
+const [tMajor, tMinor] = config.version.split('.').map(Number);
+const std = tMajor > 2 || (tMajor === 2 && tMinor >= 10) ? 'c++20' : 'c++17';
 const cflags = [
-  '-std=c++17', '-O2', '-fPIC', '-Wall', '-Wno-unused-parameter', '-Wno-unused-variable',
+  `-std=${std}`, '-O2', '-fPIC', '-Wall', '-Wno-unused-parameter', '-Wno-unused-variable',
   `-D_GLIBCXX_USE_CXX11_ABI=${config.cxx11Abi}`, '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS',
   '-DNODE_ADDON_API_DISABLE_DEPRECATED', '-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS', ...(cuda ? ['-DPANSEG_CUDA'] : []),
   `-I${nodeInc}`, `-I${napiInc}`, ...lt.includes.map((i) => `-isystem${i}`),
+  ...(cuda ? cudaIncludes().map((i) => `-isystem${i}`) : []),
+  // Extra flags, e.g. PANSEG_CXXFLAGS=-DPANSEG_NO_NCCL (or -DPANSEG_NO_C10D) to leave a backend out.
+  ...(process.env.PANSEG_CXXFLAGS ?? '').split(/\s+/).filter(Boolean),
 ];
 const libs = cuda ? ['-ltorch', '-ltorch_cuda', '-ltorch_cpu', '-lc10_cuda', '-lc10'] : ['-ltorch', '-ltorch_cpu', '-lc10'];
 const ldflags = ['-shared', `-L${lt.lib}`, `-Wl,-rpath,${lt.lib}`, '-Wl,--no-as-needed', ...libs];
@@ -135,10 +159,13 @@ function run(cmd, args) {
 async function main() {
   if (jobs.length) console.log(`panseg build: libtorch ${config.version} from ${config.source} (${config.lib})${cuda ? ' with CUDA' : ''}; compiling ${jobs.length} file(s)`);
   const queue = [...jobs];
-  const parallel = Math.max(1, Math.min(os.availableParallelism?.() ?? 2, 4));
+  const parallel = Math.max(1, Math.min(os.availableParallelism?.() ?? 2, 8));
+  // Every started compile finishes before a failure is reported (no g++ left writing into build/).
+  const failed = [];
   await Promise.all(Array.from({ length: parallel }, async () => {
-    for (let j = queue.shift(); j; j = queue.shift()) await run('g++', [...cflags, '-c', j.src, '-o', j.obj]);
+    for (let j = queue.shift(); j; j = queue.shift()) await run('g++', [...cflags, '-c', j.src, '-o', j.obj]).catch(() => failed.push(j.src));
   }));
+  if (failed.length) throw new Error(`compiling ${failed.map((f) => f.slice(srcDir.length + 1)).join(', ')} failed (errors above)`);
   const objs = sources.map((s) => join(objDir, s.replace(/\.cc$/, '.o')));
   const newestObj = Math.max(...objs.map((o) => statSync(o).mtimeMs));
   if (jobs.length || !existsSync(outFile) || statSync(outFile).mtimeMs < newestObj) {

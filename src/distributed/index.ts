@@ -1,5 +1,5 @@
 // Data-parallel training across processes and machines on libtorch's c10d (Gloo).
-export { distributedUnavailable } from '../engine/c10d.js';
+export { distributedBackends, distributedUnavailable, ncclAvailable } from '../engine/c10d.js';
 export { workerEnv, type WorkerEnv, DEFAULT_MASTER_ADDR, DEFAULT_MASTER_PORT } from './env.js';
 export { configHash, DistributedError, type PeerInfo } from './rendezvous.js';
 export { ProcessGroup, type ProcessGroupOptions, type ReduceOp } from './process-group.js';

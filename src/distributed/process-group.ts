@@ -5,7 +5,8 @@ import { createSocket } from 'node:dgram';
 import { fail, PansegError } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { type DType, noGrad, Tensor, tensor, zeros } from '../engine/index.js';
-import { c10d, type DistHandle, ensureDistributed, handles, type Store } from '../engine/c10d.js';
+import { c10d, type DistHandle, distributedBackends, ensureDistributed, handles, type Store } from '../engine/c10d.js';
+import type { Handle } from '../engine/native.js';
 import { DEFAULT_MASTER_ADDR, DEFAULT_MASTER_PORT } from './env.js';
 import { DistributedError, type PeerInfo, rendezvous } from './rendezvous.js';
 
@@ -35,6 +36,11 @@ export interface ProcessGroupOptions {
   ifname?: string;
   /** Separates runs that share a store port. Default: PANSEG_RUN_ID or 'run'. */
   runId?: string;
+  /**
+   * 'gloo' (CPU tensors; default) or 'nccl' (CUDA tensors; needs a CUDA libtorch). With NCCL each
+   * rank uses GPU `cuda:<localRank>`, and CPU tensors passed to a collective travel through it.
+   */
+  backend?: 'gloo' | 'nccl';
 }
 
 export type ReduceOp = 'sum' | 'avg' | 'max' | 'min';
@@ -75,6 +81,8 @@ export class ProcessGroup {
     readonly rank: number,
     readonly size: number,
     readonly localRank: number,
+    /** 'gloo' or 'nccl'. */
+    readonly backend: 'gloo' | 'nccl',
     readonly peers: PeerInfo[],
     private readonly prefix: string,
     private readonly deadAfterMs: number,
@@ -96,18 +104,42 @@ export class ProcessGroup {
     const hbMs = v.int(op, 'heartbeatMs', o.heartbeatMs ?? 1000, 10);
     const deadMs = v.int(op, 'deadAfterMs', o.deadAfterMs ?? 30_000, hbMs * 2);
     const graceMs = v.int(op, 'graceMs', o.graceMs ?? 10_000, 0);
+    const backend = v.oneOf(op, 'backend', o.backend ?? 'gloo', ['gloo', 'nccl'] as const);
+    if (!distributedBackends().includes(backend)) {
+      fail(op, backend === 'nccl'
+        ? "the NCCL backend needs panseg built against a CUDA libtorch with NCCL's headers (see README, 'GPU'); use backend 'gloo'"
+        : "the Gloo backend is not in this build (gloo's headers were missing when panseg was compiled; PyTorch's pip wheels lack them): use backend 'nccl' with CUDA tensors, or build against Debian's libtorch-dev with libgloo-dev");
+    }
+    const localRank = v.int(op, 'localRank', o.localRank ?? rank, 0);
     const prefix = `panseg/${o.runId ?? process.env.PANSEG_RUN_ID ?? 'run'}/`;
     const { store, peers } = await rendezvous({ rank, worldSize, masterAddr, masterPort, timeoutMs: rdvMs, prefix, config: o.config ?? {} });
     const ifname = o.ifname ?? process.env.GLOO_SOCKET_IFNAME ?? '';
     const host = ifname ? '' : await localAddressFor(masterAddr);
     let h: DistHandle;
     try {
-      h = c10d.pgCreate(store.h, `${prefix}gloo/`, rank, worldSize, Math.min(collMs, rdvMs), ifname, host, 2);
+      h = c10d.pgCreate(store.h, `${prefix}${backend}/`, rank, worldSize, Math.min(collMs, rdvMs), ifname, host, 2, backend);
     } catch (e) {
-      throw new DistributedError(`rank ${rank} could not connect Gloo to its peers (bound to ${ifname ? `interface ${ifname}` : host || 'the default address'}): ${(e as Error).message.replace(/^pgCreate: /, '')}. Set GLOO_SOCKET_IFNAME to the interface that reaches the other machines`);
+      const why = (e as Error).message.replace(/^pgCreate: /, '');
+      if (backend === 'nccl') throw new DistributedError(`rank ${rank} could not create its NCCL process group: ${why}`);
+      throw new DistributedError(`rank ${rank} could not connect Gloo to its peers (bound to ${ifname ? `interface ${ifname}` : host || 'the default address'}): ${why}. Set GLOO_SOCKET_IFNAME to the interface that reaches the other machines`);
     }
     const watchdog = c10d.watchdogStart(masterAddr, masterPort, prefix, rank, worldSize, hbMs, deadMs, graceMs, Math.max(deadMs, 5000));
-    return new ProcessGroup(h, store, watchdog, rank, worldSize, v.int(op, 'localRank', o.localRank ?? rank, 0), peers, prefix, deadMs, hbMs);
+    return new ProcessGroup(h, store, watchdog, rank, worldSize, localRank, backend, peers, prefix, deadMs, hbMs);
+  }
+
+  /** The device collectives run on: 'cpu' for Gloo, this rank's GPU for NCCL. */
+  get device(): string { return this.backend === 'nccl' ? `cuda:${this.localRank}` : 'cpu'; }
+
+  /** Runs `fn` on handles of tensors on this group's device; NCCL's CPU tensors go through GPU copies and come back. */
+  private onDevice(ts: Tensor[], fn: (hs: Handle[]) => void): void {
+    if (this.backend === 'gloo' || ts.every((t) => t.device !== 'cpu')) { fn(handles(ts)); return; }
+    const moved = ts.map((t) => (t.device === 'cpu' ? t.to(this.device) : t));
+    try {
+      fn(handles(moved));
+      noGrad(() => ts.forEach((t, i) => { if (moved[i] !== t) t.copy_(moved[i]); }));
+    } finally {
+      moved.forEach((m, i) => { if (m !== ts[i]) m.dispose(); });
+    }
   }
 
   /** Runs a native collective; a failure is explained by the watchdog when a peer died. */
@@ -135,7 +167,7 @@ export class ProcessGroup {
   allreduce(ts: Tensor[], op: ReduceOp = 'sum'): void {
     v.oneOf('allreduce', 'op', op, ['sum', 'avg', 'max', 'min']);
     if (!ts.length) return;
-    this.guard('allreduce', () => c10d.allreduce(this.h, handles(ts), op === 'avg' ? 'sum' : op));
+    this.guard('allreduce', () => this.onDevice(ts, (hs) => c10d.allreduce(this.h, hs, op === 'avg' ? 'sum' : op)));
     if (op === 'avg') noGrad(() => { for (const t of ts) t.div_(this.size); });
   }
 
@@ -151,7 +183,7 @@ export class ProcessGroup {
   /** Copies each tensor from `root` to every rank, in place. */
   broadcast(ts: Tensor[], root = 0): void {
     v.int('broadcast', 'root', root, 0, this.size - 1);
-    if (ts.length) this.guard('broadcast', () => c10d.broadcast(this.h, handles(ts), root));
+    if (ts.length) this.guard('broadcast', () => this.onDevice(ts, (hs) => c10d.broadcast(this.h, hs, root)));
   }
 
   /** Sends a JSON value from `root` to every rank (through the store; for small metadata). */

@@ -11,6 +11,16 @@ export function distributedUnavailable(): string | null {
   return native.distAvailable() || null;
 }
 
+/** The process-group backends in this build: 'gloo' (CPU) and/or 'nccl' (CUDA libtorch, NCCL headers present at build time). */
+export function distributedBackends(): ('gloo' | 'nccl')[] {
+  return native.distBackends();
+}
+
+/** True when this build has c10d's NCCL backend. */
+export function ncclAvailable(): boolean {
+  return distributedBackends().includes('nccl');
+}
+
 /** Throws a clear error when this libtorch build has no c10d/Gloo. */
 export function ensureDistributed(op: string): void {
   const why = distributedUnavailable();

@@ -108,7 +108,7 @@ export interface NativeAddon {
   isGradEnabled(): boolean;
   inferenceEnter(): void;
   inferenceExit(): void;
-  setAutocast(device: string, enabled: boolean, dtype: number): boolean;
+  setAutocast(device: string, enabled: boolean, dtype: number): [boolean, number];
   manualSeed(seed: number): void;
   setNumThreads(n: number): void;
   getNumThreads(): number;
@@ -116,6 +116,9 @@ export interface NativeAddon {
   getRngState(): H;
   setRngState(state: H): void;
   buildInfo(): { torchVersion: string; parallelInfo: string; mkldnn: boolean; cuda: boolean; cudaDevices: number };
+  cudaSynchronize(device?: number): void;
+  sgdForeach(params: Handle[], grads: Handle[], bufs: Handle[] | null, lr: number, weightDecay: number, momentum: number, dampening: number, nesterov: boolean): Handle[] | undefined;
+  ampUnscale(grads: Handle[], invScale: number): boolean;
   // ---- distributed (native/distributed.cc; used only by src/distributed/c10d.ts) ----
   /** '' when c10d + Gloo were compiled in, else why not. */
   distAvailable(): string;
@@ -125,7 +128,8 @@ export interface NativeAddon {
   storeAdd(store: DistHandle, key: string, delta: number): number;
   storeCheck(store: DistHandle, keys: string[]): boolean;
   storePort(store: DistHandle): number;
-  pgCreate(store: DistHandle, prefix: string, rank: number, size: number, timeoutMs: number, ifname: string, hostname: string, threads: number): DistHandle;
+  distBackends(): ('gloo' | 'nccl')[];
+  pgCreate(store: DistHandle, prefix: string, rank: number, size: number, timeoutMs: number, ifname: string, hostname: string, threads: number, backend: 'gloo' | 'nccl'): DistHandle;
   allreduce(pg: DistHandle, ts: H[], op: 'sum' | 'max' | 'min'): void;
   broadcast(pg: DistHandle, ts: H[], root: number): void;
   barrier(pg: DistHandle): void;

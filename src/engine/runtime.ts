@@ -44,8 +44,8 @@ export function autocast<T>(fn: () => T, opts: AutocastOptions = {}): T {
   const dtype = v.oneOf('autocast', 'dtype', opts.dtype ?? 'bfloat16', ['bfloat16', 'float16']);
   const on = opts.enabled ?? true;
   const code = dtypeCode('autocast', dtype);
-  const prev = native.setAutocast(device, on, code);
-  try { return fn(); } finally { native.setAutocast(device, prev, code); }
+  const [prevOn, prevCode] = native.setAutocast(device, on, code);
+  try { return fn(); } finally { native.setAutocast(device, prevOn, prevCode); }
 }
 
 /** Seeds libtorch's default CPU generator; same streams as `torch.manual_seed(seed)`. */
@@ -82,6 +82,11 @@ export function buildInfo(): BuildInfo {
 }
 export function cudaAvailable(): boolean {
   return native.buildInfo().cuda;
+}
+
+/** Waits for queued GPU work, like torch.cuda.synchronize(); a no-op without CUDA. Time GPU code with it. */
+export function cudaSynchronize(device?: number): void {
+  native.cudaSynchronize(device === undefined ? -1 : v.int('cudaSynchronize', 'device', device, -1, 1024));
 }
 
 export function ensureCuda(op: string): void {

@@ -43,8 +43,10 @@ function padForModel(model: PAN, x: Tensor): Tensor {
 export function predictProbs(model: PAN, x: Tensor, o: InferenceOptions = {}): Tensor {
   const was = model.training;
   model.eval();
+  // Inputs go to the model's device (images are decoded on the CPU); probabilities stay there.
+  const device = model.parameters()[0].device;
   try {
-    return inferenceMode(() => tidy(() => averagedProbs(model, x, o)));
+    return inferenceMode(() => tidy(() => averagedProbs(model, x.device === device ? x : x.to(device), o)));
   } finally {
     model.train(was);
   }

@@ -2,7 +2,7 @@
 // multiplied by `scale` so small fp16 gradients do not flush to zero; before the optimizer step the
 // gradients are divided back, and a step with inf/NaN gradients is skipped and the scale halved.
 import * as v from '../common/validate.js';
-import { noGrad, type Tensor, tidy } from '../engine/index.js';
+import { ampUnscale, type Tensor } from '../engine/index.js';
 import type { Optimizer } from './optimizers.js';
 
 export interface GradScalerOptions {
@@ -40,18 +40,10 @@ export class GradScaler {
    * then updates the scale. Returns whether the step was taken.
    */
   step(optimizer: Optimizer): boolean {
-    let finite = true;
-    noGrad(() => {
-      for (const g of optimizer.groups) {
-        for (const p of g.params) {
-          const grad = p.grad;
-          if (!grad) continue;
-          grad.mul_(1 / this.scale);
-          if (finite && !tidy(() => grad.isfinite().all().item())) finite = false;
-          grad.dispose();
-        }
-      }
-    });
+    // One native call and one device read (on a GPU every read is a synchronization).
+    const grads = optimizer.groups.flatMap((g) => g.params.map((p) => p.grad).filter((t): t is Tensor => t !== null));
+    let finite: boolean;
+    try { finite = ampUnscale(grads, 1 / this.scale); } finally { for (const t of grads) t.dispose(); }
     if (finite) optimizer.step();
     this.update(finite);
     return finite;

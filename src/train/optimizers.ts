@@ -1,8 +1,8 @@
-// Optimizers with PyTorch's update rules (torch.optim.SGD and AdamW, foreach=False paths),
-// written with the engine's in-place ops under noGrad.
+// Optimizers with PyTorch's update rules (torch.optim.SGD and AdamW), written with the engine's
+// in-place ops under noGrad; SGD also has the foreach path (one native call per group).
 import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
-import { keep, noGrad, type Tensor, tidy, zerosLike } from '../engine/index.js';
+import { keep, noGrad, sgdForeach, type Tensor, tidy, zerosLike } from '../engine/index.js';
 
 export interface ParamGroup {
   params: Tensor[];
@@ -106,6 +106,11 @@ export interface SGDOptions {
   dampening?: number;
   nesterov?: boolean;
   weightDecay?: number;
+  /**
+   * Update all parameters of a group in one native call (torch.optim's foreach=True): the same
+   * arithmetic, with multi-tensor kernels on a GPU. Default: on for parameters on a GPU, as PyTorch.
+   */
+  foreach?: boolean;
 }
 
 /** torch.optim.SGD: L2 weight decay added to the gradient, momentum buffer, optional Nesterov. */
@@ -119,7 +124,39 @@ export class SGD extends Optimizer {
     this.dampening = v.num('SGD', 'dampening', o.dampening ?? 0, { min: 0, max: 1 });
     this.nesterov = o.nesterov ?? false;
     if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) fail('SGD', 'nesterov needs momentum > 0 and dampening 0');
+    this.foreach = o.foreach;
   }
+  private readonly foreach: boolean | undefined;
+
+  override step(): void {
+    const first = this.groups.find((g) => g.params.length)?.params[0];
+    if (!(this.foreach ?? first?.device.startsWith('cuda'))) { super.step(); return; }
+    noGrad(() => {
+      for (const g of this.groups) {
+        // Parameters on their first step get new momentum buffers; the others update theirs.
+        const fresh: { p: Tensor; grad: Tensor; st: ParamState }[] = [];
+        const going: typeof fresh = [];
+        for (const p of g.params) {
+          const grad = p.grad;
+          if (!grad) continue;
+          let st = this.state.get(p);
+          if (!st) { st = { step: 0, buffers: {} }; this.state.set(p, st); }
+          (st.buffers.momentum_buffer ? going : fresh).push({ p, grad, st });
+        }
+        const o = { lr: g.lr, weightDecay: g.weightDecay, momentum: this.momentum, dampening: this.dampening, nesterov: this.nesterov };
+        for (const [items, bufs] of [[fresh, null], [going, going.map((i) => i.st.buffers.momentum_buffer)]] as const) {
+          if (!items.length) continue;
+          const made = sgdForeach(items.map((i) => i.p), items.map((i) => i.grad), bufs, o);
+          items.forEach((i, k) => {
+            if (made) i.st.buffers.momentum_buffer = keep(made[k]);
+            i.st.step++;
+            i.grad.dispose();
+          });
+        }
+      }
+    });
+  }
+
   protected update(p: Tensor, grad: Tensor, st: ParamState, g: ParamGroup): void {
     let d = g.weightDecay ? grad.add(p, g.weightDecay) : grad;
     if (this.momentum) {

@@ -166,8 +166,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (trainDs.length < c.batchSize) fail('train', `the training split has ${trainDs.length} samples, fewer than one batch of ${c.batchSize}`);
   const classes = c.classes ?? trainDs.numClasses;
   // [distributed] rendezvous and config check; only rank 0 talks
-  const dist = options.distributed ? await DistributedRun.start(options.distributed, comparableConfig(c, { classes, trainSamples: trainDs.length, valSamples: valDs?.length ?? 0 })) : null;
+  const dist = options.distributed ? await DistributedRun.start(
+    { backend: c.device.startsWith('cuda') ? 'nccl' : 'gloo', ...options.distributed },
+    comparableConfig(c, { classes, trainSamples: trainDs.length, valSamples: valDs?.length ?? 0 }),
+  ) : null;
   if (dist && !dist.isMain) c.quiet = true;
+  if (dist && c.device === 'cuda') c.device = `cuda:${dist.group.localRank}`; // [distributed] one GPU per rank on each machine
 
   let model: PAN;
   if (c.model) {

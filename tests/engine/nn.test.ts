@@ -90,6 +90,20 @@ describe('autocast bfloat16 (CPU)', () => {
       assert.equal(y32.dtype, 'float32', 'autocast is off again after the scope');
     });
   });
+  it('nested regions restore the outer state, and a region that fails to start changes nothing', () => tidy(() => {
+    const x = randn([1, 2, 4, 4]);
+    const w = randn([2, 2, 1, 1]);
+    const conv = () => F.conv2d(x, w).dtype;
+    autocast(() => {
+      assert.equal(autocast(conv, { enabled: false }), 'float32');
+      assert.equal(conv(), 'bfloat16', 'the outer region is on again');
+    });
+    assert.equal(conv(), 'float32');
+    // fp16 autocast on a CPU is refused by libtorch 1.13 (later versions accept it).
+    try { autocast(() => 0, { dtype: 'float16' }); } catch { /* refused: nothing may have changed */ }
+    assert.equal(conv(), 'float32');
+    assert.equal(autocast(conv), 'bfloat16');
+  }));
   it('linear runs in bfloat16 and softmax stays float32, as torch.autocast', () => {
     const c = refCase('autocast/linear_softmax');
     tidy(() => {

@@ -43,20 +43,21 @@ function setGrad(p: Tensor, g: Tensor): void {
   c.dispose();
 }
 
-function makeOptimizer(c: OptimCase, params: Record<string, Tensor>): Optimizer {
+function makeOptimizer(c: OptimCase, params: Record<string, Tensor>, foreach = false): Optimizer {
   const groups = c.groups
     ? c.groups.map((names, i) => ({ params: names.map((n) => params[n]), ...c.group_options![i] }))
     : NAMES.map((n) => params[n]);
-  return c.optimizer === 'sgd' ? new SGD(groups, c.options as never) : new AdamW(groups, c.options);
+  return c.optimizer === 'sgd' ? new SGD(groups, { ...c.options, foreach } as never) : new AdamW(groups, c.options);
 }
 
 describe('optimizers vs torch.optim (float64, 6 steps)', () => {
-  for (const [name, c] of Object.entries(optim.cases)) {
-    it(name, () => {
+  // SGD runs twice: per parameter, and with foreach (one native call per group, the GPU default).
+  for (const [name, c, foreach] of Object.entries(optim.cases).flatMap(([n, c]) => [[n, c, false], ...(c.optimizer === 'sgd' ? [[n, c, true]] : [])] as [string, OptimCase, boolean][])) {
+    it(`${name}${foreach ? ' (foreach)' : ''}`, () => {
       const live0 = liveTensors();
       const params: Record<string, Tensor> = {};
       for (const n of NAMES) params[n] = data.get(`init.${n}`)!.clone().requiresGrad_(true);
-      const opt = makeOptimizer(c, params);
+      const opt = makeOptimizer(c, params, foreach);
       for (let step = 0; step < optim.steps; step++) {
         if (c.lrs) for (const g of opt.groups) g.lr = c.lrs[step];
         for (const n of NAMES) setGrad(params[n], data.get(`grad.${step}.${n}`)!);

@@ -20,13 +20,14 @@ export const spec: CommandSpec = {
     { name: 'batch-size', type: 'int', desc: 'images per step', default: 8 },
     { name: 'lr', type: 'number', desc: 'AdamW learning rate', default: 0.003 },
     { name: 'encoder', type: 'string', desc: 'encoder', default: 'resnet18' },
-    { name: 'precision', type: 'string', desc: 'compute precision (auto: bf16 on CPUs with AMX/AVX512-BF16)', choices: ['auto', 'fp32', 'bf16'], default: 'auto' },
+    { name: 'precision', type: 'string', desc: 'compute precision (auto: bf16 on CPUs with AMX/AVX512-BF16 and on GPUs; fp16 on GPUs only)', choices: ['auto', 'fp32', 'bf16', 'fp16'], default: 'auto' },
+    { name: 'device', type: 'string', desc: "'cpu' or 'cuda[:N]' (needs a CUDA libtorch)", default: 'cpu' },
     { name: 'threads', type: 'int', desc: 'libtorch threads (default: all cores)' },
     { name: 'workers', type: 'int', desc: 'data loading threads', default: 1 },
     { name: 'seed', type: 'int', desc: 'random seed', default: 0 },
     { name: 'quiet', type: 'boolean', desc: 'no progress bar' },
   ],
-  examples: ['npm run demo', 'panseg demo --epochs 3 --out /tmp/demo'],
+  examples: ['npm run demo', 'panseg demo --epochs 3 --out /tmp/demo', 'panseg demo --device cuda'],
 };
 
 export async function run(o: Record<string, unknown>): Promise<void> {
@@ -40,12 +41,13 @@ export async function run(o: Record<string, unknown>): Promise<void> {
     encoder: o.encoder as string, crop: o.size as number, scaleRange: [0.75, 1.5], batchSize: o.batchSize as number, epochs: o.epochs as number,
     optimizer: 'adamw', lr: o.lr as number, weightDecay: 1e-4, schedule: 'poly', warmupIters: 20, loss: o.loss as string, precision: o.precision as 'fp32',
     threads: o.threads as number | undefined, workers: o.workers as number, seed: o.seed as number, quiet: Boolean(o.quiet), valEvery: 2,
+    device: o.device as string,
   });
   const total = (performance.now() - t0) / 1000;
   const report = await writeTrainingReport({
     model: res.model, outDir: join(out, 'run'), dataset: res.valDataset!, evaluation: res.lastEval, config: o, samples: 8,
     title: 'panseg demo: PAN-resnet18 on synthetic shapes',
-    summary: { 'total time': `${total.toFixed(0)} s`, 'training time': `${res.seconds.toFixed(0)} s`, 'data wait': `${(res.dataWaitFraction * 100).toFixed(1)}% of step time`, precision: resolvePrecision(o.precision as 'auto') },
+    summary: { 'total time': `${total.toFixed(0)} s`, 'training time': `${res.seconds.toFixed(0)} s`, 'data wait': `${(res.dataWaitFraction * 100).toFixed(1)}% of step time`, precision: resolvePrecision(o.precision as 'auto', o.device as string), device: o.device as string },
   });
   if (res.lastEval) printMetrics(res.lastEval, [...res.valDataset!.classes]);
   console.log(`\nval mIoU ${(res.lastEval?.miou ?? Number.NaN).toFixed(4)} (best ${res.bestMiou.toFixed(4)} at epoch ${res.bestEpoch}) after ${total.toFixed(0)} s; data wait ${(res.dataWaitFraction * 100).toFixed(1)}% of step time`);

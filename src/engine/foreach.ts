@@ -1,0 +1,29 @@
+// Optimizer arithmetic over lists of tensors in one native call (PyTorch's foreach paths):
+// on a GPU, multi-tensor kernels instead of several launches per parameter.
+import { fail } from '../common/errors.js';
+import { native } from './native.js';
+import { Tensor } from './tensor.js';
+
+export interface SgdForeachOptions {
+  lr: number;
+  weightDecay: number;
+  momentum: number;
+  dampening: number;
+  nesterov: boolean;
+}
+
+/**
+ * One torch.optim.SGD step for `params` in place. `bufs` are their momentum buffers, or null on
+ * their first step: then the new buffers are returned (when momentum > 0).
+ */
+export function sgdForeach(params: Tensor[], grads: Tensor[], bufs: Tensor[] | null, o: SgdForeachOptions): Tensor[] | undefined {
+  if (grads.length !== params.length || (bufs && bufs.length !== params.length)) fail('sgdForeach', 'params, grads and buffers must have the same length');
+  const h = (ts: Tensor[]) => ts.map((t) => t.h);
+  const made = native.sgdForeach(h(params), h(grads), bufs && h(bufs), o.lr, o.weightDecay, o.momentum, o.dampening, o.nesterov);
+  return made?.map((x) => new Tensor(x));
+}
+
+/** Multiplies every gradient by `invScale` in place; true when all are finite (one device read on CUDA). */
+export function ampUnscale(grads: Tensor[], invScale: number): boolean {
+  return native.ampUnscale(grads.map((t) => t.h), invScale);
+}
