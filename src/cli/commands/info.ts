@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
+import { distributedBackends } from '../../engine/c10d.js';
 import { buildInfo, cpuFeatures, getNumThreads, noGrad, randn, resolvePrecision, tidy } from '../../engine/index.js';
 import { encoderNames, PAN, type PANOptions } from '../../models/index.js';
 import { countMacs } from '../../nn/index.js';
@@ -35,7 +36,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
     model: { ...model.config, parameters: model.numParameters(), trainable: model.numParameters(true), outputStride: model.outputStride, minInputSize: model.minInputSize },
     gflops: { size, value: (2 * macs) / 1e9 },
     engine: {
-      libtorch: b.torchVersion, mkldnn: b.mkldnn, cuda: b.cuda, cudaDevices: b.cudaDevices, threads: getNumThreads(), cores: availableParallelism(),
+      libtorch: b.torchVersion, mkldnn: b.mkldnn, cuda: b.cuda, cudaDevices: b.cudaDevices, distributed: distributedBackends(), threads: getNumThreads(), cores: availableParallelism(),
       cpu: cpu.model, amx: cpu.amx, avx512bf16: cpu.avx512bf16, defaultPrecision: resolvePrecision('auto'),
       addon: JSON.parse(readFileSync(`${packageRoot()}/build/addon-config.json`, 'utf8')).config,
     },
@@ -47,6 +48,6 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   console.log(`parameters: ${m.parameters.toLocaleString('en-US')} (${m.trainable.toLocaleString('en-US')} trainable)`);
   console.log(`compute: ${info.gflops.value.toFixed(2)} GFLOPs at 1x${m.inChannels}x${size}x${size}; inputs must be multiples of ${m.outputStride}, at least ${m.minInputSize} px`);
   const e = info.engine;
-  console.log(`engine: libtorch ${e.libtorch} from ${e.addon.source} (${e.addon.lib}), oneDNN ${e.mkldnn ? 'yes' : 'no'}, CUDA ${e.cuda ? `yes (${e.cudaDevices} devices)` : 'no'}`);
+  console.log(`engine: libtorch ${e.libtorch} from ${e.addon.source} (${e.addon.lib}), oneDNN ${e.mkldnn ? 'yes' : 'no'}, CUDA ${e.cuda ? `yes (${e.cudaDevices} devices)` : 'no'}, distributed backends: ${e.distributed.join(', ') || 'none'}`);
   console.log(`cpu: ${e.cpu}, ${e.cores} cores, ${e.threads} threads; AMX ${e.amx ? 'yes' : 'no'}, AVX512-BF16 ${e.avx512bf16 ? 'yes' : 'no'} -> default precision ${e.defaultPrecision}`);
 }
