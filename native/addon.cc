@@ -110,6 +110,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRuntime(env, exports);
   InitDistributed(env, exports);
   InitOptim(env, exports);
+  InitAllocator(env, exports);
   return exports;
 }
 

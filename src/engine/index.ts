@@ -7,3 +7,4 @@ export { noGrad, enableGrad, isGradEnabled, inferenceMode, autocast, type Autoca
 export { DTYPES, type DType, isFloating } from './dtype.js';
 export { cpuFeatures, resolvePrecision, type CpuFeatures, type Precision } from './cpu.js';
 export { sgdForeach, type SgdForeachOptions, ampUnscale } from './foreach.js';
+export { setCpuBufferCache, emptyCpuBufferCache, cpuBufferCacheStats, type CpuBufferCacheStats } from './buffer-cache.js';

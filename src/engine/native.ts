@@ -119,6 +119,9 @@ export interface NativeAddon {
   cudaSynchronize(device?: number): void;
   sgdForeach(params: Handle[], grads: Handle[], bufs: Handle[] | null, lr: number, weightDecay: number, momentum: number, dampening: number, nesterov: boolean): Handle[] | undefined;
   ampUnscale(grads: Handle[], invScale: number): boolean;
+  cpuCacheSetLimit(bytes: number): void;
+  cpuCacheEmpty(): void;
+  cpuCacheStats(): { enabled: boolean; limit: number; cachedBytes: number; hits: number; misses: number };
   // ---- distributed (native/distributed.cc; used only by src/distributed/c10d.ts) ----
   /** '' when c10d + Gloo were compiled in, else why not. */
   distAvailable(): string;
