@@ -2,6 +2,10 @@
 // call per step instead of several ops per parameter, and multi-tensor kernels on the GPU.
 #include "common.h"
 
+#include <torch/version.h>
+
+#include <cmath>
+
 namespace panseg {
 
 // sgdForeach(params, grads, bufs | null, lr, weightDecay, momentum, dampening, nesterov) -> new
@@ -33,6 +37,35 @@ static Napi::Value SgdForeach(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// adamwForeach(params, grads, expAvg, expAvgSq, lr, weightDecay, beta1, beta2, eps, step): one
+// torch.optim.AdamW step (amsgrad off) for parameters that all reach `step` now; the same
+// formulas as the per-parameter AdamW in src/train/optimizers.ts.
+static Napi::Value AdamwForeach(const Napi::CallbackInfo& info) {
+  auto params = GetList(info[0]);
+  auto grads = GetList(info[1]);
+  auto m = GetList(info[2]);
+  auto v = GetList(info[3]);
+  double lr = Num(info[4]), wd = Num(info[5]), b1 = Num(info[6]), b2 = Num(info[7]), eps = Num(info[8]);
+  double step = Num(info[9]);
+  size_t n = params.size();
+  if (grads.size() != n || m.size() != n || v.size() != n) throw std::invalid_argument("params, grads and both moment lists must have the same length");
+  c10::NoGradGuard ng;
+  at::_foreach_mul_(params, 1 - lr * wd);
+#if TORCH_VERSION_MAJOR >= 2
+  at::_foreach_lerp_(m, grads, 1 - b1);
+#else
+  for (size_t i = 0; i < n; i++) m[i].lerp_(grads[i], 1 - b1);  // no _foreach_lerp_ in 1.13
+#endif
+  at::_foreach_mul_(v, b2);
+  at::_foreach_addcmul_(v, grads, grads, 1 - b2);
+  double bc1 = 1 - std::pow(b1, step), bc2 = 1 - std::pow(b2, step);
+  auto denom = at::_foreach_sqrt(v);
+  at::_foreach_div_(denom, std::sqrt(bc2));
+  at::_foreach_add_(denom, eps);
+  at::_foreach_addcdiv_(params, m, denom, -lr / bc1);
+  return info.Env().Undefined();
+}
+
 // ampUnscale(grads, invScale) -> true when every gradient is finite. Multiplies each gradient by
 // invScale in place; on CUDA with one fused kernel and a single device read.
 static Napi::Value AmpUnscale(const Napi::CallbackInfo& info) {
@@ -58,6 +91,7 @@ static Napi::Value AmpUnscale(const Napi::CallbackInfo& info) {
 
 void InitOptim(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "sgdForeach", SgdForeach);
+  Register(env, exports, "adamwForeach", AdamwForeach);
   Register(env, exports, "ampUnscale", AmpUnscale);
 }
 

@@ -23,6 +23,22 @@ export function sgdForeach(params: Tensor[], grads: Tensor[], bufs: Tensor[] | n
   return made?.map((x) => new Tensor(x));
 }
 
+export interface AdamwForeachOptions {
+  lr: number;
+  weightDecay: number;
+  betas: [number, number];
+  eps: number;
+  /** The step every one of these parameters reaches now (1 on the first). */
+  step: number;
+}
+
+/** One torch.optim.AdamW step for `params` in place, with their first and second moments. */
+export function adamwForeach(params: Tensor[], grads: Tensor[], expAvg: Tensor[], expAvgSq: Tensor[], o: AdamwForeachOptions): void {
+  if ([grads, expAvg, expAvgSq].some((l) => l.length !== params.length)) fail('adamwForeach', 'params, grads and both moment lists must have the same length');
+  const h = (ts: Tensor[]) => ts.map((t) => t.h);
+  native.adamwForeach(h(params), h(grads), h(expAvg), h(expAvgSq), o.lr, o.weightDecay, o.betas[0], o.betas[1], o.eps, o.step);
+}
+
 /** Multiplies every gradient by `invScale` in place; true when all are finite (one device read on CUDA). */
 export function ampUnscale(grads: Tensor[], invScale: number): boolean {
   return native.ampUnscale(grads.map((t) => t.h), invScale);

@@ -6,5 +6,5 @@ export { tidy, keep, dispose, liveTensors } from './memory.js';
 export { noGrad, enableGrad, isGradEnabled, inferenceMode, autocast, type AutocastOptions, manualSeed, getRngState, setRngState, setNumThreads, getNumThreads, buildInfo, cudaAvailable, cudaSynchronize, type BuildInfo } from './runtime.js';
 export { DTYPES, type DType, isFloating } from './dtype.js';
 export { cpuFeatures, resolvePrecision, type CpuFeatures, type Precision } from './cpu.js';
-export { sgdForeach, type SgdForeachOptions, ampUnscale } from './foreach.js';
+export { sgdForeach, type SgdForeachOptions, adamwForeach, type AdamwForeachOptions, ampUnscale } from './foreach.js';
 export { setCpuBufferCache, emptyCpuBufferCache, cpuBufferCacheStats, type CpuBufferCacheStats } from './buffer-cache.js';

@@ -118,6 +118,7 @@ export interface NativeAddon {
   buildInfo(): { torchVersion: string; parallelInfo: string; mkldnn: boolean; cuda: boolean; cudaDevices: number };
   cudaSynchronize(device?: number): void;
   sgdForeach(params: Handle[], grads: Handle[], bufs: Handle[] | null, lr: number, weightDecay: number, momentum: number, dampening: number, nesterov: boolean): Handle[] | undefined;
+  adamwForeach(params: Handle[], grads: Handle[], expAvg: Handle[], expAvgSq: Handle[], lr: number, weightDecay: number, beta1: number, beta2: number, eps: number, step: number): void;
   ampUnscale(grads: Handle[], invScale: number): boolean;
   cpuCacheSetLimit(bytes: number): void;
   cpuCacheEmpty(): void;

@@ -1,8 +1,8 @@
 // Optimizers with PyTorch's update rules (torch.optim.SGD and AdamW), written with the engine's
-// in-place ops under noGrad; SGD also has the foreach path (one native call per group).
+// in-place ops under noGrad, and the foreach paths (one native call per group; the GPU default).
 import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
-import { keep, noGrad, sgdForeach, type Tensor, tidy, zerosLike } from '../engine/index.js';
+import { adamwForeach, keep, noGrad, sgdForeach, type Tensor, tidy, zerosLike } from '../engine/index.js';
 
 export interface ParamGroup {
   params: Tensor[];
@@ -18,11 +18,22 @@ export interface ParamState {
   buffers: Record<string, Tensor>;
 }
 
+/** A parameter with its gradient and state, for the foreach path. */
+export interface ForeachItem {
+  p: Tensor;
+  grad: Tensor;
+  st: ParamState;
+}
+
 export abstract class Optimizer {
   readonly groups: ParamGroup[];
   readonly state = new Map<Tensor, ParamState>();
 
-  constructor(params: Tensor[] | { params: Tensor[]; lr?: number; weightDecay?: number }[], lr: number, weightDecay: number) {
+  /**
+   * `foreach`: update each group's parameters in one native call (torch.optim's foreach=True; the
+   * same arithmetic, with multi-tensor kernels on a GPU). Default: on when the parameters are on a GPU.
+   */
+  constructor(params: Tensor[] | { params: Tensor[]; lr?: number; weightDecay?: number }[], lr: number, weightDecay: number, private readonly foreach?: boolean) {
     const op = this.constructor.name;
     v.num(op, 'lr', lr, { min: 0 });
     v.num(op, 'weightDecay', weightDecay, { min: 0 });
@@ -39,21 +50,42 @@ export abstract class Optimizer {
 
   /** Applies one update from the current gradients; parameters without a gradient are skipped. */
   step(): void {
+    const first = this.groups.find((g) => g.params.length)?.params[0];
+    if (this.foreach ?? first?.device.startsWith('cuda')) {
+      noGrad(() => {
+        for (const g of this.groups) {
+          const items: ForeachItem[] = [];
+          for (const p of g.params) {
+            const grad = p.grad;
+            if (grad) items.push({ p, grad, st: this.stateOf(p) });
+          }
+          try { if (items.length) this.updateForeach(items, g); } finally { for (const i of items) i.grad.dispose(); }
+        }
+      });
+      return;
+    }
     noGrad(() => {
       for (const g of this.groups) {
         for (const p of g.params) {
           const grad = p.grad;
           if (!grad) continue;
-          let st = this.state.get(p);
-          if (!st) { st = { step: 0, buffers: {} }; this.state.set(p, st); }
-          tidy(() => this.update(p, grad, st!, g));
+          const st = this.stateOf(p);
+          tidy(() => this.update(p, grad, st, g));
           grad.dispose();
         }
       }
     });
   }
 
+  private stateOf(p: Tensor): ParamState {
+    let st = this.state.get(p);
+    if (!st) { st = { step: 0, buffers: {} }; this.state.set(p, st); }
+    return st;
+  }
+
   protected abstract update(p: Tensor, grad: Tensor, st: ParamState, g: ParamGroup): void;
+  /** The same update for all `items` of group `g` at once (advances their steps). */
+  protected abstract updateForeach(items: ForeachItem[], g: ParamGroup): void;
 
   /** Creates a persistent state buffer (outside any tidy scope). */
   protected buffer(st: ParamState, name: string, init: () => Tensor): Tensor {
@@ -106,10 +138,7 @@ export interface SGDOptions {
   dampening?: number;
   nesterov?: boolean;
   weightDecay?: number;
-  /**
-   * Update all parameters of a group in one native call (torch.optim's foreach=True): the same
-   * arithmetic, with multi-tensor kernels on a GPU. Default: on for parameters on a GPU, as PyTorch.
-   */
+  /** One native call per group (torch.optim's foreach=True). Default: on for parameters on a GPU, as PyTorch. */
   foreach?: boolean;
 }
 
@@ -119,42 +148,26 @@ export class SGD extends Optimizer {
   readonly dampening: number;
   readonly nesterov: boolean;
   constructor(params: Tensor[] | { params: Tensor[]; lr?: number; weightDecay?: number }[], o: SGDOptions) {
-    super(params, o.lr, o.weightDecay ?? 0);
+    super(params, o.lr, o.weightDecay ?? 0, o.foreach);
     this.momentum = v.num('SGD', 'momentum', o.momentum ?? 0, { min: 0 });
     this.dampening = v.num('SGD', 'dampening', o.dampening ?? 0, { min: 0, max: 1 });
     this.nesterov = o.nesterov ?? false;
     if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) fail('SGD', 'nesterov needs momentum > 0 and dampening 0');
-    this.foreach = o.foreach;
   }
-  private readonly foreach: boolean | undefined;
 
-  override step(): void {
-    const first = this.groups.find((g) => g.params.length)?.params[0];
-    if (!(this.foreach ?? first?.device.startsWith('cuda'))) { super.step(); return; }
-    noGrad(() => {
-      for (const g of this.groups) {
-        // Parameters on their first step get new momentum buffers; the others update theirs.
-        const fresh: { p: Tensor; grad: Tensor; st: ParamState }[] = [];
-        const going: typeof fresh = [];
-        for (const p of g.params) {
-          const grad = p.grad;
-          if (!grad) continue;
-          let st = this.state.get(p);
-          if (!st) { st = { step: 0, buffers: {} }; this.state.set(p, st); }
-          (st.buffers.momentum_buffer ? going : fresh).push({ p, grad, st });
-        }
-        const o = { lr: g.lr, weightDecay: g.weightDecay, momentum: this.momentum, dampening: this.dampening, nesterov: this.nesterov };
-        for (const [items, bufs] of [[fresh, null], [going, going.map((i) => i.st.buffers.momentum_buffer)]] as const) {
-          if (!items.length) continue;
-          const made = sgdForeach(items.map((i) => i.p), items.map((i) => i.grad), bufs, o);
-          items.forEach((i, k) => {
-            if (made) i.st.buffers.momentum_buffer = keep(made[k]);
-            i.st.step++;
-            i.grad.dispose();
-          });
-        }
-      }
-    });
+  protected updateForeach(items: ForeachItem[], g: ParamGroup): void {
+    // Parameters on their first step get new momentum buffers; the others update theirs.
+    const fresh = items.filter((i) => !i.st.buffers.momentum_buffer);
+    const going = items.filter((i) => i.st.buffers.momentum_buffer);
+    const o = { lr: g.lr, weightDecay: g.weightDecay, momentum: this.momentum, dampening: this.dampening, nesterov: this.nesterov };
+    for (const [list, bufs] of [[fresh, null], [going, going.map((i) => i.st.buffers.momentum_buffer)]] as const) {
+      if (!list.length) continue;
+      const made = sgdForeach(list.map((i) => i.p), list.map((i) => i.grad), bufs, o);
+      list.forEach((i, k) => {
+        if (made) i.st.buffers.momentum_buffer = keep(made[k]);
+        i.st.step++;
+      });
+    }
   }
 
   protected update(p: Tensor, grad: Tensor, st: ParamState, g: ParamGroup): void {
@@ -175,6 +188,8 @@ export interface AdamWOptions {
   betas?: [number, number];
   eps?: number;
   weightDecay?: number;
+  /** See SGDOptions.foreach. */
+  foreach?: boolean;
 }
 
 /** torch.optim.AdamW: decoupled weight decay, bias-corrected moments (amsgrad off). */
@@ -182,7 +197,7 @@ export class AdamW extends Optimizer {
   readonly betas: [number, number];
   readonly eps: number;
   constructor(params: Tensor[] | { params: Tensor[]; lr?: number; weightDecay?: number }[], o: AdamWOptions = {}) {
-    super(params, o.lr ?? 1e-3, o.weightDecay ?? 1e-2);
+    super(params, o.lr ?? 1e-3, o.weightDecay ?? 1e-2, o.foreach);
     this.betas = o.betas ?? [0.9, 0.999];
     this.betas.forEach((b, i) => v.num('AdamW', `betas[${i}]`, b, { min: 0, max: 1 }));
     this.eps = v.num('AdamW', 'eps', o.eps ?? 1e-8, { min: 0 });
@@ -199,5 +214,20 @@ export class AdamW extends Optimizer {
     const bc2 = 1 - b2 ** st.step;
     const denom = s.sqrt().div_(Math.sqrt(bc2)).add_(this.eps);
     p.addcdiv_(m, denom, -g.lr / bc1);
+  }
+
+  protected updateForeach(items: ForeachItem[], g: ParamGroup): void {
+    // Parameters at different steps (e.g. an encoder unfrozen later) differ in bias correction.
+    const bySteps = new Map<number, ForeachItem[]>();
+    for (const i of items) {
+      this.buffer(i.st, 'exp_avg', () => zerosLike(i.p));
+      this.buffer(i.st, 'exp_avg_sq', () => zerosLike(i.p));
+      i.st.step++;
+      bySteps.set(i.st.step, [...(bySteps.get(i.st.step) ?? []), i]);
+    }
+    for (const [step, list] of bySteps) {
+      adamwForeach(list.map((i) => i.p), list.map((i) => i.grad), list.map((i) => i.st.buffers.exp_avg), list.map((i) => i.st.buffers.exp_avg_sq),
+        { lr: g.lr, weightDecay: g.weightDecay, betas: this.betas, eps: this.eps, step });
+    }
   }
 }
