@@ -109,6 +109,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitShape(env, exports);
   InitRuntime(env, exports);
   InitDistributed(env, exports);
+  InitMkldnn(env, exports);
   return exports;
 }
 

@@ -45,5 +45,6 @@ void InitNN(Napi::Env env, Napi::Object exports);
 void InitShape(Napi::Env env, Napi::Object exports);
 void InitRuntime(Napi::Env env, Napi::Object exports);
 void InitDistributed(Napi::Env env, Napi::Object exports);
+void InitMkldnn(Napi::Env env, Napi::Object exports);
 
 }  // namespace panseg

@@ -116,6 +116,12 @@ export interface NativeAddon {
   getRngState(): H;
   setRngState(state: H): void;
   buildInfo(): { torchVersion: string; parallelInfo: string; mkldnn: boolean; cuda: boolean; cudaDevices: number };
+  // oneDNN blocked layout (native/mkldnn.cc)
+  isMkldnn(t: H): boolean;
+  toMkldnn(t: H, dtype: number | null): H;
+  toDense(t: H, dtype: number | null): H;
+  mkldnnPackConv(w: H, padding: Ints, stride: Ints, dilation: Ints, groups: number): H;
+  mkldnnConv2d(x: H, packedW: H, b: Opt, padding: Ints, stride: Ints, dilation: Ints, groups: number, blockedOut: boolean): H;
   // ---- distributed (native/distributed.cc; used only by src/distributed/c10d.ts) ----
   /** '' when c10d + Gloo were compiled in, else why not. */
   distAvailable(): string;
