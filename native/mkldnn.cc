@@ -12,9 +12,13 @@ static c10::optional<at::ScalarType> DtypeOpt(const Napi::Value& v) {
 
 static Napi::Value IsMkldnn(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), Get(info[0]).is_mkldnn()); }
 
-// toMkldnn(t, dtype | null): a blocked copy, optionally cast (float32 <-> bfloat16).
+// toMkldnn(t, dtype | null): a blocked copy, optionally cast (float32 <-> bfloat16). A blocked
+// input is returned as is (a new handle) or cast through a dense copy: to_mkldnn takes dense only.
 static Napi::Value ToMkldnn(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), Get(info[0]).contiguous().to_mkldnn(DtypeOpt(info[1])));
+  auto& t = Get(info[0]);
+  auto dtype = DtypeOpt(info[1]);
+  if (t.is_mkldnn()) return Wrap(info.Env(), !dtype || *dtype == t.scalar_type() ? t : t.to_dense(dtype).to_mkldnn());
+  return Wrap(info.Env(), t.contiguous().to_mkldnn(dtype));
 }
 
 // toDense(t, dtype | null): back to an ordinary contiguous (NCHW) tensor, optionally cast.

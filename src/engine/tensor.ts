@@ -115,7 +115,8 @@ export class Tensor {
     return new Tensor(native.contiguous(this.h, memoryFormat === 'channelsLast'));
   }
   /**
-   * A copy in oneDNN's blocked layout (CPU float32 or bfloat16), optionally cast on the way.
+   * A copy in oneDNN's blocked layout (CPU float32 or bfloat16), optionally cast on the way; a
+   * blocked tensor is returned as a new handle (cast if asked).
    * @example const xb = x.toMkldnn(); ...; const y = yb.toDense();
    */
   toMkldnn(dtype?: 'float32' | 'bfloat16'): Tensor {

@@ -20,7 +20,7 @@ export class MkldnnConv2d extends Conv2d {
     this.blockedOutput = opts.blockedOutput ?? true;
     noGrad(() => {
       this.replace('weight', packConv2dWeight(conv.weight, this));
-      if (conv.bias) this.replace('bias', conv.bias.detach().clone());
+      if (conv.bias) this.replace('bias', conv.bias.clone());
     });
     this.eval();
   }
