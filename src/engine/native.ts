@@ -120,8 +120,8 @@ export interface NativeAddon {
   isMkldnn(t: H): boolean;
   toMkldnn(t: H, dtype: number | null): H;
   toDense(t: H, dtype: number | null): H;
-  mkldnnPackConv(w: H, padding: Ints, stride: Ints, dilation: Ints, groups: number): H;
-  mkldnnConv2d(x: H, packedW: H, b: Opt, padding: Ints, stride: Ints, dilation: Ints, groups: number, blockedOut: boolean): H;
+  mkldnnPackConv(w: H, padding: Ints, stride: Ints, dilation: Ints, groups: number, inputSize: Ints, algorithm: 'direct' | 'winograd'): H;
+  mkldnnConv2d(x: H, packedW: H, b: Opt, padding: Ints, stride: Ints, dilation: Ints, groups: number, blockedOut: boolean, algorithm: 'direct' | 'winograd', relu: boolean): H;
   // ---- distributed (native/distributed.cc; used only by src/distributed/c10d.ts) ----
   /** '' when c10d + Gloo were compiled in, else why not. */
   distAvailable(): string;

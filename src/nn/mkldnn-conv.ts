@@ -1,6 +1,6 @@
 // Conv2d for inference copies on CPU: the weight reordered once into oneDNN's blocked format, and
 // activations that can stay blocked from one convolution to the next (see optimizedForInference).
-import { mkldnnConv2d, noGrad, packConv2dWeight, type Tensor } from '../engine/index.js';
+import { type ConvAlgorithm, mkldnnConv2d, noGrad, packConv2dWeight, type Tensor, winogradApplies } from '../engine/index.js';
 import { addMacs } from './flops.js';
 import { Conv2d } from './layers.js';
 
@@ -11,13 +11,16 @@ import { Conv2d } from './layers.js';
  */
 export class MkldnnConv2d extends Conv2d {
   readonly blockedOutput: boolean;
+  /** Winograd where oneDNN has it for this shape (see winogradApplies), else direct. */
+  readonly algorithm: ConvAlgorithm;
 
   /** Packs a copy of `conv`'s CPU float32/bfloat16 weight; `conv` itself is left unchanged. */
-  constructor(conv: Conv2d, opts: { blockedOutput?: boolean } = {}) {
+  constructor(conv: Conv2d, opts: { blockedOutput?: boolean; winograd?: boolean } = {}) {
     super(conv.inChannels, conv.outChannels, conv.kernelSize, {
       stride: conv.stride, padding: conv.padding, dilation: conv.dilation, groups: conv.groups, bias: conv.bias !== null,
     });
     this.blockedOutput = opts.blockedOutput ?? true;
+    this.algorithm = (opts.winograd ?? true) && winogradApplies(conv.weight.shape, { ...this, dtype: conv.weight.dtype }) ? 'winograd' : 'direct';
     noGrad(() => {
       this.replace('weight', packConv2dWeight(conv.weight, this));
       if (conv.bias) this.replace('bias', conv.bias.clone());
@@ -26,7 +29,7 @@ export class MkldnnConv2d extends Conv2d {
   }
 
   override forward(x: Tensor): Tensor {
-    const y = mkldnnConv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups, blockedOutput: this.blockedOutput });
+    const y = mkldnnConv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups, algorithm: this.algorithm, blockedOutput: this.blockedOutput });
     addMacs(() => y.numel * (this.inChannels / this.groups) * this.kernelSize[0] * this.kernelSize[1]);
     return y;
   }

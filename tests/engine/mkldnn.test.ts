@@ -2,7 +2,7 @@
 // clear errors for ops without blocked kernels, and no leaked handles.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { F, liveTensors, manualSeed, mkldnnConv2d, packConv2dWeight, randn, tidy } from '../../src/engine/index.js';
+import { F, liveTensors, manualSeed, mkldnnConv2d, packConv2dWeight, randn, tidy, winogradApplies } from '../../src/engine/index.js';
 
 const maxDiff = (a: { sub(b: never): { abs(): { max(): { item(): number } } } }, b: unknown) => a.sub(b as never).abs().max().item();
 
@@ -47,6 +47,22 @@ describe('blocked layout', () => {
       assert.ok(maxDiff(strided, F.conv2d(x, w, null, o)) <= tol);
     }));
   }
+
+  it('Winograd and a fused ReLU match conv2d within float32 rounding', () => tidy(() => {
+    manualSeed(3);
+    for (const shape of [[2, 64, 20, 36], [1, 256, 16, 16]]) {
+      const x = randn(shape);
+      const w = randn([shape[1], shape[1], 3, 3]).mul(0.05);
+      const bias = randn([shape[1]]);
+      assert.equal(winogradApplies(w.shape, { padding: 1 }), true);
+      const ref = F.conv2d(x, w, bias, { padding: 1 }).relu();
+      const packed = packConv2dWeight(w, { padding: 1, algorithm: 'winograd' });
+      const y = mkldnnConv2d(x.toMkldnn(), packed, bias, { padding: 1, algorithm: 'winograd', relu: true, blockedOutput: false });
+      assert.ok(maxDiff(y, ref) <= 1e-5 * ref.abs().max().item(), `Winograd ${shape.join('x')}`);
+    }
+    assert.equal(winogradApplies([64, 64, 3, 3], { padding: 2, dilation: 2 }), false);
+    assert.equal(winogradApplies([64, 3, 3, 3], { padding: 1 }), false);
+  }));
 
   it('runs bfloat16 within bfloat16 rounding', () => tidy(() => {
     manualSeed(2);
