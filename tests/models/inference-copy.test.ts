@@ -93,9 +93,9 @@ describe('the blocked (mkldnn) inference copy', () => {
     m.dispose();
   });
 
-  it('runs bfloat16 on request, within bfloat16 rounding', () => {
+  it('runs bfloat16 (by default blocked too), within bfloat16 rounding', () => {
     const m = calibrated({ encoderName: 'resnet18', classes: 3 });
-    const fast = m.optimizedForInference({ layout: 'mkldnn', dtype: 'bfloat16' });
+    const fast = m.optimizedForInference({ dtype: 'bfloat16' });
     assert.deepEqual(fast.inferenceLayout, { mkldnn: true, channelsLast: false, dtype: 'bfloat16' });
     tidy(() => {
       const x = randn([1, 3, 128, 128]);
