@@ -6,8 +6,10 @@
 // With ideep's headers (Debian: libideep-dev, the same ideep libtorch was built with) the convolution
 // calls oneDNN itself, for Winograd on 3x3 stride-1 layers and a fused ReLU, neither of which ATen
 // 1.13's mkldnn_convolution asks for. Without them, ATen's op runs instead.
-#if __has_include(<ideep.hpp>)
+#if __has_include(<ideep.hpp>) && !defined(PANSEG_NO_IDEEP)
+#include <dlfcn.h>
 #include <ideep.hpp>
+#include <oneapi/dnnl/dnnl_version.h>
 #define PANSEG_IDEEP 1
 namespace at {
 namespace native {
@@ -51,7 +53,28 @@ static ideep::dims Dims(const std::vector<int64_t>& v) { return ideep::dims(v.be
 // oneDNN's training-mode kernels, measured faster here than its inference ones (brgconv) on every
 // PAN layer, and Winograd's inference kernel wants weights in a format that depends on the input size.
 static constexpr auto kProp = ideep::prop_kind::forward_training;
+
+// ideep is header-only over libdnnl.so, which a Debian libtorch loads; a libtorch that links oneDNN
+// statically (pytorch.org's) exports no dnnl symbols, and calling ideep there would abort. So use it
+// only when the process has the oneDNN these headers were written for.
+static bool IdeepUsable() {
+  static const bool ok = [] {
+    void* lib = dlopen("libdnnl.so.2", RTLD_LAZY | RTLD_NOLOAD);
+    if (!lib) return false;
+    using VersionFn = const dnnl_version_t* (*)();
+    auto version = reinterpret_cast<VersionFn>(dlsym(lib, "dnnl_version"));
+    bool match = version && version()->major == DNNL_VERSION_MAJOR && version()->minor == DNNL_VERSION_MINOR;
+    dlclose(lib);
+    return match;
+  }();
+  return ok;
+}
+#else
+static bool IdeepUsable() { return false; }
 #endif
+
+// mkldnnIdeep(): whether convolutions go through ideep (Winograd, fused ReLU) rather than ATen.
+static Napi::Value MkldnnIdeep(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), IdeepUsable()); }
 
 // mkldnnPackConv(w, padding, stride, dilation, groups, inputSize, algorithm): the weight reordered
 // once into the blocked format oneDNN's inference convolution for that input size expects, so no
@@ -61,7 +84,7 @@ static Napi::Value PackConv(const Napi::CallbackInfo& info) {
   auto padding = Ints(info[1]), stride = Ints(info[2]), dilation = Ints(info[3]);
   int64_t groups = Int(info[4]);
 #ifdef PANSEG_IDEEP
-  if (groups == 1) {
+  if (groups == 1 && IdeepUsable()) {
     c10::impl::ExcludeDispatchKeyGuard no_autograd(c10::autograd_dispatch_keyset);  // as ATen's mkldnn ops
     auto algo = Algorithm(info[6]);
     auto src = at::native::itensor_view_from_dense(w);
@@ -88,7 +111,7 @@ static Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   bool relu = Bool(info[9]);
   at::Tensor y;
 #ifdef PANSEG_IDEEP
-  if (groups == 1) {
+  if (groups == 1 && IdeepUsable()) {
     c10::impl::ExcludeDispatchKeyGuard no_autograd(c10::autograd_dispatch_keyset);
     auto algo = Algorithm(info[8]);
     const ideep::tensor& xin = at::native::itensor_from_mkldnn(xb);
@@ -125,6 +148,7 @@ static Napi::Value Conv2d(const Napi::CallbackInfo& info) {
 
 void InitMkldnn(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "isMkldnn", IsMkldnn);
+  Register(env, exports, "mkldnnIdeep", MkldnnIdeep);
   Register(env, exports, "toMkldnn", ToMkldnn);
   Register(env, exports, "toDense", ToDense);
   Register(env, exports, "mkldnnPackConv", PackConv);

@@ -6,4 +6,4 @@ export { tidy, keep, dispose, liveTensors } from './memory.js';
 export { noGrad, enableGrad, isGradEnabled, inferenceMode, autocast, type AutocastOptions, manualSeed, getRngState, setRngState, setNumThreads, getNumThreads, buildInfo, cudaAvailable, type BuildInfo } from './runtime.js';
 export { DTYPES, type DType, isFloating } from './dtype.js';
 export { cpuFeatures, resolvePrecision, type CpuFeatures, type Precision } from './cpu.js';
-export { packConv2dWeight, mkldnnConv2d, mkldnnAvailable, winogradApplies, type ConvAlgorithm, type PackedConvOptions, type MkldnnConv2dOptions } from './mkldnn.js';
+export { packConv2dWeight, mkldnnConv2d, mkldnnAvailable, winogradApplies, winogradAvailable, type ConvAlgorithm, type PackedConvOptions, type MkldnnConv2dOptions } from './mkldnn.js';

@@ -37,14 +37,22 @@ export function mkldnnAvailable(): boolean {
 }
 
 /**
+ * True when convolutions call oneDNN through ideep (panseg built with libideep-dev's headers against a
+ * libtorch that loads the system oneDNN): Winograd and fused ReLU. Otherwise ATen's mkldnn_convolution runs.
+ */
+export function winogradAvailable(): boolean {
+  return mkldnnAvailable() && native.mkldnnIdeep();
+}
+
+/**
  * Whether oneDNN's Winograd kernel takes this convolution: 3x3, stride 1, no dilation, one group,
- * float32, channel counts multiples of 16. It does 2.25x fewer multiplications (F(4x4, 3x3)) at
+ * float32, channel counts multiples of 16 (and winogradAvailable()). It does 2.25x fewer multiplications (F(4x4, 3x3)) at
  * float32 error of a few 1e-6 relative, measured against direct convolution.
  */
 export function winogradApplies(weightShape: number[], o: PackedConvOptions & { dtype?: string }): boolean {
   const [out, inC, kh, kw] = weightShape;
   const g = geometry('winogradApplies', o);
-  return kh === 3 && kw === 3 && g.stride.every((s) => s === 1) && g.dilation.every((d) => d === 1) && g.groups === 1
+  return winogradAvailable() && kh === 3 && kw === 3 && g.stride.every((s) => s === 1) && g.dilation.every((d) => d === 1) && g.groups === 1
     && (o.dtype ?? 'float32') === 'float32' && out % 16 === 0 && inC % 16 === 0;
 }
 
@@ -63,6 +71,7 @@ export function packConv2dWeight(weight: Tensor, o: PackedConvOptions & { inputS
   if (!mkldnnAvailable()) fail(op, 'this libtorch was built without oneDNN (mkldnn)');
   const g = geometry(op, o);
   const algorithm = v.oneOf(op, 'algorithm', o.algorithm ?? 'direct', ['direct', 'winograd']);
+  if (algorithm === 'winograd' && !winogradAvailable()) fail(op, 'Winograd needs panseg built with ideep\'s headers (libideep-dev) against a libtorch using the system oneDNN; use algorithm: \'direct\'');
   const inputSize = o.inputSize ?? [1, weight.shape[1] * g.groups, 64, 64];
   try { return new Tensor(native.mkldnnPackConv(weight.h, g.padding, g.stride, g.dilation, g.groups, inputSize, algorithm)); } catch (e) { relabel(e, op); }
 }

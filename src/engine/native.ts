@@ -118,6 +118,7 @@ export interface NativeAddon {
   buildInfo(): { torchVersion: string; parallelInfo: string; mkldnn: boolean; cuda: boolean; cudaDevices: number };
   // oneDNN blocked layout (native/mkldnn.cc)
   isMkldnn(t: H): boolean;
+  mkldnnIdeep(): boolean;
   toMkldnn(t: H, dtype: number | null): H;
   toDense(t: H, dtype: number | null): H;
   mkldnnPackConv(w: H, padding: Ints, stride: Ints, dilation: Ints, groups: number, inputSize: Ints, algorithm: 'direct' | 'winograd'): H;
