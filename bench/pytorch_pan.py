@@ -12,6 +12,7 @@ import os
 import statistics
 import sys
 import time
+import warnings
 
 import torch
 
@@ -52,7 +53,8 @@ for mode in cfg.get('modes', ['fp32', 'fp32_cl', 'bf16_cl']):
     bf16 = mode.startswith('bf16')
     run = m
     if mode == 'fp32_frozen':
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # the tracer's note on the input-size check, which is constant here
             run = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(m, x, check_trace=False)))
 
     def infer():
