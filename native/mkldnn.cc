@@ -1,6 +1,6 @@
 // oneDNN (mkldnn) layout: opaque tensors in oneDNN's blocked memory order, convolution weights
 // reordered once for it, and the convolution that keeps activations blocked between layers.
-// Used by inference copies (src/models/fuse.ts); TypeScript validates arguments.
+// Used by inference copies (src/models/fuse.ts); TypeScript validates arguments (src/engine/mkldnn.ts).
 #include "common.h"
 
 // With ideep's headers (Debian: libideep-dev, the same ideep libtorch was built with) the convolution
@@ -77,8 +77,8 @@ static bool IdeepUsable() { return false; }
 static Napi::Value MkldnnIdeep(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), IdeepUsable()); }
 
 // mkldnnPackConv(w, padding, stride, dilation, groups, inputSize, algorithm): the weight reordered
-// once into the blocked format oneDNN's inference convolution for that input size expects, so no
-// call reorders it again.
+// once into the blocked format oneDNN's convolution (that algorithm, an input like inputSize)
+// expects, so no call reorders it again.
 static Napi::Value PackConv(const Napi::CallbackInfo& info) {
   auto w = Get(info[0]).contiguous();
   auto padding = Ints(info[1]), stride = Ints(info[2]), dilation = Ints(info[3]);
@@ -115,7 +115,7 @@ static Napi::Value Conv2d(const Napi::CallbackInfo& info) {
     c10::impl::ExcludeDispatchKeyGuard no_autograd(c10::autograd_dispatch_keyset);
     auto algo = Algorithm(info[8]);
     const ideep::tensor& xin = at::native::itensor_from_mkldnn(xb);
-    // ideep runs NHWC input (what brgconv layers produce) as channels-last, which Winograd lacks.
+    // ideep runs NHWC input as channels-last, for which oneDNN has no Winograd kernel.
     ideep::tensor xi = algo == ideep::algorithm::convolution_winograd && xin.get_desc().is_nhwc()
                            ? xin.reorder_if_differ_in(ideep::tensor::desc(xin.get_dims(), xin.get_data_type(), ideep::format_tag::nChw16c))
                            : xin;

@@ -15,14 +15,15 @@ export class MkldnnConv2d extends Conv2d {
   readonly algorithm: ConvAlgorithm;
 
   /** Packs a copy of `conv`'s CPU float32/bfloat16 weight; `conv` itself is left unchanged. */
-  constructor(conv: Conv2d, opts: { blockedOutput?: boolean; winograd?: boolean } = {}) {
+  constructor(conv: Conv2d, opts: { blockedOutput?: boolean } = {}) {
     super(conv.inChannels, conv.outChannels, conv.kernelSize, {
       stride: conv.stride, padding: conv.padding, dilation: conv.dilation, groups: conv.groups, bias: conv.bias !== null,
     });
     this.blockedOutput = opts.blockedOutput ?? true;
-    this.algorithm = (opts.winograd ?? true) && winogradApplies(conv.weight.shape, { ...this, dtype: conv.weight.dtype }) ? 'winograd' : 'direct';
+    const geometry = { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups };
+    this.algorithm = winogradApplies(conv.weight.shape, { ...geometry, dtype: conv.weight.dtype }) ? 'winograd' : 'direct';
     noGrad(() => {
-      this.replace('weight', packConv2dWeight(conv.weight, this));
+      this.replace('weight', packConv2dWeight(conv.weight, { ...geometry, algorithm: this.algorithm }));
       if (conv.bias) this.replace('bias', conv.bias.clone());
     });
     this.eval();
