@@ -1,5 +1,5 @@
 // PAN-resnet34 inference at 1x3x512x512: onnxruntime-node (CPU) on panseg's ONNX export vs panseg's
-// own libtorch path (and PyTorch eager when /usr/bin/python3 has torch), same thread count, one run.
+// own libtorch paths (and PyTorch eager and frozen when /usr/bin/python3 has torch), same thread count, one run.
 // Run alone: node --import tsx bench/onnx.ts
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -29,13 +29,16 @@ export interface BenchRow {
 
 /**
  * Median ms of each runner. Repetitions are interleaved (a, b, c, a, b, c, ...) so that load from other
- * processes on a shared machine falls on every engine alike.
+ * processes on a shared machine falls on every engine alike. A short pause precedes each run: after a
+ * run, onnxruntime's (and OpenMP's) worker threads keep spinning for a while, which made whichever
+ * engine ran next ~25 ms slower at 2 threads on 2 cores.
  */
 async function interleavedMedians(runners: [string, () => unknown][], n: number): Promise<BenchRow[]> {
   for (const [, fn] of runners) await fn();
   const ts = runners.map((): number[] => []);
   for (let i = 0; i < n; i++) {
     for (const [k, [, fn]] of runners.entries()) {
+      await new Promise((r) => setTimeout(r, 50));
       const t = performance.now();
       await fn();
       ts[k].push(performance.now() - t);
@@ -57,13 +60,15 @@ export async function benchOnnx(o: OnnxBenchOptions = {}): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'panseg-bench-onnx-'));
   const rows: BenchRow[] = [];
   const sessions: ort.InferenceSession[] = [];
-  const fast = model.optimizedForInference({ channelsLast: true });
+  const cl = model.optimizedForInference({ channelsLast: true });
+  const fast = model.optimizedForInference(); // the default: oneDNN's blocked layout on CPU
   const x = randn([1, 3, size, size]);
   try {
     const input = x.toArray() as Float32Array;
     const runners: [string, () => unknown][] = [
       ['panseg fp32', () => tidy(() => { model.predict(x); })],
-      ['panseg fp32, BN folded, channels-last', () => tidy(() => { fast.predict(x); })],
+      ['panseg fp32, BN folded, channels-last', () => tidy(() => { cl.predict(x); })],
+      [`panseg fp32, inference copy (${fast.inferenceLayout!.mkldnn ? 'oneDNN blocked' : 'strided'})`, () => tidy(() => { fast.predict(x); })],
     ];
     for (const dynamicSize of [false, true]) {
       const path = join(dir, `pan-${dynamicSize ? 'dyn' : 'fixed'}.onnx`);
@@ -77,14 +82,16 @@ export async function benchOnnx(o: OnnxBenchOptions = {}): Promise<BenchRow[]> {
     if (o.torch ?? true) {
       try {
         const py = fileURLToPath(new URL('./pytorch_pan.py', import.meta.url));
-        const cfg = { encoder, classes, size, threads, repeats: reps, modes: ['fp32'], train: false };
+        const cfg = { encoder, classes, size, threads, repeats: reps, modes: ['fp32', 'fp32_frozen'], train: false };
         const torch = JSON.parse(execFileSync('/usr/bin/python3', [py, JSON.stringify(cfg)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as { infer: Record<string, number>; torch: string };
         if (torch.infer.fp32) rows.push({ name: `pytorch ${torch.torch} eager fp32`, ms: torch.infer.fp32 });
+        if (torch.infer.fp32_frozen) rows.push({ name: 'pytorch jit frozen + optimized fp32', ms: torch.infer.fp32_frozen });
       } catch { /* no PyTorch here: the onnxruntime / panseg ratio stands alone */ }
     }
   } finally {
     for (const s of sessions) await s.release();
     x.dispose();
+    cl.dispose();
     fast.dispose();
     model.dispose();
     rmSync(dir, { recursive: true, force: true });
@@ -97,8 +104,8 @@ export async function runOnnxBench(o: OnnxBenchOptions = {}): Promise<void> {
   const rows = await benchOnnx(o);
   const peer = rows.find((r) => r.name === 'onnxruntime-node cpu')!.ms;
   console.log(`\nPAN-${o.encoder ?? 'resnet34'} inference, 1x3x${o.size ?? 512}x${o.size ?? 512}, ${o.threads ?? 2} threads, median of ${o.repeats ?? 5}`);
-  console.log('engine                                      ms   / onnxruntime');
-  for (const r of rows) console.log(`  ${r.name.padEnd(38)}${r.ms.toFixed(0).padStart(6)}   ${(r.ms / peer).toFixed(2).padStart(6)}`);
+  console.log('engine                                              ms   / onnxruntime');
+  for (const r of rows) console.log(`  ${r.name.padEnd(46)}${r.ms.toFixed(0).padStart(6)}   ${(r.ms / peer).toFixed(2).padStart(6)}`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await runOnnxBench();

@@ -33,7 +33,7 @@ export function benchPan(o: PanBenchOptions = {}): PanBenchResult {
   const trainBatch = o.trainBatch ?? 4;
   setNumThreads(threads);
   manualSeed(0);
-  const cfg = { encoder, classes, size, threads, repeats: reps, train_batch: trainBatch, train: o.train ?? true };
+  const cfg = { encoder, classes, size, threads, repeats: reps, train_batch: trainBatch, train: o.train ?? true, modes: ['fp32', 'fp32_cl', 'bf16_cl', 'fp32_frozen'] };
   const py = fileURLToPath(new URL('./pytorch_pan.py', import.meta.url));
   const torch = JSON.parse(execFileSync('/usr/bin/python3', [py, JSON.stringify(cfg)], { encoding: 'utf8' })) as PanBenchResult['torch'];
 
@@ -43,8 +43,10 @@ export function benchPan(o: PanBenchOptions = {}): PanBenchResult {
   const gflops = (2 * countMacs(() => noGrad(() => tidy(() => { model.forward(x); })))) / 1e9;
   const infer: Record<string, number> = {};
   infer.fp32 = medianMs(() => tidy(() => { model.predict(x); }), reps);
+  // Inference copies (optimizedForInference): strided NCHW, channels-last, and oneDNN's blocked layout (the default on CPU).
   for (const [name, opts] of [
-    ['fp32_fused', {}], ['fp32_fused_cl', { channelsLast: true }], ['bf16_fused_cl', { channelsLast: true, dtype: 'bfloat16' }],
+    ['fp32_fused', { channelsLast: false }], ['fp32_fused_cl', { channelsLast: true }], ['fp32_mkldnn', { layout: 'mkldnn' }],
+    ['bf16_fused_cl', { channelsLast: true, dtype: 'bfloat16' }], ['bf16_mkldnn', { layout: 'mkldnn', dtype: 'bfloat16' }],
   ] as const) {
     const fast = model.optimizedForInference(opts);
     infer[name] = medianMs(() => tidy(() => { fast.predict(x); }), reps);
@@ -87,7 +89,7 @@ export function printPan(r: PanBenchResult, floorGflops = 270): void {
   const floor = (r.gflops / floorGflops) * 1000;
   console.log(`\nPAN-resnet34, 1x3x512x512: ${r.gflops.toFixed(1)} GFLOP of conv/linear; fp32 floor at ${floorGflops} GFLOP/s = ${floor.toFixed(0)} ms (threads ${getNumThreads()})`);
   console.log('inference (batch 1)        panseg ms  GFLOP/s  /floor  vs torch fp32  vs torch same mode');
-  const same: Record<string, string> = { fp32: 'fp32', fp32_fused: 'fp32', fp32_fused_cl: 'fp32_cl', bf16_fused_cl: 'bf16_cl' };
+  const same: Record<string, string> = { fp32: 'fp32', fp32_fused: 'fp32', fp32_fused_cl: 'fp32_cl', fp32_mkldnn: 'fp32_frozen', bf16_fused_cl: 'bf16_cl', bf16_mkldnn: 'bf16_cl' };
   for (const [k, ms] of Object.entries(r.infer)) {
     console.log(`  ${k.padEnd(24)}${fmt(ms)}  ${(r.gflops / (ms / 1000)).toFixed(0).padStart(7)}  ${(ms / floor).toFixed(2).padStart(6)}  ${ratio(ms, r.torch.infer.fp32).padStart(12)}  ${ratio(ms, r.torch.infer[same[k]]).padStart(17)}`);
   }

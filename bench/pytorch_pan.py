@@ -1,8 +1,10 @@
-"""PyTorch eager timings of the same PAN (scripts/reference/pan_model.py, smp's PAN), for bench/pan.ts.
+"""PyTorch timings of the same PAN (scripts/reference/pan_model.py, smp's PAN), for bench/pan.ts.
 
 usage: /usr/bin/python3 bench/pytorch_pan.py '<json config>'
 config: {"encoder": "resnet34", "classes": 21, "size": 512, "threads": 2, "repeats": 5,
-         "train_batch": 4, "modes": ["fp32", "fp32_cl", "bf16_cl"], "train": true}
+         "train_batch": 4, "modes": ["fp32", "fp32_cl", "bf16_cl", "fp32_frozen"], "train": true}
+Modes are eager, except fp32_frozen: torch.jit.optimize_for_inference(torch.jit.freeze(trace)),
+PyTorch's own oneDNN graph (blocked tensors, prepacked weights; inference only).
 Prints one JSON object: {"infer": {mode: ms}, "train": {mode: ms}} (medians after one warm-up).
 """
 import json
@@ -10,6 +12,7 @@ import os
 import statistics
 import sys
 import time
+import warnings
 
 import torch
 
@@ -48,12 +51,17 @@ for mode in cfg.get('modes', ['fp32', 'fp32_cl', 'bf16_cl']):
     if cl:
         x = x.contiguous(memory_format=torch.channels_last)
     bf16 = mode.startswith('bf16')
+    run = m
+    if mode == 'fp32_frozen':
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # the tracer's note on the input-size check, which is constant here
+            run = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(m, x, check_trace=False)))
 
     def infer():
         with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
-            m(x)
+            run(x)
     out['infer'][mode] = median_ms(infer, reps)
-    if cfg.get('train', True):
+    if cfg.get('train', True) and mode != 'fp32_frozen':
         m.train()
         opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
         xb = torch.randn(cfg.get('train_batch', 4), 3, size, size)

@@ -111,6 +111,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitDistributed(env, exports);
   InitOptim(env, exports);
   InitAllocator(env, exports);
+  InitMkldnn(env, exports);
   return exports;
 }
 

@@ -48,5 +48,6 @@ void InitRuntime(Napi::Env env, Napi::Object exports);
 void InitDistributed(Napi::Env env, Napi::Object exports);
 void InitOptim(Napi::Env env, Napi::Object exports);
 void InitAllocator(Napi::Env env, Napi::Object exports);
+void InitMkldnn(Napi::Env env, Napi::Object exports);
 
 }  // namespace panseg

@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # 1. Debian packages: libtorch (with oneDNN), OpenBLAS (1x1 convs fall to the ~10x slower
-#    reference BLAS without it), PyTorch for the parity tests' reference data, a compiler, Gloo's
-#    headers (distributed training on c10d), and Chromium (+ a font) for the web page's browser test.
-PKGS=(libtorch-dev libopenblas0-pthread python3-torch python3-numpy g++ make libgloo-dev chromium fonts-dejavu-core)
+#    reference BLAS without it), oneDNN's and ideep's headers (inference copies call oneDNN for
+#    Winograd convolutions; without them ATen's slower path runs), PyTorch for the parity tests'
+#    reference data, a compiler, Gloo's headers (distributed training on c10d), and Chromium (+ a font)
+#    for the web page's browser test.
+PKGS=(libtorch-dev libopenblas0-pthread libdnnl-dev libideep-dev python3-torch python3-numpy g++ make libgloo-dev chromium fonts-dejavu-core)
 missing=()
 if command -v dpkg-query >/dev/null; then
   for p in "${PKGS[@]}"; do

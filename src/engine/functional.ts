@@ -51,7 +51,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   }
   try {
     return new Tensor(native.conv2d(x.h, weight.h, bias?.h ?? null, stride, padding, dilation, groups));
-  } catch (e) { relabel(e, op); }
+  } catch (e) { relabel(e, op, x); }
 }
 
 export interface BatchNormOptions {
@@ -85,7 +85,7 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
   const eps = v.num(op, 'eps', opts.eps ?? 1e-5, { min: 0 });
   try {
     return new Tensor(native.batchNorm(x.h, opts.weight?.h ?? null, opts.bias?.h ?? null, runningMean?.h ?? null, runningVar?.h ?? null, training, momentum, eps));
-  } catch (e) { relabel(e, op); }
+  } catch (e) { relabel(e, op, x); }
 }
 
 export interface PoolOptions {
@@ -115,7 +115,7 @@ export function maxPool2d(x: Tensor, kernelSize: number | [number, number], opts
 
 export function avgPool2d(x: Tensor, kernelSize: number | [number, number], opts: PoolOptions & { countIncludePad?: boolean } = {}): Tensor {
   const { k, s, p, ceil } = poolArgs('avgPool2d', x, kernelSize, opts);
-  try { return new Tensor(native.avgPool2d(x.h, k, s, p, ceil, opts.countIncludePad ?? true)); } catch (e) { relabel(e, 'avgPool2d'); }
+  try { return new Tensor(native.avgPool2d(x.h, k, s, p, ceil, opts.countIncludePad ?? true)); } catch (e) { relabel(e, 'avgPool2d', x); }
 }
 
 export function adaptiveAvgPool2d(x: Tensor, outputSize: number | [number, number]): Tensor {
@@ -160,7 +160,7 @@ export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
       fail(op, `expected a positive finite number or pair for scaleFactor but received ${describe(sf)}`);
     }
   }
-  try { return new Tensor(native.interpolate(x.h, mode, size, scales, align)); } catch (e) { relabel(e, op); }
+  try { return new Tensor(native.interpolate(x.h, mode, size, scales, align)); } catch (e) { relabel(e, op, x); }
 }
 
 /** y = x W^T + b */
@@ -168,7 +168,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   tensorArg('linear', 'input', x); tensorArg('linear', 'weight', weight);
   rank('linear', 'weight', weight, 2, '[out, in]');
   if (x.shape[x.ndim - 1] !== weight.shape[1]) fail('linear', `input's last dim is ${x.shape[x.ndim - 1]} but weight expects ${weight.shape[1]}`);
-  try { return new Tensor(native.linear(x.h, weight.h, bias?.h ?? null)); } catch (e) { relabel(e, 'linear'); }
+  try { return new Tensor(native.linear(x.h, weight.h, bias?.h ?? null)); } catch (e) { relabel(e, 'linear', x); }
 }
 
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -199,7 +199,7 @@ export function crossEntropy(x: Tensor, target: Tensor, opts: CrossEntropyOption
     tensorArg(op, 'weight', opts.weight);
     if (opts.weight.ndim !== 1 || opts.weight.shape[0] !== x.shape[1]) fail(op, `expected weight of shape [${x.shape[1]}], got ${v.fmtShape(opts.weight.shape)}`);
   }
-  try { return new Tensor(native.crossEntropy(x.h, target.h, opts.weight?.h ?? null, reduction, ignore, ls)); } catch (e) { relabel(e, op); }
+  try { return new Tensor(native.crossEntropy(x.h, target.h, opts.weight?.h ?? null, reduction, ignore, ls)); } catch (e) { relabel(e, op, x); }
 }
 
 /** Negative log-likelihood of log-probabilities [N, C, ...] against class indices. */
@@ -207,7 +207,7 @@ export function nllLoss(x: Tensor, target: Tensor, opts: Omit<CrossEntropyOption
   const op = 'nllLoss';
   lossTarget(op, x, target);
   const reduction = v.oneOf(op, 'reduction', opts.reduction ?? 'mean', ['mean', 'sum', 'none']);
-  try { return new Tensor(native.nllLoss(x.h, target.h, opts.weight?.h ?? null, reduction, v.int(op, 'ignoreIndex', opts.ignoreIndex ?? -100))); } catch (e) { relabel(e, op); }
+  try { return new Tensor(native.nllLoss(x.h, target.h, opts.weight?.h ?? null, reduction, v.int(op, 'ignoreIndex', opts.ignoreIndex ?? -100))); } catch (e) { relabel(e, op, x); }
 }
 
 /** Binary cross-entropy on logits, as torch.nn.functional.binary_cross_entropy_with_logits. */
@@ -215,7 +215,7 @@ export function binaryCrossEntropyWithLogits(x: Tensor, target: Tensor, opts: { 
   const op = 'binaryCrossEntropyWithLogits';
   tensorArg(op, 'input', x); tensorArg(op, 'target', target);
   const reduction = v.oneOf(op, 'reduction', opts.reduction ?? 'mean', ['mean', 'sum', 'none']);
-  try { return new Tensor(native.bceWithLogits(x.h, target.h, opts.weight?.h ?? null, opts.posWeight?.h ?? null, reduction)); } catch (e) { relabel(e, op); }
+  try { return new Tensor(native.bceWithLogits(x.h, target.h, opts.weight?.h ?? null, opts.posWeight?.h ?? null, reduction)); } catch (e) { relabel(e, op, x); }
 }
 
 /** Zeroes elements with probability p and scales the rest by 1/(1-p) when training. */
@@ -237,14 +237,14 @@ export function pad(x: Tensor, pads: number[], opts: { mode?: 'constant' | 'refl
   if (mode !== 'constant' && (k < 1 || k > 3 || (x.ndim !== k + 1 && x.ndim !== k + 2))) {
     fail(op, `mode '${mode}' with ${pads.length} pads needs an input of ${k + 1} or ${k + 2} dims, got ${v.fmtShape(x.shape)}; for [N, C, H, W] give 4 pads [left, right, top, bottom]`);
   }
-  try { return new Tensor(native.pad(x.h, pads, mode, v.num(op, 'value', opts.value ?? 0, { finite: false }))); } catch (e) { relabel(e, op); }
+  try { return new Tensor(native.pad(x.h, pads, mode, v.num(op, 'value', opts.value ?? 0, { finite: false }))); } catch (e) { relabel(e, op, x); }
 }
 
 /** One-hot encoding of int64 class indices; numClasses -1 infers it from the data. */
 export function oneHot(x: Tensor, numClasses = -1): Tensor {
   tensorArg('oneHot', 'input', x);
   if (x.dtype !== 'int64') fail('oneHot', `expected an int64 tensor of class indices, got ${x.dtype}`);
-  try { return new Tensor(native.oneHot(x.h, v.int('oneHot', 'numClasses', numClasses, -1))); } catch (e) { relabel(e, 'oneHot'); }
+  try { return new Tensor(native.oneHot(x.h, v.int('oneHot', 'numClasses', numClasses, -1))); } catch (e) { relabel(e, 'oneHot', x); }
 }
 
 export const relu = (x: Tensor): Tensor => tensorArg('relu', 'input', x).relu();
@@ -264,14 +264,14 @@ function tensorList(op: string, ts: unknown): Tensor[] {
 export function cat(ts: Tensor[], dim = 0): Tensor {
   const list = tensorList('cat', ts);
   const d = v.dim('cat', 'dim', dim, list[0].ndim);
-  try { return new Tensor(native.cat(list.map((t) => t.h), d)); } catch (e) { relabel(e, 'cat'); }
+  try { return new Tensor(native.cat(list.map((t) => t.h), d)); } catch (e) { relabel(e, 'cat', ...ts); }
 }
 
 /** Stacks along a new dim. */
 export function stack(ts: Tensor[], dim = 0): Tensor {
   const list = tensorList('stack', ts);
   const d = v.dim('stack', 'dim', dim, list[0].ndim + 1);
-  try { return new Tensor(native.stack(list.map((t) => t.h), d)); } catch (e) { relabel(e, 'stack'); }
+  try { return new Tensor(native.stack(list.map((t) => t.h), d)); } catch (e) { relabel(e, 'stack', ...ts); }
 }
 
 /** Elementwise `cond ? a : b` with broadcasting. */
@@ -285,7 +285,7 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
 export function bincount(x: Tensor, minlength = 0): Tensor {
   tensorArg('bincount', 'input', x);
   if (x.ndim !== 1) fail('bincount', `expected a 1-D input, got ${v.fmtShape(x.shape)}`);
-  try { return new Tensor(native.bincount(x.h, v.int('bincount', 'minlength', minlength, 0))); } catch (e) { relabel(e, 'bincount'); }
+  try { return new Tensor(native.bincount(x.h, v.int('bincount', 'minlength', minlength, 0))); } catch (e) { relabel(e, 'bincount', x); }
 }
 
 /** Samples 0/1 with the given probabilities. */

@@ -8,3 +8,4 @@ export { DTYPES, type DType, isFloating } from './dtype.js';
 export { cpuFeatures, resolvePrecision, type CpuFeatures, type Precision } from './cpu.js';
 export { sgdForeach, type SgdForeachOptions, adamwForeach, type AdamwForeachOptions, ampUnscale } from './foreach.js';
 export { setCpuBufferCache, emptyCpuBufferCache, cpuBufferCacheStats, type CpuBufferCacheStats } from './buffer-cache.js';
+export { packConv2dWeight, mkldnnConv2d, mkldnnAvailable, winogradApplies, winogradAvailable, type ConvAlgorithm, type PackedConvOptions, type MkldnnConv2dOptions } from './mkldnn.js';

@@ -123,6 +123,13 @@ export interface NativeAddon {
   cpuCacheSetLimit(bytes: number): void;
   cpuCacheEmpty(): void;
   cpuCacheStats(): { enabled: boolean; limit: number; cachedBytes: number; hits: number; misses: number };
+  // oneDNN blocked layout (native/mkldnn.cc)
+  isMkldnn(t: H): boolean;
+  mkldnnIdeep(): boolean;
+  toMkldnn(t: H, dtype: number | null): H;
+  toDense(t: H, dtype: number | null): H;
+  mkldnnPackConv(w: H, padding: Ints, stride: Ints, dilation: Ints, groups: number, inputSize: Ints, algorithm: 'direct' | 'winograd'): H;
+  mkldnnConv2d(x: H, packedW: H, b: Opt, padding: Ints, stride: Ints, dilation: Ints, groups: number, blockedOut: boolean, algorithm: 'direct' | 'winograd', relu: boolean): H;
   // ---- distributed (native/distributed.cc; used only by src/distributed/c10d.ts) ----
   /** '' when c10d + Gloo were compiled in, else why not. */
   distAvailable(): string;

@@ -10,7 +10,8 @@ const binaryIdx = new Map(native.binaryNames.map((n, i) => [n, i]));
 const scalarIdx = new Map(native.scalarNames.map((n, i) => [n, i]));
 
 /** Renames a native error (`binary: ...`) after the public op the user called, as a PansegError. */
-export function relabel(e: unknown, op: string): never {
+export function relabel(e: unknown, op: string, ...inputs: unknown[]): never {
+  if (inputs.length && !(e instanceof PansegError)) blockedLayoutError(op, inputs, 'the input is');
   if (e instanceof Error && !(e instanceof PansegError)) throw new PansegError(`${op}: ${e.message.replace(/^[A-Za-z_0-9]+: /, '')}`);
   throw e;
 }
@@ -22,6 +23,7 @@ export class Tensor {
   /** @internal */
   _h: Handle | null;
   private _meta: [number, string, boolean, ...number[]] | null = null;
+  private _mkldnn: boolean | null = null;
 
   /** @internal Wraps a native handle; use the creation functions instead. */
   constructor(h: Handle) {
@@ -45,6 +47,12 @@ export class Tensor {
   get ndim(): number { return this.meta().length - 3; }
   get numel(): number { return this.shape.reduce((a, b) => a * b, 1); }
   get isDisposed(): boolean { return this._h === null; }
+  /**
+   * 'mkldnn' for a tensor in oneDNN's blocked memory order (made by toMkldnn(); inference copies use
+   * them inside), else 'strided'. A blocked tensor supports few ops: convert it back with toDense().
+   */
+  get layout(): 'strided' | 'mkldnn' { return this.isMkldnn ? 'mkldnn' : 'strided'; }
+  get isMkldnn(): boolean { return (this._mkldnn ??= native.isMkldnn(this.h)); }
   size(d: number): number { return this.shape[v.dim('size', 'dim', d, this.ndim)]; }
 
   /** Frees the native memory now. Safe to call twice. */
@@ -105,6 +113,23 @@ export class Tensor {
     v.oneOf('contiguous', 'memoryFormat', memoryFormat, ['contiguous', 'channelsLast']);
     if (memoryFormat === 'channelsLast' && this.ndim !== 4) fail('contiguous', `channelsLast needs a 4-D tensor, got ${v.fmtShape(this.shape)}`);
     return new Tensor(native.contiguous(this.h, memoryFormat === 'channelsLast'));
+  }
+  /**
+   * A copy in oneDNN's blocked layout (CPU float32 or bfloat16), optionally cast on the way; a
+   * blocked tensor is returned as a new handle (cast if asked).
+   * @example const xb = x.toMkldnn(); ...; const y = yb.toDense();
+   */
+  toMkldnn(dtype?: 'float32' | 'bfloat16'): Tensor {
+    if (dtype !== undefined) v.oneOf('toMkldnn', 'dtype', dtype, ['float32', 'bfloat16']);
+    if (this.device !== 'cpu') fail('toMkldnn', `the blocked layout is CPU-only, got a tensor on ${this.device}`);
+    if (this.dtype !== 'float32' && this.dtype !== 'bfloat16') fail('toMkldnn', `expected a float32 or bfloat16 tensor, got ${this.dtype}`);
+    try { return new Tensor(native.toMkldnn(this.h, dtype === undefined ? null : dtypeCode('toMkldnn', dtype))); } catch (e) { relabel(e, 'toMkldnn'); }
+  }
+  /** An ordinary (strided, contiguous) tensor from a blocked one, optionally cast; a strided tensor is returned as a new handle (cast if asked). */
+  toDense(dtype?: 'float32' | 'bfloat16'): Tensor {
+    if (dtype !== undefined) v.oneOf('toDense', 'dtype', dtype, ['float32', 'bfloat16']);
+    if (!this.isMkldnn) return dtype === undefined || dtype === this.dtype ? this.detach() : this.to(dtype);
+    try { return new Tensor(native.toDense(this.h, dtype === undefined ? null : dtypeCode('toDense', dtype))); } catch (e) { relabel(e, 'toDense'); }
   }
   isContiguous(memoryFormat: 'contiguous' | 'channelsLast' = 'contiguous'): boolean {
     return native.isContiguous(this.h, memoryFormat === 'channelsLast');
@@ -411,11 +436,31 @@ for (const name of Object.getOwnPropertyNames(Tensor.prototype)) {
       if (this._h === null) fail(name, `${DISPOSED.slice(8)}; keep it alive with keep() or return it from tidy()`);
       try { return f.apply(this, arguments as unknown as unknown[]); } catch (e) {
         if (e instanceof PansegError && e.message.startsWith(DISPOSED)) fail(name, `an argument tensor was disposed${e.message.slice(DISPOSED.length)}`);
+        const args = [this, ...(arguments as unknown as unknown[])];
+        if (!MKLDNN_OPS.has(name)) blockedLayoutError(name, args);
+        else if (mixesLayouts(args)) fail(name, 'mixes strided and blocked (\'mkldnn\') tensors; convert one with toDense() or toMkldnn() so the layouts match');
         throw e;
       }
     },
   }[name];
   Object.defineProperty(Tensor.prototype, name, { ...d, value: wrapped });
+}
+
+// What a blocked ('mkldnn') tensor supports besides shape queries: oneDNN kernels exist for these.
+const MKLDNN_OPS = new Set(['toMkldnn', 'toDense', 'add', 'add_', 'mul', 'mul_', 'relu', 'relu_', 'clone', 'detach', 'size', 'requiresGrad_']);
+
+/**
+ * After a failed op: when a tensor involved is in the blocked layout, the op (most likely) failed
+ * for that reason, and ATen's message about the 'MkldnnCPU' backend would not say what to do.
+ */
+export function blockedLayoutError(op: string, args: unknown[], first = 'this tensor is'): void {
+  const t = args.find((a): a is Tensor => a instanceof Tensor && a._h !== null && a.isMkldnn);
+  if (t) fail(op, `${args[0] === t ? first : 'an argument is'} in oneDNN's blocked layout (layout 'mkldnn'), which ${op} does not support; convert it with toDense() first`);
+}
+
+function mixesLayouts(args: unknown[]): boolean {
+  const layouts = new Set(args.filter((a): a is Tensor => a instanceof Tensor && a._h !== null).map((t) => t.isMkldnn));
+  return layouts.size > 1;
 }
 
 export function isTensor(x: unknown): x is Tensor {

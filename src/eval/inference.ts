@@ -53,12 +53,12 @@ export function predictProbs(model: PAN, x: Tensor, o: InferenceOptions = {}): T
 }
 
 /**
- * A BatchNorm-folded, channels-last copy of `model` in the given precision, for repeated inference
- * (evaluation, prediction, serving). Dispose it when done.
+ * A BatchNorm-folded copy of `model` in the given precision and its fastest layout (see
+ * PAN.optimizedForInference), for repeated inference (evaluation, prediction, serving). Dispose it when done.
  */
 export function inferenceCopy(model: PAN, precision: Precision | 'auto' = 'auto'): PAN {
   const p = resolvePrecision(precision, model.parameters()[0].device);
-  return model.optimizedForInference({ channelsLast: true, dtype: p === 'bf16' ? 'bfloat16' : p === 'fp16' ? 'float16' : 'float32' });
+  return model.optimizedForInference({ dtype: p === 'bf16' ? 'bfloat16' : p === 'fp16' ? 'float16' : 'float32' });
 }
 
 function averagedProbs(model: PAN, x: Tensor, o: InferenceOptions): Tensor {

@@ -38,7 +38,8 @@ export interface EmittedGraph {
 }
 
 function floats(t: Tensor): Float32Array {
-  return tidy(() => t.to({ dtype: 'float32', device: 'cpu' }).toArray() as Float32Array);
+  // Weights of a blocked-layout inference copy are packed for oneDNN: read them back in OIHW order.
+  return tidy(() => (t.isMkldnn ? t.toDense() : t).to({ dtype: 'float32', device: 'cpu' }).toArray() as Float32Array);
 }
 
 /** The conv's weights as float32 arrays, with an eval-mode BatchNorm folded in (see foldedConvBnParams). */

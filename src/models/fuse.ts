@@ -1,8 +1,8 @@
-// Inference-only rewrites: BatchNorm folded into the preceding convolution, optional
-// channels-last memory order and reduced-precision weights.
+// Inference-only rewrites: BatchNorm folded into the preceding convolution, convolutions packed for
+// oneDNN's blocked layout, optional channels-last memory order and reduced-precision weights.
 import { fail } from '../common/errors.js';
 import { noGrad, type Tensor, tidy } from '../engine/index.js';
-import { BatchNorm2d, Conv2d, Identity, type Module, Sequential } from '../nn/index.js';
+import { BatchNorm2d, Conv2d, Identity, MkldnnConv2d, type Module, Sequential } from '../nn/index.js';
 
 /** Child-name pairs (conv, its BatchNorm) in torchvision's and smp's module trees. */
 const PAIRS: [string, string][] = [['conv1', 'bn1'], ['conv2', 'bn2'], ['conv3', 'bn3'], ['conv', 'bn'], ['0', '1']];
@@ -61,6 +61,26 @@ export function foldBatchNorms(root: Module): number {
       }
       conv.dispose();
       norm.dispose();
+      n++;
+    }
+  }
+  return n;
+}
+
+/**
+ * Replaces every Conv2d of `root` (BatchNorm already folded) by an MkldnnConv2d. Those under a path
+ * for which `blocked(path)` holds keep blocked outputs; the others return strided tensors, for ops
+ * oneDNN has no blocked kernel for (interpolation, broadcasting multiply, sigmoid). Returns the count.
+ */
+export function packConvsForMkldnn(root: Module, blocked: (path: string) => boolean): number {
+  let n = 0;
+  for (const [path, m] of [...root.namedModules()]) {
+    for (const [name, conv] of [...m._children]) {
+      if (!(conv instanceof Conv2d) || conv instanceof MkldnnConv2d) continue;
+      const packed = new MkldnnConv2d(conv, { blockedOutput: blocked(path ? `${path}.${name}` : name) });
+      m._children.set(name, packed);
+      if (m instanceof Sequential) m.layers[m.layers.indexOf(conv)] = packed;
+      conv.dispose();
       n++;
     }
   }

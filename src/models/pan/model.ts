@@ -1,19 +1,39 @@
 // PAN (Li et al., BMVC 2018) in smp's form: dilated ResNet -> FPA + GAU decoder -> head.
 import { fail } from '../../common/errors.js';
 import * as v from '../../common/validate.js';
-import { F, getRngState, inferenceMode, setRngState, type Tensor, tidy } from '../../engine/index.js';
+import { F, getRngState, inferenceMode, mkldnnAvailable, setRngState, type Tensor, tidy } from '../../engine/index.js';
 import { loadWeights } from '../../io/weights.js';
 import { Module } from '../../nn/index.js';
-import { foldBatchNorms } from '../fuse.js';
+import { foldBatchNorms, packConvsForMkldnn } from '../fuse.js';
 import { createEncoder, type Encoder, encoderEntry, type OutputStride, type Preprocessing, preprocessingParams } from '../encoders/index.js';
 import { type ActivationName, ACTIVATIONS, type AuxParams, ClassificationHead, SegmentationHead } from '../heads.js';
 import { type AttentionTrace, type DecoderInterpolation, PANDecoder } from './decoder.js';
 import { type PansegMeta, readPretrained, smpConfigFromOptions, writePretrained } from './pretrained.js';
 
-interface InferenceLayout {
+type InferenceDtype = 'float32' | 'bfloat16' | 'float16';
+
+export interface InferenceLayout {
+  /** Encoder activations in oneDNN's blocked layout, convolution weights packed for it. */
+  mkldnn: boolean;
   channelsLast: boolean;
-  dtype: 'float32' | 'bfloat16' | 'float16';
+  dtype: InferenceDtype;
 }
+
+export interface InferenceCopyOptions {
+  /** Weight and compute dtype. Default 'float32'. */
+  dtype?: InferenceDtype;
+  /**
+   * 'mkldnn': convolution weights packed once for oneDNN, encoder activations kept in its blocked
+   * layout (CPU; float32 or bfloat16). 'strided': ordinary tensors. Default: 'mkldnn' where it
+   * measured fastest (CPU, float32 or bfloat16, a oneDNN libtorch) unless channelsLast is given, else 'strided'.
+   */
+  layout?: 'mkldnn' | 'strided';
+  /** NHWC memory order for the strided layout. Default true (faster on CPU than NCHW). */
+  channelsLast?: boolean;
+}
+
+/** Dtypes whose default copy uses the blocked layout, from bench/pan.ts (see README, Inference speed). */
+const MKLDNN_DEFAULT_DTYPES: readonly InferenceDtype[] = ['float32', 'bfloat16'];
 
 export interface PANOptions {
   /** Default 'resnet34'. */
@@ -159,14 +179,17 @@ export class PAN extends Module {
       const attention: AttentionTrace | undefined = withAttention ? { gau: {} } : undefined;
       const lay = this.layout;
       let input = x;
-      if (lay) {
+      if (lay?.mkldnn) input = input.toMkldnn(lay.dtype === 'bfloat16' ? 'bfloat16' : 'float32'); // blocked once, cast on the way
+      else if (lay) {
         if (lay.dtype !== x.dtype) input = input.to(lay.dtype);
         if (lay.channelsLast) input = input.contiguous('channelsLast');
       }
+      // In the blocked layout the encoder's features stay blocked; the decoder's convolutions return strided tensors.
       const feats = this.encoder.features(input);
       const dec = this.decoder.forward(feats, attention);
-      let masks = this.segmentationHead.forward(dec);
-      let labels = this.classificationHead ? this.classificationHead.forward(feats[feats.length - 1]) : null;
+      let masks = this.segmentationHead.forward(lay && dec.device === 'cpu' ? dec.to('float32').contiguous() : dec); // a CPU copy's head is float32 NCHW
+      const deepest = feats[feats.length - 1];
+      let labels = this.classificationHead ? this.classificationHead.forward(lay?.mkldnn ? deepest.toDense() : deepest) : null;
       if (lay) {
         // Callers get float32 in the default layout, whatever ran inside.
         masks = masks.to('float32').contiguous();
@@ -177,12 +200,29 @@ export class PAN extends Module {
   }
 
   /**
-   * A copy for fast inference: BatchNorm folded into the convolutions, weights optionally in
-   * channels-last order and in bfloat16/float16. Inputs and outputs stay float32 NCHW.
+   * A copy for fast inference: BatchNorm folded into the convolutions, and by default the fastest
+   * layout for its device and dtype (on CPU in float32 and bfloat16: weights packed for oneDNN,
+   * encoder activations in its blocked layout). The segmentation head stays float32 NCHW.
+   * Inputs and outputs stay float32 NCHW.
    * The copy cannot be trained or saved; keep the original for that.
-   * @example const fast = model.optimizedForInference({ channelsLast: true, dtype: 'bfloat16' });
+   * @example
+   * const fast = model.optimizedForInference(); // float32, blocked layout on CPU
+   * const bf16 = model.optimizedForInference({ dtype: 'bfloat16' }); // blocked layout too
    */
-  optimizedForInference(o: { channelsLast?: boolean; dtype?: 'float32' | 'bfloat16' | 'float16' } = {}): PAN {
+  optimizedForInference(o: InferenceCopyOptions = {}): PAN {
+    const op = 'optimizedForInference';
+    const dtype = v.oneOf(op, 'dtype', o.dtype ?? 'float32', ['float32', 'bfloat16', 'float16']);
+    if (o.layout !== undefined) v.oneOf(op, 'layout', o.layout, ['mkldnn', 'strided']);
+    if (o.channelsLast !== undefined) v.bool(op, 'channelsLast', o.channelsLast);
+    const dev = this.parameters()[0].device;
+    const mkldnn = o.layout === 'mkldnn' || (o.layout === undefined && o.channelsLast === undefined && dev === 'cpu' && mkldnnAvailable() && MKLDNN_DEFAULT_DTYPES.includes(dtype));
+    if (mkldnn) {
+      if (o.channelsLast !== undefined) fail(op, 'channelsLast applies to the strided layout; drop it or pass layout: \'strided\'');
+      if (dev !== 'cpu') fail(op, `the mkldnn layout is CPU-only, but the model is on ${dev}; use layout: 'strided'`);
+      if (dtype === 'float16') fail(op, 'the mkldnn layout supports float32 and bfloat16, not float16; use layout: \'strided\'');
+      if (!mkldnnAvailable()) fail(op, 'this libtorch was built without oneDNN (mkldnn); use layout: \'strided\'');
+    }
+    const channelsLast = !mkldnn && (o.channelsLast ?? true);
     // Building the copy initializes weights it then overwrites: keep the caller's random stream untouched.
     const rng = getRngState();
     let m: PAN;
@@ -191,19 +231,30 @@ export class PAN extends Module {
       m.loadStateDict(this.stateDict());
       m.eval();
       foldBatchNorms(m);
+      m.freeze();
+      // On the CPU the head stays float32 and NCHW: libtorch 1.13's bilinear x4 upsampling has no fast
+      // reduced-precision kernel (bfloat16: 23 ms vs 5 ms in float32 at 512x512, 21 classes; the head is
+      // 0.4% of the work), and upsampling in channels-last and converting its 16x larger output back cost
+      // 10 ms. GPUs keep the whole copy in one dtype and layout (as measured there, README 'GPU').
+      const cpuHead = dev === 'cpu';
+      if (dtype !== 'float32') {
+        m.to({ dtype });
+        if (cpuHead) m.segmentationHead.to({ dtype: 'float32' });
+      }
+      if (channelsLast) for (const part of cpuHead ? [m.encoder, m.decoder] : [m]) part.to({ memoryFormat: 'channelsLast' });
+      // The encoder's convolutions feed one another: their outputs stay blocked.
+      if (mkldnn) packConvsForMkldnn(m, (path) => path.startsWith('encoder.'));
     } finally {
       setRngState(rng);
       rng.dispose();
     }
-    m.freeze();
-    const dtype = o.dtype ?? 'float32';
-    if (o.channelsLast) m.to({ memoryFormat: 'channelsLast' });
-    if (dtype !== 'float32') m.to({ dtype });
-    const dev = this.parameters()[0].device;
     if (dev !== 'cpu') m.to({ device: dev });
-    m.layout = { channelsLast: o.channelsLast ?? false, dtype };
+    m.layout = { mkldnn, channelsLast, dtype };
     return m;
   }
+
+  /** How an inference copy lays out its tensors (null for a trainable model). */
+  get inferenceLayout(): Readonly<InferenceLayout> | null { return this.layout; }
 
   /** True for copies made by optimizedForInference(). */
   get isOptimizedForInference(): boolean { return this.layout !== null; }
