@@ -29,7 +29,8 @@ struct CachingCpuAllocator final : at::Allocator {
 
   static void* Raw(size_t n) {
     void* p = nullptr;
-    if (posix_memalign(&p, kAlign, n) != 0 || !p) throw std::bad_alloc();
+    TORCH_CHECK(posix_memalign(&p, kAlign, n) == 0 && p, "can't allocate memory: you tried to allocate ", n, " bytes (",
+                static_cast<double>(n) / (1 << 30), " GiB)");
     return p;
   }
 

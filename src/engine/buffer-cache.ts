@@ -1,8 +1,23 @@
 // The CPU buffer cache (native/allocator.cc): freed tensor buffers of 64 KiB and more are kept by
 // size and reused, so repeated same-size work allocates nothing new. Process-wide, like PyTorch's
-// CUDA caching allocator.
+// CUDA caching allocator. On by default: it removed nearly all page faults and 3-4% of the time
+// of PAN inference and training steps here (README, 'Benchmarks').
+import { totalmem } from 'node:os';
 import * as v from '../common/validate.js';
 import { native } from './native.js';
+
+/** PANSEG_CPU_CACHE_MB if set (0 turns the cache off), else a quarter of the RAM, at most 4 GiB. */
+function defaultLimit(): number {
+  const env = process.env.PANSEG_CPU_CACHE_MB;
+  const mb = Number(env);
+  if (env !== undefined && env !== '') {
+    if (Number.isFinite(mb) && mb >= 0) return mb * 2 ** 20;
+    console.warn(`panseg: ignoring PANSEG_CPU_CACHE_MB=${env} (expected megabytes >= 0; 0 turns the CPU buffer cache off)`);
+  }
+  return Math.min(totalmem() / 4, 4 * 2 ** 30);
+}
+const initialLimit = defaultLimit();
+if (initialLimit > 0) native.cpuCacheSetLimit(initialLimit); // 0: libtorch's own allocator stays in place
 
 export interface CpuBufferCacheStats {
   /** Whether the caching allocator has been installed (it stays installed; a limit of 0 bypasses it). */

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { F, dispose, keep, liveTensors, manualSeed, setNumThreads, noGrad, ones, randn, tidy, zeros, type Tensor } from '../../src/engine/index.js';
+import { F, cpuBufferCacheStats, dispose, emptyCpuBufferCache, keep, liveTensors, manualSeed, setNumThreads, noGrad, ones, randn, tidy, zeros, type Tensor } from '../../src/engine/index.js';
 
 // Thousands of tiny ops: one thread avoids libtorch's fork/join cost, which on a busy machine
 // (e.g. CI running other jobs) makes a 2-thread run 10x slower. Results do not depend on it.
@@ -142,6 +142,7 @@ describe('garbage collection', () => {
   }
   it('frees the native memory of tensors that were never disposed', async () => {
     const base = liveTensors();
+    emptyCpuBufferCache(); // the tensors below get fresh memory, not cached blocks
     const rss0 = process.memoryUsage().rss;
     // 64 tensors of 4 MB each, written (so resident), then dropped without dispose().
     (() => { for (let i = 0; i < 64; i++) ones([1 << 20]); })();
@@ -150,6 +151,10 @@ describe('garbage collection', () => {
     // <= base: a collection also finalizes garbage that earlier code left undisposed.
     await collect(() => liveTensors() <= base);
     assert.ok(liveTensors() <= base, `every handle was finalized (${liveTensors()} live, ${base} before)`);
+    // Finalized buffers went to the CPU buffer cache (for reuse); emptying it returns them to the system.
+    const stats = cpuBufferCacheStats();
+    assert.ok(!stats.enabled || stats.limit === 0 || stats.cachedBytes > 0, 'the freed buffers are cached');
+    emptyCpuBufferCache();
     const after = process.memoryUsage().rss;
     assert.ok(peak - rss0 > 200 * 2 ** 20, `the tensors were resident (+${((peak - rss0) / 2 ** 20).toFixed(0)} MB)`);
     assert.ok(after - rss0 < 64 * 2 ** 20, `RSS returned near its start (+${((after - rss0) / 2 ** 20).toFixed(0)} MB after GC)`);
