@@ -2,7 +2,9 @@
 # GPU checks in one run, for a machine with an NVIDIA GPU and a CUDA PyTorch (python3): builds the
 # addon against that PyTorch's libtorch, runs the CUDA/NCCL test cases and the GPU benchmark.
 # Logs go to $OUT (default ./gpu-out). Node, its headers and node_modules may come packed in .gpu/
-# (node.xz, node-headers.tar.xz, node_modules.tar.xz) for a machine without them.
+# (node.xz, node-headers.tar.xz, node_modules.tar.xz) for a machine without them, made on a machine with
+# them: xz -c "$(command -v node)" > .gpu/node.xz; tar cJf .gpu/node-headers.tar.xz -C /usr include/node;
+# tar cJf .gpu/node_modules.tar.xz --exclude='node_modules/onnxruntime-*' --exclude=node_modules/typescript node_modules
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-out}
