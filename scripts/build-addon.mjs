@@ -117,6 +117,15 @@ function ncclFromPython() {
   } catch { return []; }
 }
 
+// native/mkldnn.cc calls oneDNN through ideep's headers only where libtorch loads the system oneDNN
+// (Debian's); pytorch.org's and pip's libtorch link oneDNN statically, so the path could never run
+// there, and their bundled ideep headers may not match the code: leave it out at compile time.
+function linksSystemOneDnn(lib) {
+  try {
+    return /NEEDED.*libdnnl\.so/.test(execFileSync('readelf', ['-d', join(lib, 'libtorch_cpu.so')], { encoding: 'utf8', maxBuffer: 1 << 24 }));
+  } catch { return false; }
+}
+
 const nodeInc = findNodeHeaders();
 const napiInc = dirname(createRequire(import.meta.url).resolve('node-addon-api/package.json'));
 // PyTorch 2.10 and later are built as C++20 and their headers may use it; older ones as C++17.
@@ -126,6 +135,7 @@ const cflags = [
   `-std=${std}`, '-O2', '-fPIC', '-Wall', '-Wno-unused-parameter', '-Wno-unused-variable',
   `-D_GLIBCXX_USE_CXX11_ABI=${config.cxx11Abi}`, '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS',
   '-DNODE_ADDON_API_DISABLE_DEPRECATED', '-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS', ...(cuda ? ['-DPANSEG_CUDA'] : []),
+  ...(linksSystemOneDnn(lt.lib) ? [] : ['-DPANSEG_NO_IDEEP']),
   `-I${nodeInc}`, `-I${napiInc}`, ...lt.includes.map((i) => `-isystem${i}`),
   ...(cuda ? cudaIncludes().map((i) => `-isystem${i}`) : []),
   // Extra flags, e.g. PANSEG_CXXFLAGS=-DPANSEG_NO_NCCL (or -DPANSEG_NO_C10D) to leave a backend out.
