@@ -465,7 +465,10 @@ static Napi::Value GradSyncCreate(const Napi::CallbackInfo& info) {
     b.flat = at::zeros({b.numel}, params[b.members[0]].options().memory_format(at::MemoryFormat::Contiguous));
     for (size_t k = 0; k < b.members.size(); k++) {
       auto& p = params[b.members[k]];
-      b.views.push_back(b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes()));
+      // Each view takes its parameter's strides (as DDP's Reducer does), so a channels-last parameter
+      // gets a channels-last gradient: autograd's layout contract holds and accumulation stays a plain add.
+      auto seg = b.flat.narrow(0, b.offsets[k], p.numel());
+      b.views.push_back(p.is_non_overlapping_and_dense() ? seg.as_strided(p.sizes(), p.strides()) : seg.view(p.sizes()));
     }
   }
   auto* raw = s.get();
