@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { DataLoader, type Dataset, openDataset, type DatasetOptions } from '../data/index.js';
-import { cpuFeatures, getNumThreads, manualSeed, type Precision, resolvePrecision, setNumThreads, type Tensor, tidy } from '../engine/index.js';
+import { cpuFeatures, cudaAvailable, getNumThreads, manualSeed, type Precision, resolvePrecision, setNumThreads, type Tensor, tidy } from '../engine/index.js';
 import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
 import { withPrecision } from '../eval/inference.js';
 import { type OutputStride, PAN, type PANOptions } from '../models/index.js';
@@ -110,6 +110,13 @@ export interface TrainResult {
 
 const RESUME_KEYS = ['dataset', 'encoder', 'outputStride', 'decoderChannels', 'classes', 'batchSize', 'lr', 'optimizer', 'schedule', 'loss', 'accumulate', 'seed', 'crop', 'epochs'] as const;
 
+/** 'cpu' or 'cuda[:N]', refused before any work when this build has no CUDA. */
+function checkDevice(op: string, device = 'cpu'): string {
+  if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device)) fail(op, `expected 'cpu' or 'cuda[:N]' for device but received ${JSON.stringify(device)}`);
+  if (device.startsWith('cuda') && !cudaAvailable()) fail(op, `device ${device}: this panseg was built against a CPU libtorch; set LIBTORCH to a CUDA libtorch (or install a CUDA PyTorch) and run \`npm run setup\``);
+  return device;
+}
+
 function resolve(o: TrainOptions) {
   const op = 'train';
   if (!o || typeof o !== 'object') fail(op, 'expected an options object');
@@ -135,9 +142,9 @@ function resolve(o: TrainOptions) {
     accumulate: v.int(op, 'accumulate', o.accumulate ?? 1, 1),
     freezeEncoderEpochs: v.int(op, 'freezeEncoderEpochs', o.freezeEncoderEpochs ?? 0, 0),
     valEvery: v.int(op, 'valEvery', o.valEvery ?? 1, 1),
-    precision: resolvePrecision(v.oneOf(op, 'precision', o.precision ?? 'auto', ['auto', 'fp32', 'bf16', 'fp16'] as const), o.device ?? 'cpu'),
+    precision: resolvePrecision(v.oneOf(op, 'precision', o.precision ?? 'auto', ['auto', 'fp32', 'bf16', 'fp16'] as const), checkDevice(op, o.device)),
     channelsLast: v.bool(op, 'channelsLast', o.channelsLast ?? true),
-    device: o.device ?? 'cpu',
+    device: checkDevice(op, o.device),
     seed: v.int(op, 'seed', o.seed ?? 0, 0),
     resume: o.resume ?? false,
     quiet: o.quiet ?? false,

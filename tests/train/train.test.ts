@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataLoader, generateSynthetic, openDataset } from '../../src/data/index.js';
-import { manualSeed, setNumThreads, type Tensor, tidy } from '../../src/engine/index.js';
+import { cudaAvailable, manualSeed, setNumThreads, type Tensor, tidy } from '../../src/engine/index.js';
 import { evaluate } from '../../src/eval/evaluate.js';
 import { PAN } from '../../src/models/index.js';
 import { restoreCheckpoint, saveCheckpoint, type TrainerState } from '../../src/train/checkpoint.js';
@@ -146,6 +146,12 @@ describe('train: resume and checkpoints (resnet18 depth 3 + aux head with dropou
     const outB = join(tmp, 'resume-b');
     await assert.rejects(train({ ...base(), out: join(tmp, 'nothing-here'), resume: true }), /train: --resume: no checkpoint at .*checkpoints\/last; start without --resume/);
     await assert.rejects(train({ ...base(), out: outB, lr: 1e-2, resume: true }), /train: --resume: the options differ from the checkpoint's run in one of dataset, encoder, .*; resume with the same options or use a new --out/);
+  });
+
+  it('refuses an unknown device, and CUDA in a build without it, before any work', async () => {
+    await assert.rejects(train({ ...base(), out: join(tmp, 'dev-a'), device: 'gpu' }), /^PansegError: train: expected 'cpu' or 'cuda\[:N\]' for device but received "gpu"$/);
+    if (!cudaAvailable()) await assert.rejects(train({ ...base(), out: join(tmp, 'dev-b'), device: 'cuda' }), /train: device cuda: this panseg was built against a CPU libtorch; set LIBTORCH/);
+    assert.equal(existsSync(join(tmp, 'dev-a')), false, 'nothing was written');
   });
 
   it('a save that fails mid-write leaves the previous checkpoint intact', () => {
