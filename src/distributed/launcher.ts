@@ -1,7 +1,8 @@
 // The launcher behind `panseg train --nproc-per-node N`: starts N workers on this machine with
 // torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
 // MASTER_PORT) and cores / N libtorch threads each, and watches them: when one fails, it says
-// which, gives the others a moment to stop on their own, then ends them.
+// which, gives the others a moment to stop on their own, then ends them. With maxRestarts (as
+// torchrun's --max-restarts) it then starts the whole group again, up to that many times.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -32,6 +33,13 @@ export interface LaunchOptions {
   log?: (line: string) => void;
   /** Receives every worker's output lines instead of the terminal (all ranks piped). */
   output?: (rank: number, line: string, stream: 'stdout' | 'stderr') => void;
+  /**
+   * After a failure, start all workers again, at most this many times (not after Ctrl-C). Workers
+   * see PANSEG_RESTART_COUNT (0 on the first start). Default 0.
+   */
+  maxRestarts?: number;
+  /** The command for restart `n` (1, 2, ...), e.g. the first one plus --resume. Default: the same command. */
+  restartCommand?: (n: number, failed: WorkerExit) => string[];
 }
 
 /** How each worker ended. */
@@ -45,9 +53,12 @@ export interface WorkerExit {
 export interface LaunchResult {
   /** 0 when every worker succeeded, else the first failure's exit code (1 for a signal). */
   code: number;
-  /** The rank that failed first, if any. */
+  /** The rank that failed first, if any (in the last attempt). */
   failedRank: number | null;
+  /** How each worker of the last attempt ended. */
   workers: WorkerExit[];
+  /** Restarts used. */
+  restarts: number;
 }
 
 const describeExit = (w: WorkerExit) => (w.signal ? `was killed by ${w.signal}` : `exited with code ${w.code}`);
@@ -59,7 +70,20 @@ const describeExit = (w: WorkerExit) => (w.signal ? `was killed by ${w.signal}` 
  * const r = await launch({ nprocPerNode: 2, command: [process.execPath, 'train.js'] });
  * process.exitCode = r.code;
  */
-export function launch(o: LaunchOptions): Promise<LaunchResult> {
+export async function launch(o: LaunchOptions): Promise<LaunchResult> {
+  const maxRestarts = v.int('launch', 'maxRestarts', o.maxRestarts ?? 0, 0);
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  let command = o.command;
+  for (let restart = 0; ; restart++) {
+    const r = await launchOnce({ ...o, command }, restart);
+    if (r.code === 0 || r.interrupted || restart >= maxRestarts) return { code: r.code, failedRank: r.failedRank, workers: r.workers, restarts: restart };
+    const failed = r.workers.find((w) => w.rank === r.failedRank)!;
+    command = o.restartCommand?.(restart + 1, failed) ?? command;
+    log(`panseg launch: restarting all ${r.workers.length} workers (restart ${restart + 1} of ${maxRestarts})`);
+  }
+}
+
+function launchOnce(o: LaunchOptions, restart: number): Promise<Omit<LaunchResult, 'restarts'> & { interrupted: boolean }> {
   const op = 'launch';
   const nproc = v.int(op, 'nprocPerNode', o.nprocPerNode, 1);
   const nnodes = v.int(op, 'nnodes', o.nnodes ?? 1, 1);
@@ -78,7 +102,11 @@ export function launch(o: LaunchOptions): Promise<LaunchResult> {
     const children: { rank: number; proc: ChildProcess; exit: WorkerExit | null }[] = [];
     let failed: WorkerExit | null = null;
     let killTimer: NodeJS.Timeout | null = null;
-    const forward = (sig: NodeJS.Signals) => () => { for (const c of children) if (!c.exit) c.proc.kill(sig); };
+    let interrupted = false;
+    const forward = (sig: NodeJS.Signals) => () => {
+      interrupted = true;
+      for (const c of children) if (!c.exit) c.proc.kill(sig);
+    };
     const onInt = forward('SIGINT');
     const onTerm = forward('SIGTERM');
     process.on('SIGINT', onInt);
@@ -90,7 +118,7 @@ export function launch(o: LaunchOptions): Promise<LaunchResult> {
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);
       const workers = children.map((c) => c.exit!);
-      resolve({ code: failed ? (failed.code || 1) : 0, failedRank: failed?.rank ?? null, workers });
+      resolve({ code: failed ? (failed.code || 1) : 0, failedRank: failed?.rank ?? null, workers, interrupted });
     };
 
     for (let local = 0; local < nproc; local++) {
@@ -99,7 +127,7 @@ export function launch(o: LaunchOptions): Promise<LaunchResult> {
         ...process.env, ...o.env,
         RANK: String(rank), WORLD_SIZE: String(world), LOCAL_RANK: String(local), LOCAL_WORLD_SIZE: String(nproc),
         GROUP_RANK: String(nodeRank), MASTER_ADDR: masterAddr, MASTER_PORT: String(masterPort),
-        PANSEG_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads),
+        PANSEG_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads), PANSEG_RESTART_COUNT: String(restart),
         ...(runId ? { PANSEG_RUN_ID: runId } : {}),
       };
       const piped = local !== 0 || o.output !== undefined;

@@ -85,6 +85,10 @@ describe('user mistakes: one line on stderr, exit 2', { concurrency: 2 }, () => 
     ['predict without inputs', () => ['predict', '--model', model3, '--out', join(tmp, 'p0')], /needs at least one image, folder or list file/],
     ['predict with a missing model', () => ['predict', '--model', join(tmp, 'nope'), '--out', join(tmp, 'p1'), imgA], /fromPretrained: model directory .*nope.* does not exist/],
     ['unknown encoder', () => ['info', '--encoder', 'resnet9'], /unknown encoder 'resnet9'; valid encoders: resnet18, resnet34, resnet50/],
+    ['--max-restarts on several machines', () => ['train', '--dataset', 'folder', '--data-root', data, '--out', join(tmp, 'o3'), '--nnodes', '2', '--max-restarts', '1'],
+      /train: --max-restarts works on one machine \(--nnodes 1\)/],
+    ['unknown device', () => ['train', '--dataset', 'folder', '--data-root', data, '--out', join(tmp, 'o4'), '--device', 'gpu'],
+      /train: expected 'cpu' or 'cuda\[:N\]' for device but received "gpu"/],
     ['model/dataset class mismatch', () => ['eval', '--model', model3, '--dataset', 'folder', '--data-root', data, '--split', 'val'],
       /the model predicts 3 classes but the folder dataset at .* has 6/],
   ];

@@ -81,6 +81,29 @@ describe('distributed faults: a killed worker, an intact checkpoint, an exact re
     assert.equal(maxWeightDiff(join(whole, 'checkpoints', 'last'), last), 0, 'resumed == uninterrupted, bit for bit');
   });
 
+  it('with maxRestarts the launcher restarts both ranks after rank 1 is killed; they resume and match the uninterrupted run', async () => {
+    const out = join(tmp, 'restarted');
+    const pids: number[] = [];
+    let killed = false;
+    const r = await runWorkers('train-worker.ts', [data, out, '3'], {
+      nproc: 2, maxRestarts: 1, restartArgs: ['resume'],
+      onLine: (rank, line) => {
+        if (rank === 1 && line.startsWith('PID ')) pids.push(Number(line.slice(4)));
+        if (rank === 0 && line.startsWith('EPOCH 1 ') && !killed) {
+          killed = true;
+          process.kill(pids[0], 'SIGKILL');
+        }
+      },
+    });
+    const text = r.lines.join('\n');
+    assert.ok(killed, text);
+    assert.equal(r.code, 0, text);
+    assert.equal(r.restarts, 1);
+    assert.match(text, /\[launch\] panseg launch: restarting all 2 workers \(restart 1 of 1\)/);
+    assert.deepEqual(r.lines.filter((l) => l.startsWith('[rank 0] EPOCH')).map((l) => l.split(' ')[3]), ['1', '2', '3'], 'epoch 1, then epochs 2-3 after the restart');
+    assert.equal(maxWeightDiff(join(tmp, 'whole', 'checkpoints', 'last'), join(out, 'checkpoints', 'last')), 0, 'restarted == uninterrupted, bit for bit');
+  });
+
   it('a frozen worker (SIGSTOP) is found by the heartbeat watchdog, which ends the blocked rank 0', async () => {
     const pids = new Map<number, number>();
     let stoppedAt = 0;

@@ -24,13 +24,18 @@ export interface Run extends LaunchResult {
 }
 
 /** Runs `fixtures/<script>` on `nproc` local workers (1 libtorch thread each) and collects their output. */
-export async function runWorkers(script: string, args: string[], o: { nproc: number; port?: number; env?: NodeJS.ProcessEnv; graceMs?: number; onLine?: (rank: number, line: string) => void }): Promise<Run> {
+export async function runWorkers(script: string, args: string[], o: {
+  nproc: number; port?: number; env?: NodeJS.ProcessEnv; graceMs?: number; onLine?: (rank: number, line: string) => void;
+  /** Restart all workers after a failure, with `restartArgs` appended to args. */
+  maxRestarts?: number; restartArgs?: string[];
+}): Promise<Run> {
   const lines: string[] = [];
   const t0 = performance.now();
   const port = o.port ?? await freePort();
+  const command = [process.execPath, '--import', 'tsx', join(FIXTURES, script), ...args];
   const r = await launch({
     nprocPerNode: o.nproc, masterPort: port, threadsPerProcess: 1, graceMs: o.graceMs ?? 20_000,
-    command: [process.execPath, '--import', 'tsx', join(FIXTURES, script), ...args],
+    command, maxRestarts: o.maxRestarts, restartCommand: () => [...command, ...(o.restartArgs ?? [])],
     env: o.env, log: (l) => lines.push(`[launch] ${l}`),
     output: (rank, line) => { lines.push(`[rank ${rank}] ${line}`); o.onLine?.(rank, line); },
   });

@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import { PansegError } from '../../common/errors.js';
 import { DEFAULT_MASTER_ADDR, DEFAULT_MASTER_PORT, launch, workerEnv } from '../../distributed/index.js';
+import { recoverCheckpoint } from '../../train/checkpoint.js';
 import { writeTrainingReport } from '../../train/report.js';
 import { train } from '../../train/train.js';
 import { type CommandSpec, required } from '../args.js';
@@ -45,6 +47,7 @@ export const spec: CommandSpec = {
     { name: 'master-addr', type: 'string', desc: 'address of node 0 (serves the rendezvous)', default: DEFAULT_MASTER_ADDR },
     { name: 'master-port', type: 'int', desc: 'rendezvous port on node 0', default: DEFAULT_MASTER_PORT },
     { name: 'sync-bn', type: 'boolean', desc: 'SyncBatchNorm: BatchNorm statistics over all processes (for small per-process batches)' },
+    { name: 'max-restarts', type: 'int', desc: 'when a worker fails, restart all workers from the last checkpoint up to N times (one machine)', default: 0 },
     ...RUN_FLAGS,
   ],
   examples: [
@@ -64,10 +67,16 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   // RANK (our launcher, torchrun) makes this a worker; otherwise explicit launch flags win over SLURM's variables.
   const worker = process.env.RANK === undefined && (nproc > 1 || nnodes > 1) ? null : workerEnv();
   if (!worker && (nproc > 1 || nnodes > 1)) {
+    const maxRestarts = (o.maxRestarts as number | undefined) ?? 0;
+    // Each restart resumes from rank 0's last complete checkpoint, which only node 0 can see.
+    if (maxRestarts > 0 && nnodes > 1) throw new PansegError('train: --max-restarts works on one machine (--nnodes 1); on several, restart the job with --resume (a SLURM requeue, say)');
+    const first = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
     const r = await launch({
       nprocPerNode: nproc, nnodes, nodeRank: o.nodeRank as number | undefined,
       masterAddr: o.masterAddr as string | undefined, masterPort: o.masterPort as number | undefined,
       threadsPerProcess: o.threads as number | undefined,
+      maxRestarts,
+      restartCommand: () => (o.resume || !recoverCheckpoint(join(out, 'checkpoints', 'last')) ? first : [...first, '--resume']),
     });
     if (r.code !== 0) throw new PansegError(`train: worker rank ${r.failedRank} failed (${r.workers.find((w) => w.rank === r.failedRank)?.signal ?? `exit code ${r.code}`}); see its output above`);
     return;
