@@ -1,5 +1,6 @@
 // Runs loader jobs: on worker threads (least-loaded first) or inline on the main thread.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { spawnSiblingWorker } from '../common/worker-thread.js';
 import { type JobConfig, type JobRequest, type JobResult, makeJob } from './job.js';
 
 /** Something that runs jobs. `run` rejects only when the executor itself breaks (a worker dies). */
@@ -23,17 +24,7 @@ interface Slot {
   dead: Error | null;
 }
 
-/**
- * The worker next to this file: worker.js in the compiled dist/; under tsx, worker.ts behind a tiny bootstrap,
- * because on Node 20 tsx registers its loader only on the main thread (`--import tsx` in execArgv is not enough).
- */
-function spawn(cfg: JobConfig): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData: cfg });
-  const script = new URL('./worker.ts', import.meta.url).href;
-  const api = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(script)}); })`;
-  return new Worker(boot, { eval: true, workerData: cfg });
-}
+const spawn = (cfg: JobConfig): Worker => spawnSiblingWorker(import.meta.url, 'worker', cfg);
 
 /**
  * A fixed set of worker threads. Idle workers are unref'd, so a forgotten loader never keeps the process

@@ -1,6 +1,7 @@
 // A FIFO of segmentation jobs in front of one inference thread. The queue lives on the HTTP thread,
 // so its length is known (503 when full) and a job whose client went away is dropped before it runs.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { spawnSiblingWorker } from '../common/worker-thread.js';
 import type { RgbImage } from '../data/decode.js';
 import type { ClassArea } from '../eval/visualize.js';
 import { HttpError } from './http.js';
@@ -29,17 +30,7 @@ interface Job {
   reject: (e: Error) => void;
 }
 
-/**
- * worker.js next to this file in dist/; under tsx, worker.ts behind a bootstrap that registers tsx in the
- * thread (on Node 20, `--import tsx` in execArgv does not reach workers), as src/data/pool.ts does.
- */
-function spawn(cfg: WorkerConfig): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData: cfg });
-  const script = new URL('./worker.ts', import.meta.url).href;
-  const api = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(script)}); })`;
-  return new Worker(boot, { eval: true, workerData: cfg });
-}
+const spawn = (cfg: WorkerConfig): Worker => spawnSiblingWorker(import.meta.url, 'worker', cfg);
 
 export interface QueueOptions extends WorkerConfig {
   /** Jobs waiting or running before new ones get 503. Default 32. */
