@@ -223,7 +223,9 @@ export class AdamW extends Optimizer {
       this.buffer(i.st, 'exp_avg', () => zerosLike(i.p));
       this.buffer(i.st, 'exp_avg_sq', () => zerosLike(i.p));
       i.st.step++;
-      bySteps.set(i.st.step, [...(bySteps.get(i.st.step) ?? []), i]);
+      const same = bySteps.get(i.st.step);
+      if (same) same.push(i);
+      else bySteps.set(i.st.step, [i]);
     }
     for (const [step, list] of bySteps) {
       adamwForeach(list.map((i) => i.p), list.map((i) => i.grad), list.map((i) => i.st.buffers.exp_avg), list.map((i) => i.st.buffers.exp_avg_sq),
