@@ -8,30 +8,10 @@ import type { RGB } from '../../src/common/palette.js';
 import { isPng } from '../../src/data/png.js';
 import { barChart, confusionMatrixSvg, escapeXml, lineChart, niceTicks } from '../../src/eval/charts.js';
 import { type ReportData, writeReport } from '../../src/eval/report.js';
+import { assertBalanced } from '../helpers/markup.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'panseg-report-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-const VOID = new Set(['br', 'img', 'meta', 'link', 'input', 'hr']);
-
-/** Checks that every tag closes in order (a DOM-less well-formedness check) and text holds no raw '<'. */
-function assertBalanced(markup: string, html = false): void {
-  const stack: string[] = [];
-  const body = markup.replace(/<!DOCTYPE[^>]*>/i, '').replace(/<style>[\s\S]*?<\/style>/, '<style></style>');
-  const re = /<(\/?)([A-Za-z][\w:-]*)((?:\s+[\w:-]+(?:="[^"<>]*")?)*)\s*(\/?)>/g;
-  let last = 0;
-  for (let m = re.exec(body); m; m = re.exec(body)) {
-    const between = body.slice(last, m.index);
-    assert.ok(!/[<>]/.test(between), `raw < or > in text near: ${between.slice(0, 80)}`);
-    last = re.lastIndex;
-    const [, close, name, , selfClose] = m;
-    if (selfClose || (html && VOID.has(name.toLowerCase()))) continue;
-    if (close) assert.equal(stack.pop(), name, `closing </${name}> at ${m.index}`);
-    else stack.push(name);
-  }
-  assert.ok(!/[<>]/.test(body.slice(last)), 'raw < or > after the last tag');
-  assert.deepEqual(stack, [], 'unclosed tags');
-}
 
 const EVIL = '<script>alert("x")</script>';
 

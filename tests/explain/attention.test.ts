@@ -18,6 +18,7 @@ import { loadSafetensors } from '../../src/io/safetensors.js';
 import { optionsFromSmpConfig, PAN, type SmpPANConfig } from '../../src/models/index.js';
 import { writeTrainingReport } from '../../src/train/report.js';
 import { reference, ROOT } from '../helpers/reference.js';
+import { assertBalanced } from '../helpers/markup.js';
 
 const ref = reference('attention_ref.py', [], ['pan_model.py', 'st.py']);
 const index = JSON.parse(readFileSync(join(ref, 'index.json'), 'utf8')) as { cases: string[] };
@@ -60,26 +61,6 @@ function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, what: stri
 
 function assertPng(buf: Buffer, what: string): void {
   assert.ok(buf.subarray(0, 8).equals(PNG_SIG), `${what}: PNG signature`);
-}
-
-const VOID = new Set(['br', 'img', 'meta', 'link', 'input', 'hr']);
-
-/** Every tag closes in order, and text holds no raw '<' or '>' (a DOM-less well-formedness check). */
-function assertBalanced(html: string): void {
-  const stack: string[] = [];
-  const body = html.replace(/<!DOCTYPE[^>]*>/i, '').replace(/<style>[\s\S]*?<\/style>/, '<style></style>');
-  const re = /<(\/?)([A-Za-z][\w:-]*)((?:\s+[\w:-]+(?:="[^"<>]*")?)*)\s*(\/?)>/g;
-  let last = 0;
-  for (let m = re.exec(body); m; m = re.exec(body)) {
-    const between = body.slice(last, m.index);
-    assert.ok(!/[<>]/.test(between), `raw < or > in text near: ${between.slice(0, 80)}`);
-    last = re.lastIndex;
-    const [, close, name, , selfClose] = m;
-    if (selfClose || VOID.has(name.toLowerCase())) continue;
-    if (close) assert.equal(stack.pop(), name, `closing </${name}> at ${m.index}`);
-    else stack.push(name);
-  }
-  assert.deepEqual(stack, [], 'unclosed tags');
 }
 
 const explained = new Map<string, { c: Case; e: Explanation }>();
@@ -189,7 +170,7 @@ describe('explain: pictures, page, report, CLI', () => {
     for (const f of [files.overview, files.attention, files.pyramid, files.branches, files.globalBranch.svg, files.prediction, files.predictionOverlay, files.gauDetail!, ...files.gau.map((g) => g.svg)]) {
       assert.ok(page.includes(`src="${f}"`), `index.html shows ${f}`);
     }
-    assertBalanced(page);
+    assertBalanced(page, true);
     assert.match(page, /Feature Pyramid Attention/);
     assert.match(page, /channel/);
     const json = JSON.parse(readFileSync(join(dir, 'attention.json'), 'utf8'));
@@ -224,7 +205,7 @@ describe('explain: pictures, page, report, CLI', () => {
     const out = join(tmp, 'run');
     const path = await writeTrainingReport({ model: c.model, outDir: out, dataset: ds, evaluation: null, config: {} });
     const html = readFileSync(path, 'utf8');
-    assertBalanced(html);
+    assertBalanced(html, true);
     assert.match(html, /<h2>Attention<\/h2>/);
     for (const f of ['report/attention-0-overview.png', 'report/attention-0-pyramid.png']) {
       assert.ok(html.includes(`src="${f}"`), `report shows ${f}`);
@@ -248,7 +229,7 @@ describe('explain: pictures, page, report, CLI', () => {
     assert.match(r.stdout, /1 image\(s\) explained/);
     const top = readFileSync(join(out, 'index.html'), 'utf8');
     assert.ok(top.includes('href="pic/index.html"') && top.includes('src="pic/overview.png"'));
-    assertBalanced(top);
+    assertBalanced(top, true);
     const page = readFileSync(join(out, 'pic', 'index.html'), 'utf8');
     assert.ok(page.includes('href="../index.html"'));
     assertPng(readFileSync(join(out, 'pic', 'fpa-attention.png')), 'cli attention');
