@@ -10,7 +10,7 @@ import { PAN } from '../src/models/index.js';
 import { countMacs } from '../src/nn/index.js';
 import { GradScaler } from '../src/train/grad-scaler.js';
 import { SGD } from '../src/train/optimizers.js';
-import { median } from './timing.js';
+import { medianMs } from './timing.js';
 
 type Mode = 'fp32' | 'fp32_cl' | 'bf16_cl' | 'fp16_cl';
 const AMP = { bf16: 'bfloat16', fp16: 'float16' } as const;
@@ -30,19 +30,8 @@ export interface CudaBenchResult {
   train: Record<string, number>;
 }
 
-/** Median ms of `fn` over `n` runs after `warmup` runs; every run ends with a device synchronization. */
-function gpuMedianMs(fn: () => void, n: number, warmup = 3): number {
-  for (let i = 0; i < warmup; i++) fn();
-  cudaSynchronize();
-  const ts: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    fn();
-    cudaSynchronize();
-    ts.push(performance.now() - t);
-  }
-  return median(ts);
-}
+/** Median ms of `fn` over `n` runs after 3 warm-ups; every run ends with a device synchronization. */
+const gpuMedianMs = (fn: () => void, n: number): number => medianMs(() => { fn(); cudaSynchronize(); }, n, 3);
 
 function amp(mode: Mode): 'bfloat16' | 'float16' | null {
   const p = mode.split('_')[0];

@@ -6,9 +6,9 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-/** Median milliseconds of `fn` over `n` runs after one warm-up run. */
-export function medianMs(fn: () => void, n: number): number {
-  fn();
+/** Median milliseconds of `fn` over `n` runs after `warmup` untimed runs. */
+export function medianMs(fn: () => void, n: number, warmup = 1): number {
+  for (let i = 0; i < warmup; i++) fn();
   const ts: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = performance.now();

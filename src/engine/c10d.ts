@@ -1,8 +1,8 @@
 // The engine's typed bridge to the addon's c10d ops (native/distributed.cc), used by src/distributed:
 // availability, the TCPStore, and unwrapping engine tensors into handles.
 import { fail } from '../common/errors.js';
-import type { Tensor } from './tensor.js';
-import { type DistHandle, type Handle, native } from './native.js';
+import { type DistHandle, native } from './native.js';
+export { handles } from './tensor.js';
 
 export { native as c10d, type DistHandle };
 
@@ -27,10 +27,6 @@ export function ensureDistributed(op: string): void {
   if (why) fail(op, why);
 }
 
-/** The native handles of engine tensors. */
-export function handles(ts: readonly Tensor[]): Handle[] {
-  return ts.map((t) => t.h);
-}
 
 /** A c10d TCPStore: a small key-value server on rank 0 that every rank connects to. */
 export class Store {

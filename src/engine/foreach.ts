@@ -2,7 +2,7 @@
 // on a GPU, multi-tensor kernels instead of several launches per parameter.
 import { fail } from '../common/errors.js';
 import { native } from './native.js';
-import { Tensor } from './tensor.js';
+import { handles, Tensor } from './tensor.js';
 
 export interface SgdForeachOptions {
   lr: number;
@@ -18,8 +18,7 @@ export interface SgdForeachOptions {
  */
 export function sgdForeach(params: Tensor[], grads: Tensor[], bufs: Tensor[] | null, o: SgdForeachOptions): Tensor[] | undefined {
   if (grads.length !== params.length || (bufs && bufs.length !== params.length)) fail('sgdForeach', 'params, grads and buffers must have the same length');
-  const h = (ts: Tensor[]) => ts.map((t) => t.h);
-  const made = native.sgdForeach(h(params), h(grads), bufs && h(bufs), o.lr, o.weightDecay, o.momentum, o.dampening, o.nesterov);
+  const made = native.sgdForeach(handles(params), handles(grads), bufs && handles(bufs), o.lr, o.weightDecay, o.momentum, o.dampening, o.nesterov);
   return made?.map((x) => new Tensor(x));
 }
 
@@ -35,11 +34,10 @@ export interface AdamwForeachOptions {
 /** One torch.optim.AdamW step for `params` in place, with their first and second moments. */
 export function adamwForeach(params: Tensor[], grads: Tensor[], expAvg: Tensor[], expAvgSq: Tensor[], o: AdamwForeachOptions): void {
   if ([grads, expAvg, expAvgSq].some((l) => l.length !== params.length)) fail('adamwForeach', 'params, grads and both moment lists must have the same length');
-  const h = (ts: Tensor[]) => ts.map((t) => t.h);
-  native.adamwForeach(h(params), h(grads), h(expAvg), h(expAvgSq), o.lr, o.weightDecay, o.betas[0], o.betas[1], o.eps, o.step);
+  native.adamwForeach(handles(params), handles(grads), handles(expAvg), handles(expAvgSq), o.lr, o.weightDecay, o.betas[0], o.betas[1], o.eps, o.step);
 }
 
 /** Multiplies every gradient by `invScale` in place; true when all are finite (one device read on CUDA). */
 export function ampUnscale(grads: Tensor[], invScale: number): boolean {
-  return native.ampUnscale(grads.map((t) => t.h), invScale);
+  return native.ampUnscale(handles(grads), invScale);
 }

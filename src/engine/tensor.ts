@@ -463,6 +463,11 @@ function mixesLayouts(args: unknown[]): boolean {
   return layouts.size > 1;
 }
 
+/** The native handles of engine tensors (throws if one was disposed). */
+export function handles(ts: readonly Tensor[]): Handle[] {
+  return ts.map((t) => t.h);
+}
+
 export function isTensor(x: unknown): x is Tensor {
   return x instanceof Tensor;
 }

@@ -121,6 +121,7 @@ function resolve(o: TrainOptions) {
   const op = 'train';
   if (!o || typeof o !== 'object') fail(op, 'expected an options object');
   if (typeof o.out !== 'string' || !o.out) fail(op, 'expected an output directory for out (--out DIR)');
+  const device = checkDevice(op, o.device);
   return {
     ...o,
     split: o.split ?? 'train',
@@ -142,9 +143,9 @@ function resolve(o: TrainOptions) {
     accumulate: v.int(op, 'accumulate', o.accumulate ?? 1, 1),
     freezeEncoderEpochs: v.int(op, 'freezeEncoderEpochs', o.freezeEncoderEpochs ?? 0, 0),
     valEvery: v.int(op, 'valEvery', o.valEvery ?? 1, 1),
-    precision: resolvePrecision(v.oneOf(op, 'precision', o.precision ?? 'auto', ['auto', 'fp32', 'bf16', 'fp16'] as const), checkDevice(op, o.device)),
+    precision: resolvePrecision(v.oneOf(op, 'precision', o.precision ?? 'auto', ['auto', 'fp32', 'bf16', 'fp16'] as const), device),
     channelsLast: v.bool(op, 'channelsLast', o.channelsLast ?? true),
-    device: checkDevice(op, o.device),
+    device,
     seed: v.int(op, 'seed', o.seed ?? 0, 0),
     resume: o.resume ?? false,
     quiet: o.quiet ?? false,
