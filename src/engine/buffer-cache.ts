@@ -3,6 +3,7 @@
 // CUDA caching allocator. On by default: it removed nearly all page faults and 3-4% of the time
 // of PAN inference and training steps here (README, 'Benchmarks').
 import { totalmem } from 'node:os';
+import { isMainThread } from 'node:worker_threads';
 import * as v from '../common/validate.js';
 import { native } from './native.js';
 
@@ -16,7 +17,9 @@ function defaultLimit(): number {
   }
   return Math.min(totalmem() / 4, 4 * 2 ** 30);
 }
-const initialLimit = defaultLimit();
+// The cache is process-wide: only the main thread sets its default, so worker threads that load the
+// engine (data loaders, the server) do not undo a limit the program chose with setCpuBufferCache().
+const initialLimit = isMainThread ? defaultLimit() : 0;
 if (initialLimit > 0) native.cpuCacheSetLimit(initialLimit); // 0: libtorch's own allocator stays in place
 
 export interface CpuBufferCacheStats {

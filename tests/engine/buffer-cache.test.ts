@@ -1,6 +1,7 @@
 // The CPU buffer cache: reused buffers give the same results, the cap holds, 0 empties it.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
 import { cpuBufferCacheStats, emptyCpuBufferCache, F, liveTensors, manualSeed, randn, setCpuBufferCache, tidy } from '../../src/engine/index.js';
 
 describe('CPU buffer cache', () => {
@@ -37,6 +38,17 @@ describe('CPU buffer cache', () => {
     run();
     setCpuBufferCache(0);
     assert.equal(cpuBufferCacheStats().cachedBytes, 0);
+  });
+
+  it('a worker thread that loads the engine leaves the limit the program chose', async () => {
+    setCpuBufferCache(1 << 20);
+    const engine = new URL('../../src/engine/index.ts', import.meta.url).href;
+    const api = import.meta.resolve('tsx/esm/api');
+    const w = new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(engine)}); })
+      .then(() => require('node:worker_threads').parentPort.postMessage('loaded'))`, { eval: true });
+    assert.equal(await new Promise((res, rej) => { w.once('message', res); w.once('error', rej); }), 'loaded');
+    await w.terminate();
+    assert.equal(cpuBufferCacheStats().limit, 1 << 20);
   });
 
   it('rejects a negative limit', () => {
