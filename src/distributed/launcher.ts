@@ -75,7 +75,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   let command = o.command;
   for (let restart = 0; ; restart++) {
-    const r = await launchOnce({ ...o, command }, restart);
+    const r = await launchOnce({ ...o, command, log }, restart);
     if (r.code === 0 || r.interrupted || restart >= maxRestarts) return { code: r.code, failedRank: r.failedRank, workers: r.workers, restarts: restart };
     const failed = r.workers.find((w) => w.rank === r.failedRank)!;
     command = o.restartCommand?.(restart + 1, failed) ?? command;
@@ -83,7 +83,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   }
 }
 
-function launchOnce(o: LaunchOptions, restart: number): Promise<Omit<LaunchResult, 'restarts'> & { interrupted: boolean }> {
+function launchOnce(o: LaunchOptions & { log: (line: string) => void }, restart: number): Promise<Omit<LaunchResult, 'restarts'> & { interrupted: boolean }> {
   const op = 'launch';
   const nproc = v.int(op, 'nprocPerNode', o.nprocPerNode, 1);
   const nnodes = v.int(op, 'nnodes', o.nnodes ?? 1, 1);
@@ -92,7 +92,7 @@ function launchOnce(o: LaunchOptions, restart: number): Promise<Omit<LaunchResul
   const masterPort = v.int(op, 'masterPort', o.masterPort ?? DEFAULT_MASTER_PORT, 1, 65535);
   const threads = v.int(op, 'threadsPerProcess', o.threadsPerProcess ?? Math.max(1, Math.floor(availableParallelism() / nproc)), 1);
   const graceMs = v.int(op, 'graceMs', o.graceMs ?? 5000, 0);
-  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const { log } = o;
   const [prog, ...args] = o.command ?? [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
   const world = nproc * nnodes;
   // One machine: a fresh run id keeps a stray worker from joining another run's store on a busy port.
