@@ -3,3 +3,5 @@ export * from './layers.js';
 export * as init from './init.js';
 export { countMacs } from './flops.js';
 export { MkldnnConv2d } from './mkldnn-conv.js';
+export type { OnnxValue, OnnxSize, OnnxEmitter, OnnxEmittable, OnnxInterpolation } from './onnx.js';
+export { isOnnxEmittable } from './onnx.js';
