@@ -35,7 +35,11 @@ export interface OnnxEmitter {
   /** x's [H, W] integer-divided ('Div', floor) or multiplied ('Mul') by k. */
   scaled(x: OnnxValue, k: number, op: 'Div' | 'Mul'): OnnxSize;
   /** A raw ONNX node with one output; `hw` is the output's spatial size when known. */
-  op(type: string, inputs: string[], hw: [number, number] | null, name: string): OnnxValue;
+  op(type: string, inputs: string[], hw: [number, number] | null, name: string, attrs?: Record<string, number | number[] | string>): OnnxValue;
+  /** A float32 initializer (weights); returns its value name. */
+  weight(name: string, data: Float32Array, dims: number[]): string;
+  /** An int64 constant (shapes, axes); returns its value name. */
+  int64(values: number[]): string;
 }
 
 /** Implemented by blocks the exporter's map does not know: emit the same computation as forward (eval mode). */
