@@ -34,7 +34,7 @@ export interface OnnxEmitter {
   sizeOf(x: OnnxValue): OnnxSize;
   /** x's [H, W] integer-divided ('Div', floor) or multiplied ('Mul') by k. */
   scaled(x: OnnxValue, k: number, op: 'Div' | 'Mul'): OnnxSize;
-  /** A raw ONNX node with one output; `hw` is the output's spatial size when known. */
+  /** A raw ONNX node with one output; `hw` is the output's spatial size when known. Attribute numbers are ONNX ints when integral, floats otherwise. */
   op(type: string, inputs: string[], hw: [number, number] | null, name: string, attrs?: Record<string, number | number[] | string>): OnnxValue;
   /** A float32 initializer (weights); returns its value name. */
   weight(name: string, data: Float32Array, dims: number[]): string;
