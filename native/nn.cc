@@ -84,6 +84,15 @@ static Napi::Value BceWithLogits(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Value Dropout(const Napi::CallbackInfo& info) { return Wrap(info.Env(), at::dropout(Get(info[0]), Num(info[1]), Bool(info[2]))); }
+// Zeroes whole channels: one Bernoulli draw per [n, c] (torch.nn.Dropout2d's kernel).
+static Napi::Value FeatureDropout(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::feature_dropout(Get(info[0]), Num(info[1]), Bool(info[2])));
+}
+
+// groupNorm(x, numGroups, weight | null, bias | null, eps)
+static Napi::Value GroupNorm(const Napi::CallbackInfo& info) {
+  return Wrap(info.Env(), at::group_norm(Get(info[0]), Int(info[1]), GetOpt(info[2]), GetOpt(info[3]), Num(info[4]), /*cudnn_enabled=*/true));
+}
 
 // pad(x, pads, mode, value)
 static Napi::Value Pad(const Napi::CallbackInfo& info) {
@@ -99,6 +108,7 @@ static Napi::Value OneHot(const Napi::CallbackInfo& info) { return Wrap(info.Env
 void InitNN(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "conv2d", Conv2d);
   Register(env, exports, "batchNorm", BatchNorm);
+  Register(env, exports, "groupNorm", GroupNorm);
   Register(env, exports, "maxPool2d", MaxPool2d);
   Register(env, exports, "avgPool2d", AvgPool2d);
   Register(env, exports, "adaptiveAvgPool2d", AdaptiveAvgPool2d);
@@ -109,6 +119,7 @@ void InitNN(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "nllLoss", NllLoss);
   Register(env, exports, "bceWithLogits", BceWithLogits);
   Register(env, exports, "dropout", Dropout);
+  Register(env, exports, "featureDropout", FeatureDropout);
   Register(env, exports, "pad", Pad);
   Register(env, exports, "oneHot", OneHot);
 }

@@ -264,6 +264,15 @@ case("batchNorm/eval", {"x": rn(2, 4, 3, 3), "w": rn(4), "b": rn(4), "rm": rn(4)
      lambda x, w, b, rm, rv: F.batch_norm(x, rm, rv, w, b, training=False, eps=1e-5), {"training": False, "eps": 1e-5}, grad=["x", "w", "b"])
 case("batchNorm/train_noaffine", {"x": rn(4, 3, 2, 2)}, lambda x: F.batch_norm(x, None, None, training=True), {"training": True}, grad=["x"])
 
+# Group norm: no running statistics, so one case per shape covers training and eval.
+for name, shape, g, affine, eps in [("g2_4d", (2, 6, 5, 4), 2, True, 1e-5), ("g1_layer", (3, 4, 3, 3), 1, True, 1e-5),
+                                    ("g_eq_c", (2, 4, 3, 5), 4, True, 1e-3), ("g3_noaffine_3d", (2, 6, 7), 3, False, 1e-5)]:
+    ins = {"x": rn(*shape) * 2 + 1}
+    if affine:
+        ins.update(w=rn(shape[1]), b=rn(shape[1]))
+    case(f"groupNorm/{name}", ins, lambda x, w=None, b=None, g=g, eps=eps: F.group_norm(x, g, w, b, eps),
+         {"numGroups": g, "eps": eps}, grad=list(ins))
+
 for name, k, kw in [("k2", 2, {}), ("k3s2p1", 3, dict(stride=2, padding=1)), ("dil2", 3, dict(stride=1, dilation=2)),
                     ("ceil", 3, dict(stride=2, ceil_mode=True)), ("rect", (2, 3), dict(stride=(1, 2)))]:
     params = {"kernel": list(k) if isinstance(k, tuple) else k, **camel(kw)}
@@ -311,6 +320,10 @@ case("linear/nobias_3d", {"x": rn(2, 4, 5), "w": rn(3, 5)}, lambda x, w, b=None:
 case("dropout/p0", {"x": rn(4, 5)}, lambda x: F.dropout(x, 0.0, True), {"p": 0.0, "training": True}, grad=["x"])
 case("dropout/p1", {"x": rn(4, 5)}, lambda x: F.dropout(x, 1.0, True), {"p": 1.0, "training": True}, grad=["x"])
 case("dropout/eval", {"x": rn(4, 5)}, lambda x: F.dropout(x, 0.5, False), {"p": 0.5, "training": False}, grad=["x"])
+
+case("dropout2d/p0", {"x": rn(2, 3, 4, 5)}, lambda x: F.dropout2d(x, 0.0, True), {"p": 0.0, "training": True}, grad=["x"])
+case("dropout2d/p1", {"x": rn(2, 3, 4, 5)}, lambda x: F.dropout2d(x, 1.0, True), {"p": 1.0, "training": True}, grad=["x"])
+case("dropout2d/eval", {"x": rn(2, 3, 4, 5)}, lambda x: F.dropout2d(x, 0.5, False), {"p": 0.5, "training": False}, grad=["x"])
 
 case("oneHot/auto", {"x": torch.tensor([[0, 2], [1, 4]])}, lambda x: F.one_hot(x), {"numClasses": -1})
 case("oneHot/n6", {"x": torch.tensor([3, 0, 5])}, lambda x: F.one_hot(x, 6), {"numClasses": 6})

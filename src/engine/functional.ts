@@ -88,6 +88,40 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
   } catch (e) { relabel(e, op, x); }
 }
 
+export interface GroupNormOptions {
+  /** Per-channel scale [C]; null = 1. */
+  weight?: Tensor | null;
+  /** Per-channel shift [C]; null = 0. */
+  bias?: Tensor | null;
+  /** Default 1e-5. */
+  eps?: number;
+}
+
+/**
+ * Group normalization of x [N, C, ...]: the C channels are split into numGroups groups and each
+ * (sample, group) is normalized by its own mean and biased variance, then scaled per channel
+ * (torch.nn.functional.group_norm). The same in training and eval: there are no running statistics.
+ */
+export function groupNorm(x: Tensor, numGroups: number, opts: GroupNormOptions = {}): Tensor {
+  const op = 'groupNorm';
+  tensorArg(op, 'input', x);
+  if (x.ndim < 2) fail(op, `expected input of at least 2 dims [N, C, ...], got ${v.fmtShape(x.shape)}`);
+  floatArg(op, 'input', x);
+  const g = v.int(op, 'numGroups', numGroups, 1);
+  const c = x.shape[1];
+  if (c % g !== 0) fail(op, `input has ${c} channels, which are not divisible by numGroups ${g}`);
+  for (const [name, t] of [['weight', opts.weight ?? null], ['bias', opts.bias ?? null]] as const) {
+    if (t !== null) {
+      tensorArg(op, name, t);
+      if (t.ndim !== 1 || t.shape[0] !== c) fail(op, `expected ${name} of shape [${c}], got ${v.fmtShape(t.shape)}`);
+    }
+  }
+  const eps = v.num(op, 'eps', opts.eps ?? 1e-5, { min: 0 });
+  try {
+    return new Tensor(native.groupNorm(x.h, g, opts.weight?.h ?? null, opts.bias?.h ?? null, eps));
+  } catch (e) { relabel(e, op, x); }
+}
+
 export interface PoolOptions {
   stride?: number | [number, number];
   padding?: number | [number, number];
@@ -222,6 +256,19 @@ export function binaryCrossEntropyWithLogits(x: Tensor, target: Tensor, opts: { 
 export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
   tensorArg('dropout', 'input', x);
   return new Tensor(native.dropout(x.h, v.num('dropout', 'p', p, { min: 0, max: 1 }), v.bool('dropout', 'training', training)));
+}
+
+/**
+ * Channel dropout (torch.nn.functional.dropout2d on [N, C, H, W]): when training, each whole
+ * channel of each sample is zeroed with probability p and the others scaled by 1/(1-p).
+ */
+export function dropout2d(x: Tensor, p = 0.5, training = true): Tensor {
+  const op = 'dropout2d';
+  tensorArg(op, 'input', x);
+  rank(op, 'input', x, 4, '[N, C, H, W]');
+  try {
+    return new Tensor(native.featureDropout(x.h, v.num(op, 'p', p, { min: 0, max: 1 }), v.bool(op, 'training', training)));
+  } catch (e) { relabel(e, op, x); }
 }
 
 /** Pads the last dims: `pads` = [left, right, top, bottom, ...] as in torch.nn.functional.pad. */

@@ -63,6 +63,7 @@ export interface NativeAddon {
   // nn
   conv2d(x: H, w: H, b: Opt, stride: Ints, padding: Ints, dilation: Ints, groups: number): H;
   batchNorm(x: H, w: Opt, b: Opt, rm: Opt, rv: Opt, training: boolean, momentum: number, eps: number): H;
+  groupNorm(x: H, numGroups: number, w: Opt, b: Opt, eps: number): H;
   maxPool2d(x: H, k: Ints, s: Ints, p: Ints, d: Ints, ceil: boolean): H;
   avgPool2d(x: H, k: Ints, s: Ints, p: Ints, ceil: boolean, countIncludePad: boolean): H;
   adaptiveAvgPool2d(x: H, size: Ints): H;
@@ -73,6 +74,7 @@ export interface NativeAddon {
   nllLoss(x: H, target: H, weight: Opt, reduction: string, ignoreIndex: number): H;
   bceWithLogits(x: H, target: H, weight: Opt, posWeight: Opt, reduction: string): H;
   dropout(x: H, p: number, train: boolean): H;
+  featureDropout(x: H, p: number, train: boolean): H;
   pad(x: H, pads: Ints, mode: string, value: number): H;
   oneHot(x: H, n: number): H;
   // shape

@@ -98,6 +98,40 @@ export class BatchNorm2d extends Layer {
   }
 }
 
+export interface GroupNormOptions {
+  /** Default 1e-5. */
+  eps?: number;
+  /** Learnable per-channel weight (init 1) and bias (init 0). Default true. */
+  affine?: boolean;
+}
+
+/** torch.nn.GroupNorm: normalizes each group of numChannels / numGroups channels per sample; no running statistics. */
+export class GroupNorm extends Layer {
+  readonly numGroups: number;
+  readonly numChannels: number;
+  readonly eps: number;
+
+  constructor(numGroups: number, numChannels: number, opts: GroupNormOptions = {}) {
+    super();
+    const op = 'GroupNorm';
+    this.numGroups = v.int(op, 'numGroups', numGroups, 1);
+    this.numChannels = v.int(op, 'numChannels', numChannels, 1);
+    if (numChannels % numGroups !== 0) fail(op, `numChannels ${numChannels} must be divisible by numGroups ${numGroups}`);
+    this.eps = v.num(op, 'eps', opts.eps ?? 1e-5, { min: 0 });
+    if (v.bool(op, 'affine', opts.affine ?? true)) {
+      this.param('weight', ones([numChannels]));
+      this.param('bias', zeros([numChannels]));
+    }
+  }
+  get weight(): Tensor | null { return this._params.get('weight') ?? null; }
+  get bias(): Tensor | null { return this._params.get('bias') ?? null; }
+
+  forward(x: Tensor): Tensor {
+    if (x.ndim < 2 || x.shape[1] !== this.numChannels) fail('GroupNorm', `expected input [N, ${this.numChannels}, ...], got [${x.shape.join(', ')}]`);
+    return F.groupNorm(x, this.numGroups, { weight: this.weight, bias: this.bias, eps: this.eps });
+  }
+}
+
 export class Linear extends Layer {
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean } = {}) {
     super();
@@ -143,6 +177,15 @@ export class Dropout extends Layer {
     v.num('Dropout', 'p', p, { min: 0, max: 1 });
   }
   forward(x: Tensor): Tensor { return this.training && this.p > 0 ? F.dropout(x, this.p, true) : x; }
+}
+
+/** torch.nn.Dropout2d: zeroes whole channels with probability p when training; the identity in eval mode. */
+export class Dropout2d extends Layer {
+  constructor(readonly p = 0.5) {
+    super();
+    v.num('Dropout2d', 'p', p, { min: 0, max: 1 });
+  }
+  forward(x: Tensor): Tensor { return this.training && this.p > 0 ? F.dropout2d(x, this.p, true) : x; }
 }
 
 export class MaxPool2d extends Layer {

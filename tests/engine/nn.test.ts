@@ -1,8 +1,10 @@
-// Neural-network ops against PyTorch: conv2d, batchNorm, pooling, interpolate, linear, dropout,
-// oneHot and bfloat16 autocast.
+// Neural-network ops against PyTorch: conv2d, batchNorm, groupNorm, pooling, interpolate, linear,
+// dropout, dropout2d, oneHot and bfloat16 autocast.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { F, autocast, manualSeed, ones, randn, tidy, zeros } from '../../src/engine/index.js';
+import { F, autocast, manualSeed, noGrad, ones, randn, tidy, zeros } from '../../src/engine/index.js';
+import { PansegError } from '../../src/common/errors.js';
+import { Dropout2d, GroupNorm } from '../../src/nn/index.js';
 import { ACCUM, ELEMENTWISE, EXACT, assertClose, checkCase, refCase, refCases } from './ref-cases.js';
 
 describe('conv2d (accumulates: atol 1e-5 + rtol 1e-5)', () => {
@@ -19,6 +21,36 @@ describe('batchNorm (atol 1e-5 + rtol 1e-5: batch statistics are reductions)', (
       return c.outputNames.includes('runningMean') ? { y, runningMean: rm, runningVar: rv } : y;
     }, ACCUM));
   }
+});
+
+describe('groupNorm (atol 1e-5 + rtol 1e-5: group statistics are reductions)', () => {
+  for (const c of refCases('groupNorm/')) {
+    it(c.name, () => checkCase(c, ({ x, w, b }, p) => F.groupNorm(x, p.numGroups, { weight: w ?? null, bias: b ?? null, eps: p.eps }), ACCUM));
+  }
+  it('GroupNorm layer: PyTorch\'s parameter names and init (weight 1, bias 0), the same in train and eval', () => tidy(() => {
+    const gn = new GroupNorm(2, 6);
+    assert.deepEqual([...gn.stateDict().keys()], ['weight', 'bias']);
+    assert.deepEqual(gn.weight!.toNumbers(), [1, 1, 1, 1, 1, 1]);
+    assert.deepEqual(gn.bias!.toNumbers(), [0, 0, 0, 0, 0, 0]);
+    const c = refCase('groupNorm/g2_4d');
+    noGrad(() => { gn.weight!.copy_(c.input('w')); gn.bias!.copy_(c.input('b')); });
+    const x = c.input('x');
+    assertClose(gn.forward(x), c.output('y'), ACCUM, 'train mode');
+    gn.eval();
+    assertClose(gn.forward(x), c.output('y'), ACCUM, 'eval mode');
+    assert.deepEqual([...new GroupNorm(3, 6, { affine: false }).stateDict().keys()], []);
+  }));
+  it('errors name the layer or op, with the numbers', () => tidy(() => {
+    const cases: [() => unknown, string][] = [
+      [() => new GroupNorm(32, 48), 'GroupNorm: numChannels 48 must be divisible by numGroups 32'],
+      [() => new GroupNorm(0, 48), 'GroupNorm: expected positive integer for numGroups but received 0 of type number'],
+      [() => new GroupNorm(2, 4).forward(randn([1, 6, 2, 2])), 'GroupNorm: expected input [N, 4, ...], got [1, 6, 2, 2]'],
+      [() => F.groupNorm(randn([1, 6, 2, 2]), 4), 'groupNorm: input has 6 channels, which are not divisible by numGroups 4'],
+      [() => F.groupNorm(randn([1, 6, 2, 2]), 2, { weight: ones([3]) }), 'groupNorm: expected weight of shape [6], got [3]'],
+      [() => F.groupNorm(randn([6]), 2), 'groupNorm: expected input of at least 2 dims [N, C, ...], got [6]'],
+    ];
+    for (const [fn, want] of cases) assert.throws(fn, (e: unknown) => e instanceof PansegError && e.message === want, want);
+  }));
 });
 
 describe('pooling', () => {
@@ -68,6 +100,34 @@ describe('dropout', () => {
   it('is the identity when not training', () => tidy(() => {
     const x = randn([50]);
     assert.deepEqual(F.dropout(x, 0.9, false).toArray(), x.toArray());
+  }));
+});
+
+describe('dropout2d', () => {
+  for (const c of refCases('dropout2d/')) it(c.name, () => checkCase(c, ({ x }, p) => F.dropout2d(x, p.p, p.training), EXACT));
+  it('statistics: whole channels are zeroed with probability p, the rest scaled by 1/(1-p)', () => tidy(() => {
+    manualSeed(5);
+    const [n, ch, hw] = [400, 250, 9];
+    for (const p of [0.2, 0.5]) {
+      const y = F.dropout2d(ones([n, ch, 3, 3]), p, true);
+      // Per channel, either all 9 values are 0 or all are 1/(1-p).
+      const zerosPerChannel = y.eq(0).sum([2, 3]).toNumbers();
+      assert.ok(zerosPerChannel.every((z) => z === 0 || z === hw), `p=${p}: a channel was partly dropped`);
+      const frac = zerosPerChannel.filter((z) => z === hw).length / (n * ch);
+      // Binomial over 100,000 channels: standard deviation <= 0.0016; allow 5 sigma.
+      assert.ok(Math.abs(frac - p) < 0.008, `p=${p}: dropped fraction ${frac}`);
+      assert.deepEqual([...new Set(y.toNumbers().filter((v) => v !== 0))], [Math.fround(1 / (1 - p))]);
+    }
+  }));
+  it('Dropout2d layer: drops when training, the identity in eval mode', () => tidy(() => {
+    manualSeed(6);
+    const d = new Dropout2d(0.5);
+    const x = randn([4, 8, 2, 2]);
+    assert.ok(d.forward(x).eq(0).sum().item() > 0, 'training drops channels');
+    d.eval();
+    assert.equal(d.forward(x), x);
+    const want = 'dropout2d: expected input of 4 dims [N, C, H, W], got [8, 2, 2]';
+    assert.throws(() => F.dropout2d(randn([8, 2, 2]), 0.5), (e: unknown) => e instanceof PansegError && e.message === want, want);
   }));
 });
 
