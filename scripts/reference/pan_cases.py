@@ -90,15 +90,13 @@ Suggested tolerances (float32, CPU): outputs atol 1e-4 + rtol 1e-4 relative to m
 rtol ~1e-3 of max |grad|; BN buffers atol 1e-5.
 """
 
-import json
 import os
 import sys
-import time
 
 import torch
-import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cases_common as cc  # noqa: E402
 import pan_model as pm  # noqa: E402
 import st  # noqa: E402
 
@@ -140,19 +138,13 @@ CASES = [
          notes="encoder weights from resnet18_tv.pth, then conv1 patched: w'[:,i]=w[:,i%3]*3/4"),
 ]
 
-_DEEPEST_LAYER = {3: "layer2", 4: "layer3", 5: "layer4"}
-
-
 def grad_params(model, cfg):
-    layer = _DEEPEST_LAYER[cfg["encoder_depth"]]
-    names = ["encoder.conv1.weight", "encoder.bn1.weight", "encoder.layer1.0.conv1.weight",
-             f"encoder.{layer}.0.conv1.weight", f"encoder.{layer}.0.downsample.0.weight",
-             f"encoder.{layer}.0.downsample.1.weight", f"encoder.{layer}.1.conv2.weight",
-             "decoder.fpa.branch1.1.conv.weight", "decoder.fpa.branch1.1.conv.bias",
-             "decoder.fpa.mid.0.conv.weight", "decoder.fpa.mid.0.bn.bias",
-             "decoder.fpa.down1.1.conv.weight", "decoder.fpa.down2.1.conv.weight",
-             "decoder.fpa.down3.2.conv.weight", "decoder.fpa.conv2.conv.weight",
-             "decoder.fpa.conv1.conv.weight", "decoder.fpa.conv1.bn.weight"]
+    names = cc.encoder_grad_params(cfg["encoder_depth"])
+    names += ["decoder.fpa.branch1.1.conv.weight", "decoder.fpa.branch1.1.conv.bias",
+              "decoder.fpa.mid.0.conv.weight", "decoder.fpa.mid.0.bn.bias",
+              "decoder.fpa.down1.1.conv.weight", "decoder.fpa.down2.1.conv.weight",
+              "decoder.fpa.down3.2.conv.weight", "decoder.fpa.conv2.conv.weight",
+              "decoder.fpa.conv1.conv.weight", "decoder.fpa.conv1.bn.weight"]
     for gau, _ in model.decoder.gaus:
         names += [f"decoder.{gau}.conv1.1.conv.weight", f"decoder.{gau}.conv1.1.bn.weight",
                   f"decoder.{gau}.conv2.conv.weight", f"decoder.{gau}.conv2.bn.bias"]
@@ -162,41 +154,10 @@ def grad_params(model, cfg):
     return names
 
 
-def _bns(module):
-    return [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
-
-
-@torch.no_grad()
-def perturb_bn(root, bn_scope, calib_input):
-    """Give the BatchNorm2d layers inside `bn_scope` (a submodule of `root`, or root itself)
-    non-trivial but sane values: random affine params, running stats calibrated on one
-    train-mode forward of `calib_input` (momentum 1 => running = batch stats) and then
-    jittered, random num_batches_tracked. BNs outside bn_scope are untouched (eval mode)."""
-    bns = _bns(bn_scope)
-    for m in bns:
-        n = m.num_features
-        m.weight.copy_(1 + 0.1 * torch.randn(n))
-        m.bias.copy_(0.1 * torch.randn(n))
-    root.eval()
-    saved = []
-    for m in bns:
-        saved.append(m.momentum)
-        m.momentum = 1.0
-        m.train()
-    root(calib_input)
-    for m, mom in zip(bns, saved):
-        n = m.num_features
-        m.momentum = mom
-        m.running_var.mul_(0.8 + 0.4 * torch.rand(n)).clamp_(min=0.05)
-        m.running_mean.add_(0.1 * torch.randn(n) * m.running_var.sqrt())
-        m.num_batches_tracked.fill_(int(torch.randint(0, 1000, ())))
-    root.eval()
-
-
 def make_tv_weights(out_dir):
     torch.manual_seed(TV_SEED)
     tv = pm.torchvision_resnet("resnet18")
-    perturb_bn(tv, tv, torch.randn(2, 3, 64, 64))
+    cc.perturb_bn(tv, tv, torch.randn(2, 3, 64, 64))
     sd = tv.state_dict()
     torch.save(sd, os.path.join(out_dir, TV_NAME + ".pth"))
     st.save(os.path.join(out_dir, TV_NAME + ".safetensors"), sd,
@@ -205,17 +166,11 @@ def make_tv_weights(out_dir):
 
 
 def run_case(case, out_dir, tv_sd):
-    cfg = dict(DEFAULTS, **case["cfg"])
-    d = os.path.join(out_dir, case["name"])
-    os.makedirs(d, exist_ok=True)
+    def build(cfg, case):
+        weights = {k: v.clone() for k, v in tv_sd.items()} if case.get("tv") else None
+        return pm.PAN(**cfg, encoder_weights=weights, strict_smp=case.get("smp_supported", True))
 
-    torch.manual_seed(case["seed"])
-    weights = None
-    if case.get("tv"):
-        weights = {k: v.clone() for k, v in tv_sd.items()}
-    model = pm.PAN(**cfg, encoder_weights=weights, strict_smp=case.get("smp_supported", True))
-    perturb_bn(model, model.decoder if case.get("tv") else model, torch.randn(*case["input"]))
-    if case.get("tv"):
+    def check_encoder(model, cfg):
         # the encoder must hold exactly the .pth tensors (conv1 patched when in_channels != 3)
         esd = model.encoder.state_dict()
         for k, v in tv_sd.items():
@@ -228,112 +183,21 @@ def run_case(case, out_dir, tv_sd):
                 continue
             assert torch.equal(esd[k], v), k
 
-    sd = model.state_dict()
-    st.save(os.path.join(d, "model.safetensors"), sd, metadata={"case": case["name"]})
-    params = {
-        "trainable": pm.count_trainable(model),
-        "keys": list(sd.keys()),
-        "shapes": {k: list(v.shape) for k, v in sd.items()},
-        "parameters": [n for n, _ in model.named_parameters()],
-    }
-    with open(os.path.join(d, "params.json"), "w") as f:
-        json.dump(params, f, indent=1)
-    conf = dict(cfg)
-    conf.update(encoder_weights=(TV_NAME + ".pth") if case.get("tv") else None,
-                input_shape=case["input"], seed=case["seed"],
-                smp_supported=case.get("smp_supported", True), notes=case.get("notes", ""))
-    with open(os.path.join(d, "config.json"), "w") as f:
-        json.dump(conf, f, indent=1)
-
-    x = torch.randn(*case["input"])
-    aux = cfg["aux_params"] is not None
-    io = {"input": x}
-
-    model.eval()
-    with torch.no_grad():
-        out = model(x)
-    masks, labels = out if aux else (out, None)
-    io["eval_logits"] = masks
-    if aux:
-        io["eval_labels"] = labels
-
-    model.train()
-    dropout_disabled = aux and bool(cfg["aux_params"].get("dropout", 0.2))
-    if dropout_disabled:
-        model.classification_head[2].eval()
-    out = model(x)
-    masks, labels = out if aux else (out, None)
-    upstream = torch.randn(masks.shape)
-    loss = (masks * upstream).sum()
-    io["train_logits"] = masks.detach()
-    if aux:
-        up_l = torch.randn(labels.shape)
-        loss = loss + (labels * up_l).sum()
-        io["train_labels"] = labels.detach()
-    io["upstream"] = upstream
-    if aux:
-        io["upstream_labels"] = up_l
-    loss.backward()
-    io["loss"] = loss.detach().reshape(())
-
-    named = dict(model.named_parameters())
-    for n in grad_params(model, cfg):
-        g = named[n].grad
-        assert g is not None, f"{case['name']}: no grad for {n}"
-        io["grad." + n] = g
-    io["grad_norms"] = torch.stack([
-        p.grad.norm() if p.grad is not None else torch.zeros(())
-        for _, p in model.named_parameters()])
-    for mname, m in model.named_modules():
-        if isinstance(m, nn.BatchNorm2d):
-            for b in ("running_mean", "running_var", "num_batches_tracked"):
-                io[f"after_train.{mname}.{b}"] = getattr(m, b)
-    st.save(os.path.join(d, "io.safetensors"), io,
-            metadata={"case": case["name"], "torch_version": torch.__version__,
-                      "train_dropout": "disabled" if dropout_disabled else "n/a"})
-
-    # self-check: what we wrote reads back bit-exactly
-    back = st.load(os.path.join(d, "io.safetensors"))
-    for k, v in io.items():
-        assert back[k].dtype == v.dtype and torch.equal(back[k], v.detach()), k
-    return params["trainable"], io
+    return cc.run_case(case, out_dir, DEFAULTS, build, grad_params, weights_file=TV_NAME + ".pth",
+                       check_encoder=check_encoder)
 
 
-def main(argv):
-    if len(argv) < 2:
-        print(__doc__)
-        return 2
-    out_dir = argv[1]
-    wanted = argv[2:]
-    names = [c["name"] for c in CASES]
-    for w in wanted:
-        if w not in names:
-            raise SystemExit(f"unknown case {w!r}; valid cases: {', '.join(names)}")
-    torch.set_num_threads(2)
-    torch.use_deterministic_algorithms(True)
-    os.makedirs(out_dir, exist_ok=True)
-
-    t_all = time.time()
+def prepare(out_dir):
     torch.manual_seed(0)
     n = pm.count_trainable(pm.PAN("resnet34", classes=1))
     print(f"PAN-resnet34 classes=1 trainable parameters: {n:,} "
           f"({'OK' if n == 21_475_816 else 'MISMATCH, expected 21,475,816'})")
+    return make_tv_weights(out_dir)
 
-    tv_sd = make_tv_weights(out_dir)
-    selected = [c for c in CASES if not wanted or c["name"] in wanted]
-    for case in selected:
-        t0 = time.time()
-        trainable, io = run_case(case, out_dir, tv_sd)
-        e = io["eval_logits"]
-        tr = io["train_logits"]
-        print(f"{case['name']:<26} in={tuple(io['input'].shape)} out={tuple(e.shape)} "
-              f"params={trainable:,} eval|max|={e.abs().max():.4g} train|max|={tr.abs().max():.4g} "
-              f"loss={io['loss'].item():.6g} ({time.time() - t0:.2f}s)")
-    with open(os.path.join(out_dir, "index.json"), "w") as f:
-        json.dump({"cases": [c["name"] for c in selected], "torch_version": torch.__version__,
-                   "pth": TV_NAME + ".pth"}, f, indent=1)
-    print(f"wrote {len(selected)} cases to {out_dir} in {time.time() - t_all:.1f}s")
-    return 0
+
+def main(argv):
+    return cc.main(argv, __doc__, CASES, run_case, prepare=prepare,
+                   index_extra={"pth": TV_NAME + ".pth"})
 
 
 if __name__ == "__main__":
