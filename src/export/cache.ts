@@ -4,12 +4,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fail } from '../common/errors.js';
-import { PAN } from '../models/pan/model.js';
+import { loadModelWithMeta } from '../models/registry.js';
 import { exportOnnx, pansegVersion } from './export-onnx.js';
 import { sidecarPathFor } from './sidecar.js';
 
 /** Bumped when the exporter's output changes, so older cached files are not reused. */
-const EXPORTER_REVISION = 1;
+const EXPORTER_REVISION = 2;
 
 /** $PANSEG_CACHE_DIR, else $XDG_CACHE_HOME/panseg, else ~/.cache/panseg. */
 export function cacheDir(): string {
@@ -26,9 +26,9 @@ export function cachedOnnx(dir: string, o: { opset?: number; attention?: boolean
   const h = createHash('sha256');
   for (const f of [...files, join(dir, 'panseg.json')]) if (existsSync(f)) h.update(readFileSync(f));
   h.update(JSON.stringify({ opset: o.opset ?? 17, attention: o.attention ?? false, version: pansegVersion(), rev: EXPORTER_REVISION }));
-  const path = join(o.cacheDir ?? cacheDir(), 'onnx', `pan-${h.digest('hex').slice(0, 24)}.onnx`);
+  const path = join(o.cacheDir ?? cacheDir(), 'onnx', `model-${h.digest('hex').slice(0, 24)}.onnx`);
   if (existsSync(path) && existsSync(sidecarPathFor(path))) return path;
-  const { model, meta } = PAN.loadPretrained(dir);
+  const { model, meta } = loadModelWithMeta(dir);
   try {
     exportOnnx(model, { path, dynamicSize: true, opset: o.opset, attention: o.attention, meta });
   } finally {

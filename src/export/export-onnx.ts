@@ -1,14 +1,14 @@
-// exportOnnx: a PAN -> a standard ONNX file (BatchNorm folded) plus its sidecar JSON.
+// exportOnnx: any registered architecture -> a standard ONNX file (BatchNorm folded) plus its sidecar JSON.
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { fail } from '../common/errors.js';
 import { type RGB, VOC_PALETTE } from '../common/palette.js';
 import * as v from '../common/validate.js';
 import { packageRoot } from '../common/package-root.js';
-import { smpConfigFromOptions } from '../models/pan/pretrained.js';
-import type { PAN, PansegMeta } from '../models/pan/index.js';
+import { validSide } from '../common/input-size.js';
+import type { PansegMeta, SegmentationModel } from '../models/base/index.js';
+import { emitModel } from './emit-model.js';
 import { writeMessage } from './graph.js';
-import { emitPan } from './pan-onnx.js';
 import { type OnnxSidecar, sidecarPathFor } from './sidecar.js';
 
 export const MIN_OPSET = 13;
@@ -25,7 +25,7 @@ export interface ExportOnnxOptions {
   height?: number;
   /** Fixed input width (default: the height). */
   width?: number;
-  /** Add an `attention` output: FPA's 1-channel spatial attention map at the bottleneck size. Default false. */
+  /** PAN only: add an `attention` output, FPA's 1-channel spatial attention map at the bottleneck size. Default false. */
   attention?: boolean;
   /** Class names, colours, ignore index for the sidecar (as in panseg.json). */
   meta?: PansegMeta;
@@ -45,27 +45,24 @@ export function pansegVersion(): string {
 }
 
 /** Checks an export size against the model, naming the nearest valid one. */
-function checkSize(model: PAN, name: string, n: number): number {
+function checkSize(model: SegmentationModel, name: string, n: number): number {
   v.int('exportOnnx', name, n, 1);
-  const s = model.outputStride;
-  const min = model.minInputSize;
-  if (n % s || n < min) {
-    const ok = Math.max(min, Math.ceil(n / s) * s);
-    fail('exportOnnx', `${name} ${n} is not a valid input size: it must be a multiple of the output stride ${s} and at least ${min}; use ${ok}`);
-  }
+  const r = model.inputSizeRule;
+  if (validSide(n, r) !== n) fail('exportOnnx', `${name} ${n} is not a valid input size: it must be a multiple of the output stride ${r.stride} and at least ${r.min}; use ${validSide(n, r)}`);
   return n;
 }
 
 /**
- * Exports a PAN to ONNX (input `input` [batch, C, H, W] float32, output `logits`, plus `labels` with an aux head
- * and `attention` on request), with BatchNorm folded into the convolutions, and writes `<path>.json` beside it.
+ * Exports a model of any registered architecture to ONNX (input `input` [batch, C, H, W] float32, output `logits`,
+ * plus `labels` with an aux head and, for PAN, `attention` on request), with BatchNorm folded into the
+ * convolutions, and writes `<path>.json` beside it.
  * The batch is always dynamic; H and W are fixed (default 512x512) unless `dynamicSize`.
  * @example
- * const { model, meta } = PAN.loadPretrained('runs/voc/best');
+ * const { model, meta } = loadModelWithMeta('runs/voc/best');
  * exportOnnx(model, { path: 'pan.onnx', meta });             // fixed 512x512
  * exportOnnx(model, { path: 'pan-any.onnx', dynamicSize: true, attention: true });
  */
-export function exportOnnx(model: PAN, options: ExportOnnxOptions): ExportOnnxResult {
+export function exportOnnx(model: SegmentationModel, options: ExportOnnxOptions): ExportOnnxResult {
   const op = 'exportOnnx';
   if (!options || typeof options.path !== 'string' || !options.path) fail(op, `expected a file path for path but received ${String(options?.path)}`);
   const opset = v.int(op, 'opset', options.opset ?? 17, MIN_OPSET, MAX_OPSET);
@@ -79,7 +76,7 @@ export function exportOnnx(model: PAN, options: ExportOnnxOptions): ExportOnnxRe
     fail(op, 'height/width fix the input size; leave them out with dynamicSize');
   }
 
-  const { graph, outputs } = emitPan(model, { opset, size, attention });
+  const { graph, outputs } = emitModel(model, { opset, size, attention });
   const c = model.config;
   const meta = options.meta ?? {};
   const n = Math.max(2, c.classes);
@@ -95,10 +92,10 @@ export function exportOnnx(model: PAN, options: ExportOnnxOptions): ExportOnnxRe
     preprocessing: { mean: pre.mean, std: pre.std, inputRange: pre.inputRange, inputSpace: pre.inputSpace },
     outputStride: model.outputStride, minInputSize: model.minInputSize,
     ...(meta.ignoreIndex !== undefined ? { ignoreIndex: meta.ignoreIndex } : {}),
-    architecture: smpConfigFromOptions(c),
+    architecture: model.smpConfig(),
   };
   const proto = graph.build({
-    opset, producerVersion: sidecar.pansegVersion, doc: `PAN (${c.encoderName}, output stride ${model.outputStride}) exported by panseg`,
+    opset, producerVersion: sidecar.pansegVersion, doc: `${model.architecture} (${c.encoderName}, output stride ${model.outputStride}) exported by panseg`,
     metadata: { panseg: JSON.stringify(sidecar) },
   });
 

@@ -3,7 +3,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fail } from '../common/errors.js';
 import type { RGB } from '../common/palette.js';
-import type { SmpPANConfig } from '../models/pan/pretrained.js';
 
 export interface OnnxSidecar {
   format: 'panseg-onnx';
@@ -41,7 +40,8 @@ export interface OnnxSidecar {
   minInputSize: number;
   ignoreIndex?: number;
   /** The model's smp config.json. */
-  architecture: SmpPANConfig;
+  /** smp's config.json of the model (`_model_class` names the architecture). */
+  architecture: Record<string, unknown>;
 }
 
 /** `model.onnx` -> `model.onnx.json`. */

@@ -1,3 +1,4 @@
 export * from './encoders/index.js';
+export * from './base/index.js';
 export * from './pan/index.js';
-export { SegmentationHead, ClassificationHead, ACTIVATIONS, type ActivationName, type AuxParams } from './heads.js';
+export { architecture, architectureIds, architectures, createModel, loadModel, loadModelWithMeta } from './registry.js';

@@ -26,6 +26,8 @@ export interface OnnxEmitter {
   mul(a: OnnxValue, b: OnnxValue, name: string): OnnxValue;
   relu(x: OnnxValue, name: string): OnnxValue;
   sigmoid(x: OnnxValue, name: string): OnnxValue;
+  /** Offers a value as an optional graph output under `tag` (PAN's FPA offers 'attention'). */
+  tap(tag: string, x: OnnxValue): void;
   /** Concatenation along channels. */
   concat(xs: OnnxValue[], name: string): OnnxValue;
   /** F.interpolate to `to`; alignCorners applies to bilinear and bicubic (default false). */

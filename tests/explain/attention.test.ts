@@ -15,7 +15,7 @@ import type { Dataset } from '../../src/data/index.js';
 import { liveTensors, noGrad, type Tensor, tidy } from '../../src/engine/index.js';
 import { attentionReportSection, explain, type Explanation, writeExplanation } from '../../src/explain/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
-import { optionsFromSmpConfig, PAN, type SmpPANConfig } from '../../src/models/index.js';
+import { optionsFromSmp, PAN, PAN_SPEC } from '../../src/models/index.js';
 import { writeTrainingReport } from '../../src/train/report.js';
 import { reference, ROOT } from '../helpers/reference.js';
 import { assertBalanced } from '../helpers/markup.js';
@@ -36,8 +36,8 @@ interface Case { model: PAN; io: Map<string, Tensor>; image: RgbImage }
 
 function loadCase(name: string): Case {
   const dir = join(ref, name);
-  const { seed: _s, image: _i, ...smp } = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as SmpPANConfig & { seed: number; image: number[] };
-  const model = new PAN(optionsFromSmpConfig(smp));
+  const { seed: _s, image: _i, ...smp } = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown> & { seed: number; image: number[] };
+  const model = new PAN(optionsFromSmp(PAN_SPEC, smp));
   const sd = loadSafetensors(join(dir, 'model.safetensors'));
   model.loadStateDict(sd);
   for (const t of sd.values()) t.dispose();

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { dispose, liveTensors, noGrad, randn, type Tensor } from '../../src/engine/index.js';
 import { exportOnnx, type ExportOnnxOptions } from '../../src/export/index.js';
-import type { AttentionTrace, PANOptions, PANOutput } from '../../src/models/index.js';
+import type { AttentionTrace, PANOptions, SegmentationOutput } from '../../src/models/index.js';
 import { calibratedPan, data, maxAbsDiff, runOnnx, tempDir } from './helpers.js';
 
 const TOL = 1e-4;
@@ -49,7 +49,7 @@ for (const c of CASES) {
     assert.equal(r.sidecar.attention, Boolean(c.export.attention));
     for (const shape of c.inputs) {
       const x = randn(shape);
-      const want: PANOutput & { attention?: AttentionTrace } = noGrad(() => (c.export.attention ? model.forwardWithAttention(x) : model.forwardWithAux(x)));
+      const want: SegmentationOutput & { attention?: AttentionTrace } = noGrad(() => (c.export.attention ? model.forwardWithAttention(x) : model.forwardWithAux(x)));
       const got = await runOnnx(path, data(x), shape);
       const diffs = [check('logits', got.logits, want.masks)];
       if (want.labels) diffs.push(check('labels', got.labels, want.labels));

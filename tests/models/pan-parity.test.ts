@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { noGrad, tidy, type Tensor, liveTensors } from '../../src/engine/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
-import { PAN, optionsFromSmpConfig, type SmpPANConfig } from '../../src/models/index.js';
+import { PAN, PAN_SPEC, optionsFromSmp } from '../../src/models/index.js';
 import type { Layer } from '../../src/nn/index.js';
 import { reference } from '../helpers/reference.js';
 
@@ -24,7 +24,7 @@ function maxAbs(a: Tensor): number {
 }
 
 interface CaseFiles {
-  cfg: SmpPANConfig & { input_shape: number[]; smp_supported?: boolean; notes?: string; seed?: number };
+  cfg: Record<string, unknown> & { aux_params?: { dropout?: number } | null } & { input_shape: number[]; smp_supported?: boolean; notes?: string; seed?: number };
   io: Map<string, Tensor>;
   params: { trainable: number; keys: string[]; parameters: string[] };
 }
@@ -40,7 +40,7 @@ function loadCase(name: string): CaseFiles {
 
 function build(name: string, cfg: CaseFiles['cfg']): PAN {
   const { input_shape: _s, smp_supported: _u, notes: _n, seed: _d, encoder_weights: _w, ...smp } = cfg;
-  const model = new PAN(optionsFromSmpConfig(smp));
+  const model = new PAN(optionsFromSmp(PAN_SPEC, smp));
   const sd = loadSafetensors(join(ref, name, 'model.safetensors'));
   model.loadStateDict(sd);
   for (const t of sd.values()) t.dispose();
@@ -124,7 +124,7 @@ test('encoderWeights loads a torchvision checkpoint (.pth, fc ignored), patching
     const { cfg, io } = loadCase(name);
     const { input_shape: _s, smp_supported: _u, notes: _n, seed: _d, encoder_weights: w, ...smp } = cfg;
     assert.ok(w, 'reference case should name its weights');
-    const model = new PAN({ ...optionsFromSmpConfig(smp), encoderWeights: join(ref, w as string) });
+    const model = new PAN({ ...optionsFromSmp(PAN_SPEC, smp), encoderWeights: join(ref, w as string) });
     const sd = loadSafetensors(join(ref, name, 'model.safetensors'));
     for (const [k, t] of model.stateDict()) {
       if (!k.startsWith('encoder.')) continue;

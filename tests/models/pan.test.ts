@@ -193,9 +193,9 @@ describe('savePretrained / fromPretrained', () => {
     writeFileSync(cfgPath, '{"encoder_name": "resnet18",');
     assert.throws(() => PAN.fromPretrained(dir), new RegExp(`^PansegError: fromPretrained: ${cfgPath} is not valid JSON: `));
     writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(good), _model_class: 'Unet' }));
-    assert.throws(() => PAN.fromPretrained(dir), { message: `fromPretrained: ${cfgPath}: _model_class is 'Unet', but panseg implements PAN only` });
+    assert.throws(() => PAN.fromPretrained(dir), { message: `fromPretrained: ${cfgPath}: _model_class is 'Unet', not PAN; load it with loadModel(dir)` });
     writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(good), decoder_dropout: 0.2 }));
-    assert.throws(() => PAN.fromPretrained(dir), { message: `fromPretrained: ${cfgPath}: unknown PAN options decoder_dropout` });
+    assert.throws(() => PAN.fromPretrained(dir), { message: `fromPretrained: ${cfgPath}: unknown PAN options decoder_dropout; valid: encoder_name, encoder_depth, encoder_weights, encoder_output_stride, decoder_channels, decoder_interpolation, in_channels, classes, activation, upsampling, aux_params` });
     writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(good), classes: 4 }));
     assert.throws(() => PAN.fromPretrained(dir), /^PansegError: fromPretrained: .*model\.safetensors: loadStateDict: mis-shaped keys: segmentation_head\.0\.weight: expected \[4, 32, 3, 3\], got \[1, 32, 3, 3\], segmentation_head\.0\.bias: expected \[4\], got \[1\]$/);
     writeFileSync(cfgPath, good);
@@ -225,8 +225,8 @@ describe('PAN input and option validation (exact messages)', () => {
     m.eval();
     check([1, 3, 130, 128], 'PAN: input height and width must be divisible by the output stride 16, got 130x128; pad it to 144x128 (see padToMultiple)');
     check([1, 3, 128, 200], 'PAN: input height and width must be divisible by the output stride 16, got 128x200; pad it to 128x208 (see padToMultiple)');
-    check([1, 3, 64, 64], 'PAN: input 64x64 is too small: the FPA bottleneck needs at least 8 px, so H and W must be >= 128 at output stride 16');
-    check([1, 3, 128, 112], 'PAN: input 128x112 is too small: the FPA bottleneck needs at least 8 px, so H and W must be >= 128 at output stride 16');
+    check([1, 3, 64, 64], 'PAN: input 64x64 is too small: H and W must be >= 128 at output stride 16 (the FPA bottleneck needs at least 8 px); pad it to 128x128');
+    check([1, 3, 128, 112], 'PAN: input 128x112 is too small: H and W must be >= 128 at output stride 16 (the FPA bottleneck needs at least 8 px); pad it to 128x128');
   });
 
   it('suggests a padded size that is also large enough', () => {
@@ -236,14 +236,14 @@ describe('PAN input and option validation (exact messages)', () => {
 
   it('rejects batch 1 in training mode', () => {
     m.train();
-    check([1, 3, 128, 128], 'PAN: batch size 1 in training mode: BatchNorm needs more than one value per channel on the 1x1 pooled maps; use a batch of 2 or more, or call model.eval()');
+    check([1, 3, 128, 128], 'PAN: batch size 1 in training mode: BatchNorm needs more than one value per channel; use a batch of 2 or more, or call model.eval()');
   });
 
   it('lists the valid encoders for an unknown one, and validates options', () => {
     assert.throws(() => new PAN({ encoderName: 'resnet9' }), { message: `encoder: unknown encoder 'resnet9'; valid encoders: ${encoderNames().join(', ')}` });
     assert.deepEqual(encoderNames().slice(0, 3), ['resnet18', 'resnet34', 'resnet50']);
     assert.throws(() => new PAN({ encoderOutputStride: 4 as never }), { message: "PAN: expected one of '8', '16', '32' for encoderOutputStride but received '4' of type string" });
-    assert.throws(() => new PAN({ encoderDepth: 6 as never }), /PAN: expected one of '3', '4', '5' for encoderDepth/);
+    assert.throws(() => new PAN({ encoderDepth: 6 as never }), /PAN: expected integer in \[3, 5\] for encoderDepth/);
     assert.throws(() => new PAN({ classes: 0 }), { message: 'PAN: expected positive integer for classes but received 0 of type number' });
     assert.throws(() => new PAN({ activation: 'relu' as never }), /PAN: expected one of 'identity', 'sigmoid', .* for activation but received 'relu' of type string/);
   });

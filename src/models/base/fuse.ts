@@ -1,11 +1,27 @@
 // Inference-only rewrites: BatchNorm folded into the preceding convolution, convolutions packed for
 // oneDNN's blocked layout, optional channels-last memory order and reduced-precision weights.
-import { fail } from '../common/errors.js';
-import { noGrad, type Tensor, tidy } from '../engine/index.js';
-import { BatchNorm2d, Conv2d, Identity, MkldnnConv2d, type Module, Sequential } from '../nn/index.js';
+import { fail } from '../../common/errors.js';
+import { noGrad, type Tensor, tidy } from '../../engine/index.js';
+import { BatchNorm2d, Conv2d, Identity, MkldnnConv2d, type Module, Sequential } from '../../nn/index.js';
 
-/** Child-name pairs (conv, its BatchNorm) in torchvision's and smp's module trees. */
-const PAIRS: [string, string][] = [['conv1', 'bn1'], ['conv2', 'bn2'], ['conv3', 'bn3'], ['conv', 'bn'], ['0', '1']];
+/**
+ * The one rule for (conv, BatchNorm) pairs, here and in the ONNX exporter: a BatchNorm2d registered
+ * right after a Conv2d in the same parent, over the conv's output channels. It holds for torchvision's
+ * blocks (conv1/bn1, downsample.0/.1) and smp's (conv/bn, Sequential conv, norm, relu).
+ */
+export function isConvBnPair(conv: unknown, bn: unknown): bn is BatchNorm2d {
+  return conv instanceof Conv2d && bn instanceof BatchNorm2d && bn.numFeatures === conv.outChannels;
+}
+
+/** The [conv name, BatchNorm name] pairs among `m`'s direct children. */
+export function convBnPairs(m: Module): [string, string][] {
+  const names = [...m._children.keys()];
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < names.length; i++) {
+    if (isConvBnPair(m._children.get(names[i]), m._children.get(names[i + 1]))) out.push([names[i], names[i + 1]]);
+  }
+  return out;
+}
 
 /**
  * The weight and bias of `conv` with eval-mode `bn` folded in: w' = w * g / sqrt(v + eps),
@@ -47,10 +63,9 @@ export function fuseConvBn(conv: Conv2d, bn: BatchNorm2d): Conv2d {
 export function foldBatchNorms(root: Module): number {
   let n = 0;
   for (const [, m] of [...root.namedModules()]) {
-    for (const [cn, bn] of PAIRS) {
-      const conv = m._children.get(cn);
-      const norm = m._children.get(bn);
-      if (!(conv instanceof Conv2d) || !(norm instanceof BatchNorm2d)) continue;
+    for (const [cn, bn] of convBnPairs(m)) {
+      const conv = m._children.get(cn) as Conv2d;
+      const norm = m._children.get(bn) as BatchNorm2d;
       const fused = fuseConvBn(conv, norm);
       const id = new Identity();
       m._children.set(cn, fused);

@@ -1,10 +1,11 @@
 // Heads shared by segmentation models, laid out as smp's so state_dict keys match
 // (segmentation_head.0 = conv, classification_head.3 = linear).
-import * as v from '../common/validate.js';
-import { F, type Tensor } from '../engine/index.js';
+import { fail } from '../../common/errors.js';
+import * as v from '../../common/validate.js';
+import { F, type Tensor } from '../../engine/index.js';
 import {
-  AdaptiveAvgPool2d, AdaptiveMaxPool2d, Conv2d, Dropout, Flatten, Identity, type Layer, Linear, LogSoftmax, Sequential, Sigmoid, Softmax, Tanh, init,
-} from '../nn/index.js';
+  AdaptiveAvgPool2d, AdaptiveMaxPool2d, Conv2d, Dropout, Flatten, Identity, type Layer, Linear, LogSoftmax, type OnnxEmitter, type OnnxValue, Sequential, Sigmoid, Softmax, Tanh, init,
+} from '../../nn/index.js';
 
 export const ACTIVATIONS = ['identity', 'sigmoid', 'softmax2d', 'softmax', 'logsoftmax', 'tanh'] as const;
 export type ActivationName = (typeof ACTIVATIONS)[number];
@@ -24,21 +25,27 @@ function xavier(l: Conv2d | Linear): void {
   if (l.bias) init.zeros_(l.bias);
 }
 
-/** 3x3 conv to classes -> bilinear x`upsampling` (alignCorners) -> activation. */
+/** k x k conv (default 3) to classes -> bilinear x`upsampling` (alignCorners) -> activation. */
 export class SegmentationHead extends Sequential {
-  constructor(inChannels: number, classes: number, opts: { upsampling?: number; activation?: ActivationName | null } = {}) {
+  constructor(inChannels: number, classes: number, opts: { upsampling?: number; kernelSize?: number; activation?: ActivationName | null } = {}) {
     const up = opts.upsampling ?? 1;
-    const conv = new Conv2d(inChannels, classes, 3, { padding: 1 });
+    const k = opts.kernelSize ?? 3;
+    const conv = new Conv2d(inChannels, classes, k, { padding: Math.floor(k / 2) });
     super(conv, up > 1 ? new UpsamplingBilinear(up) : new Identity(), activation(opts.activation));
     xavier(conv);
   }
 }
 
+/** smp's UpsamplingBilinear2d: no parameters, so no state_dict keys (an Identity in the Sequential). */
 class UpsamplingBilinear extends Identity {
   constructor(readonly scale: number) { super(); }
   override forward(x: Tensor): Tensor {
     // With alignCorners the scale only sets the size: floor(h * scale).
     return F.interpolate(x, { size: [Math.floor(x.shape[2] * this.scale), Math.floor(x.shape[3] * this.scale)], mode: 'bilinear', alignCorners: true });
+  }
+  emitOnnx(e: OnnxEmitter, name: string, x: OnnxValue): OnnxValue {
+    if (!Number.isInteger(this.scale)) fail('exportOnnx', `${name}: a non-integer upsampling ${this.scale} is not supported`);
+    return e.resize(x, e.scaled(x, this.scale, 'Mul'), 'bilinear', name, true);
   }
 }
 

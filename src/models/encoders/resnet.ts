@@ -2,7 +2,7 @@
 // dilated exactly as smp's make_dilated does for output strides 16 and 8.
 import { fail } from '../../common/errors.js';
 import { noGrad, type Tensor, tensor, tidy } from '../../engine/index.js';
-import { BatchNorm2d, Conv2d, Layer, MaxPool2d, Module, ReLU, Sequential, init } from '../../nn/index.js';
+import { BatchNorm2d, Conv2d, Layer, MaxPool2d, Module, type OnnxEmitter, type OnnxValue, ReLU, Sequential, init } from '../../nn/index.js';
 import type { Encoder, EncoderOptions } from './types.js';
 
 export interface ResNetSpec {
@@ -30,6 +30,9 @@ class BasicBlock extends Layer {
     const identity = this._children.has('downsample') ? c('downsample').forward(x) : x;
     return out.add_(identity).relu_();
   }
+  emitOnnx(e: OnnxEmitter, name: string, x: OnnxValue): OnnxValue {
+    return emitResidual(this, e, name, x);
+  }
 }
 
 class Bottleneck extends Layer {
@@ -53,6 +56,18 @@ class Bottleneck extends Layer {
     const identity = this._children.has('downsample') ? c('downsample').forward(x) : x;
     return out.add_(identity).relu_();
   }
+  emitOnnx(e: OnnxEmitter, name: string, x: OnnxValue): OnnxValue {
+    return emitResidual(this, e, name, x);
+  }
+}
+
+/** A basic or bottleneck block in ONNX: conv/bn pairs folded, ReLU after all but the last, residual add. */
+function emitResidual(b: Module, e: OnnxEmitter, name: string, x: OnnxValue): OnnxValue {
+  const n = b._children.has('conv3') ? 3 : 2;
+  let y = x;
+  for (let k = 1; k <= n; k++) y = e.conv(y, b.getChild<Conv2d>(`conv${k}`), b.getChild(`bn${k}`), k < n, `${name}.conv${k}`);
+  const identity = b._children.has('downsample') ? e.module(b.getChild('downsample'), `${name}.downsample`, x) : x;
+  return e.relu(e.add(y, identity, `${name}.add`), `${name}.relu`);
 }
 
 /** Makes every conv of `layer` stride 1 with the given dilation, padding (k//2)*dilation (smp's replace_strides_with_dilation). */
@@ -138,6 +153,18 @@ export class ResNetEncoder extends Module implements Encoder {
     feats.push(y);
     for (let stage = 3; stage <= this.depth; stage++) {
       y = c(`layer${stage - 1}`).forward(y);
+      feats.push(y);
+    }
+    return feats;
+  }
+
+  emitOnnxFeatures(e: OnnxEmitter, x: OnnxValue, name: string): OnnxValue[] {
+    const feats = [x];
+    let y = e.conv(x, this.getChild<Conv2d>('conv1'), this.getChild('bn1'), true, `${name}.conv1`);
+    feats.push(y);
+    y = e.module(this.getChild('maxpool'), `${name}.maxpool`, y);
+    for (let stage = 1; stage < this.depth; stage++) {
+      y = e.module(this.getChild(`layer${stage}`), `${name}.layer${stage}`, y);
       feats.push(y);
     }
     return feats;

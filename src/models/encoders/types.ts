@@ -1,6 +1,6 @@
 // The encoder contract every backbone keeps (as smp's EncoderMixin).
 import type { Tensor } from '../../engine/index.js';
-import type { Module } from '../../nn/index.js';
+import type { Module, OnnxEmitter, OnnxValue } from '../../nn/index.js';
 
 export type OutputStride = 8 | 16 | 32;
 
@@ -21,6 +21,8 @@ export interface Encoder extends Module {
   readonly depth: number;
   /** [input, 1/2, 1/4, 1/8, 1/16, 1/32] (deeper ones dilated per outputStride), depth + 1 entries. */
   features(x: Tensor): Tensor[];
+  /** Emits features() into an ONNX graph (absent for encoders that cannot be exported yet). */
+  emitOnnxFeatures?(e: OnnxEmitter, x: OnnxValue, name: string): OnnxValue[];
   /** Loads an ImageNet checkpoint in the backbone's native key layout (torchvision for ResNets). */
   loadImagenet(sd: Map<string, Tensor>): void;
 }

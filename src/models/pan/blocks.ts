@@ -1,19 +1,7 @@
-// PAN's blocks as in smp: ConvBnRelu, Feature Pyramid Attention and Global Attention Upsample.
+// PAN's blocks as in smp: Feature Pyramid Attention and Global Attention Upsample.
 import { F, type Tensor } from '../../engine/index.js';
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Layer, MaxPool2d, Module, Sequential, Sigmoid, init } from '../../nn/index.js';
-
-/** Conv2d (with bias) -> BatchNorm2d -> optional ReLU; children `conv` and `bn`. */
-export class ConvBnRelu extends Layer {
-  constructor(inC: number, outC: number, kernel: number, readonly addRelu = true) {
-    super();
-    this.child('conv', new Conv2d(inC, outC, kernel, { padding: Math.floor(kernel / 2) }));
-    this.child('bn', new BatchNorm2d(outC));
-  }
-  forward(x: Tensor): Tensor {
-    const y = this.getChild<Layer>('bn').forward(this.getChild<Layer>('conv').forward(x));
-    return this.addRelu ? y.relu_() : y;
-  }
-}
+import { AdaptiveAvgPool2d, Layer, MaxPool2d, Module, type OnnxEmitter, type OnnxValue, Sequential, Sigmoid } from '../../nn/index.js';
+import { ConvBnRelu } from '../base/blocks.js';
 
 const up = (x: Tensor, h: number, w: number) => F.interpolate(x, { size: [h, w], mode: 'bilinear', alignCorners: true });
 
@@ -56,6 +44,22 @@ export class FPABlock extends Module {
     trace?.({ attention: y, levels: [c1, c2, x3], globalBranch: b1, mid });
     return y.mul(mid).add(b1);
   }
+  /** As forward; offers the attention map as the 'attention' tap. */
+  emitOnnx(e: OnnxEmitter, name: string, x: OnnxValue): OnnxValue {
+    const c = (n: string, input: OnnxValue) => e.module(this.getChild(n), `${name}.${n}`, input);
+    // branch1 is [N, C, 1, 1]: PyTorch's align_corners upsampling of a 1x1 map is a broadcast, so Add broadcasts instead.
+    const b1 = c('branch1', x);
+    const mid = c('mid', x);
+    const x1 = c('down1', x);
+    const x2 = c('down2', x1);
+    const x3 = e.resize(c('down3', x2), e.scaled(x, 4, 'Div'), 'bilinear', `${name}.up3`, true);
+    let y = e.add(c('conv2', x2), x3, `${name}.add2`);
+    y = e.resize(y, e.scaled(x, 2, 'Div'), 'bilinear', `${name}.up2`, true);
+    y = e.add(y, c('conv1', x1), `${name}.add1`);
+    const attention = e.resize(y, e.sizeOf(x), 'bilinear', `${name}.attention`, true);
+    e.tap('attention', attention);
+    return { ...e.add(e.mul(attention, mid, `${name}.mul`), b1, `${name}.out`), hw: x.hw };
+  }
 }
 
 /** What a GAU computes on the way besides its channel weights, for the attention visualizations. */
@@ -84,17 +88,10 @@ export class GAUBlock extends Module {
     trace?.(weights, { deep: y, lowLevel: low, upsampled: yUp });
     return yUp.add(low.mul(weights));
   }
-}
-
-/** smp's decoder init: kaiming uniform (fan_in, relu) convs with zero bias; BatchNorm 1/0. */
-export function initDecoder(m: Module): void {
-  for (const [, l] of m.namedModules()) {
-    if (l instanceof Conv2d) {
-      init.kaimingUniform_(l.weight, { mode: 'fan_in', nonlinearity: 'relu' });
-      if (l.bias) init.zeros_(l.bias);
-    } else if (l instanceof BatchNorm2d) {
-      if (l.weight) init.ones_(l.weight);
-      if (l.bias) init.zeros_(l.bias);
-    }
+  emitOnnx(e: OnnxEmitter, name: string, x: OnnxValue, y: OnnxValue): OnnxValue {
+    const yUp = e.resize(y, e.sizeOf(x), this.mode, `${name}.up`, this.mode === 'bilinear' || this.mode === 'bicubic');
+    const weights = e.module(this.getChild('conv1'), `${name}.conv1`, y);
+    const low = e.module(this.getChild('conv2'), `${name}.conv2`, x);
+    return { ...e.add(yUp, e.mul(low, weights, `${name}.mul`), `${name}.out`), hw: x.hw };
   }
 }

@@ -1,8 +1,9 @@
 // PAN decoder: FPA on the deepest feature, then GAU steps up to 1/4 resolution.
 import { fail } from '../../common/errors.js';
 import type { Tensor } from '../../engine/index.js';
-import { Module } from '../../nn/index.js';
-import { FPABlock, type FPATrace, GAUBlock, type GAUTrace, initDecoder } from './blocks.js';
+import { Module, type OnnxEmitter, type OnnxValue } from '../../nn/index.js';
+import { initDecoder } from '../base/blocks.js';
+import { FPABlock, type FPATrace, GAUBlock, type GAUTrace } from './blocks.js';
 
 export type DecoderInterpolation = 'bilinear' | 'nearest' | 'bicubic' | 'nearest-exact';
 
@@ -17,6 +18,8 @@ export interface AttentionTrace {
 
 export class PANDecoder extends Module {
   readonly gauNames: string[];
+  /** FPA and the GAUs open with convolutions and pooling: blocked encoder features go in as they are. */
+  readonly acceptsBlockedFeatures = true;
 
   constructor(encoderChannels: number[], readonly depth: number, readonly channels: number, mode: DecoderInterpolation) {
     super();
@@ -41,6 +44,13 @@ export class PANDecoder extends Module {
       const level = Number(name.slice(3)) - 1;
       out = this.getChild<GAUBlock>(name).forward(f[level], out, trace && ((w, parts) => { trace.gau[name] = w; (trace.gauParts ??= {})[name] = parts; }));
     }
+    return out;
+  }
+
+  emitOnnx(e: OnnxEmitter, name: string, ...features: OnnxValue[]): OnnxValue {
+    const f = features.slice(2);
+    let out = e.module(this.getChild('fpa'), `${name}.fpa`, f[f.length - 1]);
+    for (const g of this.gauNames) out = e.module(this.getChild(g), `${name}.${g}`, f[Number(g.slice(3)) - 1], out);
     return out;
   }
 }

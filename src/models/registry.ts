@@ -1,0 +1,60 @@
+// The architecture registry: plain data, one line per architecture. createModel builds by name;
+// loadModel reads an smp save_pretrained directory and dispatches on its `_model_class`.
+import { fail } from '../common/errors.js';
+import type { ArchitectureSpec, ResolvedCommon } from './base/config.js';
+import { loadPretrainedAs, type SegmentationModel } from './base/model.js';
+import { type PansegMeta, readPretrained } from './base/pretrained.js';
+import { PAN_SPEC } from './pan/model.js';
+
+const ARCHITECTURES: readonly ArchitectureSpec<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
+  PAN_SPEC,
+];
+
+/** The registered architectures, in registry order. */
+export function architectures(): readonly ArchitectureSpec<ResolvedCommon>[] {
+  return ARCHITECTURES;
+}
+
+/** CLI ids ('pan', 'unet', ...) of the registered architectures. */
+export function architectureIds(): string[] {
+  return ARCHITECTURES.map((a) => a.id);
+}
+
+/** An architecture by CLI id or smp class name, case-insensitively ('unet', 'Unet', 'FPN'). */
+export function architecture(name: string): ArchitectureSpec<ResolvedCommon> {
+  const key = typeof name === 'string' ? name.toLowerCase() : '';
+  const spec = ARCHITECTURES.find((a) => a.id === key || a.name.toLowerCase() === key);
+  if (!spec) fail('createModel', `unknown architecture '${String(name)}'; valid architectures: ${architectureIds().join(', ')}`);
+  return spec;
+}
+
+/**
+ * Builds an architecture by name with smp's option names in camelCase.
+ * @example
+ * const unet = createModel('unet', { encoderName: 'resnet34', classes: 21 });
+ */
+export function createModel(arch: string, options: Record<string, unknown> = {}): SegmentationModel {
+  return architecture(arch).create(options as Partial<ResolvedCommon>);
+}
+
+/**
+ * Loads an smp `save_pretrained` directory (config.json + model.safetensors) of any registered
+ * architecture, with panseg.json's metadata. A config without `_model_class` (smp < 0.4) is a PAN.
+ * @example
+ * const { model, meta } = loadModelWithMeta('runs/camvid/best');
+ */
+export function loadModelWithMeta(dir: string): { model: SegmentationModel; meta: PansegMeta } {
+  const files = readPretrained(dir);
+  const cls = files.modelClass ?? 'PAN';
+  const spec = ARCHITECTURES.find((a) => a.name === cls);
+  if (!spec) {
+    for (const t of files.weights.values()) t.dispose();
+    fail('loadModel', `${files.configPath}: _model_class '${cls}' is not an architecture panseg implements; known: ${ARCHITECTURES.map((a) => a.name).join(', ')}`);
+  }
+  return loadPretrainedAs(spec, dir, files);
+}
+
+/** loadModelWithMeta without the metadata. */
+export function loadModel(dir: string): SegmentationModel {
+  return loadModelWithMeta(dir).model;
+}
