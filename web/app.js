@@ -125,7 +125,7 @@ async function init() {
     setState('error', `Cannot segment: ${browserError}`);
     return;
   }
-  if (!state.spec && state.info) el.modelName.textContent = `${state.info.model.encoder}, output stride ${state.info.model.outputStride}`;
+  if (!state.spec && state.info) el.modelName.textContent = `${state.info.model.architecture ?? 'PAN'}-${state.info.model.encoder}, output stride ${state.info.model.outputStride}`;
   el.pick.disabled = false;
   el.webcam.disabled = !navigator.mediaDevices?.getUserMedia;
   setState('ready', readyText(browserError));

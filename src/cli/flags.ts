@@ -1,5 +1,32 @@
 // Flag groups shared by several subcommands.
-import type { Flag } from './args.js';
+import { architectures } from '../models/index.js';
+import { type Flag, UsageError } from './args.js';
+
+/** Choosing and shaping a new model: train and info. */
+export const MODEL_FLAGS: Flag[] = [
+  { name: 'arch', type: 'string', desc: `architecture: ${architectures().map((a) => `${a.id} (${a.name})`).join(', ')}`, choices: architectures().map((a) => a.id), default: 'pan' },
+  { name: 'output-stride', type: 'int', desc: 'encoder output stride, 8, 16 or 32 (architectures that take one; PAN default 16)' },
+  { name: 'decoder-channels', type: 'string', desc: "decoder channels: a number (pan), or a comma list, one per stage (unet); default: the architecture's" },
+  { name: 'arch-options', type: 'string', desc: `further architecture options as JSON with smp's camelCase names, e.g. '{"decoderAttentionType":"scse"}'` },
+];
+
+/** The architecture options MODEL_FLAGS set (only those given: the rest take the architecture's defaults). */
+export function archOptions(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (o.outputStride !== undefined) out.encoderOutputStride = o.outputStride;
+  if (o.decoderChannels !== undefined) {
+    const parts = String(o.decoderChannels).split(',').map((p) => Number(p.trim()));
+    if (!parts.every((n) => Number.isInteger(n) && n > 0)) throw new UsageError(`--decoder-channels expects a positive integer or a comma list of them, got '${String(o.decoderChannels)}'`);
+    out.decoderChannels = parts.length === 1 && !String(o.decoderChannels).includes(',') ? parts[0] : parts;
+  }
+  if (o.archOptions !== undefined) {
+    let extra: unknown;
+    try { extra = JSON.parse(String(o.archOptions)); } catch (e) { throw new UsageError(`--arch-options is not valid JSON (${(e as Error).message}); e.g. '{"decoderAttentionType":"scse"}'`); }
+    if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw new UsageError(`--arch-options expects a JSON object, got '${String(o.archOptions)}'`);
+    Object.assign(out, extra);
+  }
+  return out;
+}
 
 export const DATA_FLAGS: Flag[] = [
   { name: 'dataset', type: 'string', desc: 'dataset layout', choices: ['voc', 'camvid', 'cityscapes', 'folder'] },

@@ -16,7 +16,7 @@ const COMMANDS: Record<string, () => Promise<{ spec: CommandSpec; run: Runner }>
 };
 
 const SUMMARIES: Record<string, string> = {
-  train: 'train a PAN on a dataset (VOC, CamVid, Cityscapes, folder)',
+  train: 'train PAN, UNet or FPN on a dataset (VOC, CamVid, Cityscapes, folder)',
   eval: 'measure mIoU and per-class IoU on a dataset split',
   predict: 'segment images into masks, overlays and class-area stats',
   info: 'model parameters, FLOPs and the compute engine',
@@ -28,7 +28,7 @@ const SUMMARIES: Record<string, string> = {
 
 function usage(): string {
   return [
-    'panseg: semantic segmentation with the Pyramid Attention Network (PAN) on libtorch', '',
+    'panseg: semantic segmentation with the Pyramid Attention Network (PAN) and its family (UNet, FPN) on libtorch', '',
     'Usage: panseg <command> [options]', '', 'Commands:',
     ...Object.entries(SUMMARIES).map(([k, v]) => `  ${k.padEnd(10)}${v}`),
     '', "Run 'panseg <command> --help' for a command's options.", '',

@@ -1,7 +1,7 @@
 // Evaluation over a dataset: confusion matrix -> mIoU and friends.
 import { tidy } from '../engine/index.js';
 import type { DataLoader } from '../data/index.js';
-import type { PAN } from '../models/index.js';
+import type { SegmentationModel } from '../models/index.js';
 import { type InferenceOptions, inferenceCopy, predictProbs, probsToLabels } from './inference.js';
 import { ConfusionMatrix, type SegMetrics } from './metrics.js';
 
@@ -19,7 +19,7 @@ export interface EvaluationResult extends SegMetrics {
 }
 
 /** Evaluates `model` on an eval-mode loader (padding is the ignore index, so it never counts). */
-export async function evaluate(model: PAN, loader: DataLoader, o: EvaluateOptions = {}): Promise<EvaluationResult> {
+export async function evaluate(model: SegmentationModel, loader: DataLoader, o: EvaluateOptions = {}): Promise<EvaluationResult> {
   const ds = loader.dataset;
   const cm = new ConfusionMatrix(model.config.classes === 1 ? 2 : model.config.classes, ds.ignoreIndex);
   const t0 = performance.now();

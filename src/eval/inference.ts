@@ -1,9 +1,9 @@
-// Running a trained PAN on normalized image tensors: padding to valid sizes, optional
+// Running a trained model on normalized image tensors: padding to valid sizes, optional
 // test-time augmentation, and autocast for reduced precision.
 import { autocast, F, inferenceMode, type Precision, resolvePrecision, type Tensor, tidy } from '../engine/index.js';
 
 export type { Precision };
-import type { PAN } from '../models/index.js';
+import type { SegmentationModel } from '../models/index.js';
 
 
 export interface InferenceOptions {
@@ -25,8 +25,8 @@ export function withPrecision<T>(precision: Precision | 'auto', device: string, 
   return autocast(fn, { deviceType: device.startsWith('cuda') ? 'cuda' : 'cpu', dtype: precision === 'bf16' ? 'bfloat16' : 'float16' });
 }
 
-/** Pads [N, C, H, W] bottom/right to a valid PAN input size; returns the padded tensor. */
-function padForModel(model: PAN, x: Tensor): Tensor {
+/** Pads [N, C, H, W] bottom/right to the model's valid input size; returns the padded tensor. */
+function padForModel(model: SegmentationModel, x: Tensor): Tensor {
   const s = model.outputStride;
   const min = model.minInputSize;
   const [h, w] = [x.shape[2], x.shape[3]];
@@ -40,7 +40,7 @@ function padForModel(model: PAN, x: Tensor): Tensor {
  * activation is not applied twice) for normalized images of any size: each scale is padded to a
  * valid size and cropped back, flips are averaged.
  */
-export function predictProbs(model: PAN, x: Tensor, o: InferenceOptions = {}): Tensor {
+export function predictProbs(model: SegmentationModel, x: Tensor, o: InferenceOptions = {}): Tensor {
   const was = model.training;
   model.eval();
   // Inputs go to the model's device (images are decoded on the CPU); probabilities stay there.
@@ -56,12 +56,12 @@ export function predictProbs(model: PAN, x: Tensor, o: InferenceOptions = {}): T
  * A BatchNorm-folded copy of `model` in the given precision and its fastest layout (see
  * PAN.optimizedForInference), for repeated inference (evaluation, prediction, serving). Dispose it when done.
  */
-export function inferenceCopy(model: PAN, precision: Precision | 'auto' = 'auto'): PAN {
+export function inferenceCopy(model: SegmentationModel, precision: Precision | 'auto' = 'auto'): SegmentationModel {
   const p = resolvePrecision(precision, model.parameters()[0].device);
   return model.optimizedForInference({ dtype: p === 'bf16' ? 'bfloat16' : p === 'fp16' ? 'float16' : 'float32' });
 }
 
-function averagedProbs(model: PAN, x: Tensor, o: InferenceOptions): Tensor {
+function averagedProbs(model: SegmentationModel, x: Tensor, o: InferenceOptions): Tensor {
   // An optimized copy already holds its precision in its weights.
   const precision = model.isOptimizedForInference ? 'fp32' : o.precision ?? 'auto';
   const [h, w] = [x.shape[2], x.shape[3]];
@@ -86,7 +86,7 @@ function averagedProbs(model: PAN, x: Tensor, o: InferenceOptions): Tensor {
  * Probabilities from the model's output: logits get softmax (sigmoid for a single class); a model built
  * with an output activation already gives probabilities (or log-probabilities, or tanh scores).
  */
-function toProbs(model: PAN, out: Tensor): Tensor {
+function toProbs(model: SegmentationModel, out: Tensor): Tensor {
   switch (model.config.activation) {
     case 'sigmoid': case 'softmax': case 'softmax2d': return out;
     case 'logsoftmax': return out.exp();

@@ -7,7 +7,7 @@ import { type RGB, VOC_PALETTE } from '../common/palette.js';
 import { decodeImage, evalOptions, evalTransform, type RgbImage } from '../data/index.js';
 import { tensor, tidy } from '../engine/index.js';
 import { saveNpy } from '../io/npy.js';
-import type { PAN } from '../models/index.js';
+import type { SegmentationModel } from '../models/index.js';
 import { type InferenceOptions, inferenceCopy, predictProbs, probsToLabels } from './inference.js';
 import { type ClassArea, classAreas, overlay, saveIndexMask, savePng, writeFileAtomic } from './visualize.js';
 
@@ -49,7 +49,7 @@ export interface Segmentation {
 }
 
 /** Segments one decoded RGB image with the model's preprocessing, padding to a valid size and cropping back. */
-export function segmentImage(model: PAN, img: RgbImage, o: SegmentOptions & { withProbs?: boolean } = {}): Segmentation {
+export function segmentImage(model: SegmentationModel, img: RgbImage, o: SegmentOptions & { withProbs?: boolean } = {}): Segmentation {
   const t0 = performance.now();
   const pre = model.preprocessing;
   const t = evalTransform(img, null, evalOptions('predict', { stride: model.outputStride, mean: pre.mean, std: pre.std }, 255));
@@ -139,7 +139,7 @@ export function defaultLabels(classes: number): { classNames: string[]; colors: 
  * Segments image files (files, folders, list files) into `outDir` with the libtorch engine;
  * see writePredictions for the files written.
  */
-export async function predictFiles(model: PAN, inputs: string[], outDir: string, o: PredictFilesOptions = {}): Promise<PredictedFile[]> {
+export async function predictFiles(model: SegmentationModel, inputs: string[], outDir: string, o: PredictFilesOptions = {}): Promise<PredictedFile[]> {
   const files = collectInputs(inputs);
   const d = defaultLabels(model.config.classes);
   const fast = model.isOptimizedForInference ? model : inferenceCopy(model, o.precision);

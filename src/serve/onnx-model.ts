@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fail } from '../common/errors.js';
 import { exportOnnx, type OnnxSidecar, pansegVersion, readSidecar, sidecarPathFor } from '../export/index.js';
-import { PAN } from '../models/index.js';
+import { loadModelWithMeta } from '../models/index.js';
 
 /** How `panseg serve` exports the model for the page. */
 export interface ExportSettings {
@@ -76,7 +76,7 @@ export async function prepareOnnx(modelDir: string, onnxPath: string | undefined
     return { path, sidecarPath: sidecarPathFor(path), sidecar: readSidecar(path), bytes: statSync(path).size, exported: false };
   }
   const t0 = performance.now();
-  const { model, meta } = PAN.loadPretrained(modelDir);
+  const { model, meta } = loadModelWithMeta(modelDir);
   try {
     const r = exportOnnx(model, {
       path, opset: s.opset, dynamicSize: s.dynamicSize, attention: s.attention, meta,

@@ -22,6 +22,8 @@ export interface ModelInfo {
   classes: string[];
   /** One colour per class (from panseg.json, else the VOC palette). */
   colors: [number, number, number][];
+  /** smp's class name: 'PAN', 'Unet', 'FPN', ... */
+  architecture: string;
   encoder: string;
   outputStride: number;
   minInputSize: number;

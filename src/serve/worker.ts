@@ -1,4 +1,4 @@
-// The server's inference thread: loads the PAN once, then segments the images the queue sends, one at
+// The server's inference thread: loads the model (any architecture) once, then segments the images the queue sends, one at
 // a time, and encodes their masks, so the HTTP thread never blocks on libtorch or on PNG compression.
 // The addon is context-aware: this thread has its own.
 import { parentPort, workerData } from 'node:worker_threads';
@@ -7,26 +7,26 @@ import { encodeIndexedPng } from '../data/png.js';
 import { setNumThreads } from '../engine/index.js';
 import { segmentImage } from '../eval/predict.js';
 import { classAreas } from '../eval/visualize.js';
-import { PAN, type PansegMeta } from '../models/index.js';
+import { loadModelWithMeta, type PansegMeta, type SegmentationModel } from '../models/index.js';
 import type { ModelInfo, WorkerConfig, WorkerReply, WorkerRequest } from './protocol.js';
 
 const port = parentPort;
 if (!port) throw new Error('panseg: src/serve/worker is a worker thread script, not a module to import');
 const cfg = workerData as WorkerConfig;
 
-function modelInfo(m: PAN, meta: PansegMeta): ModelInfo {
+function modelInfo(m: SegmentationModel, meta: PansegMeta): ModelInfo {
   const n = Math.max(2, m.config.classes);
   const classes = Array.from({ length: n }, (_, i) => meta.classNames?.[i] ?? `class ${i}`);
   const colors = Array.from({ length: n }, (_, i) => [...(meta.colors?.[i] ?? VOC_PALETTE[i])] as RGB);
-  return { classes, colors, encoder: m.config.encoderName, outputStride: m.outputStride, minInputSize: m.minInputSize };
+  return { classes, colors, architecture: m.architecture, encoder: m.config.encoderName, outputStride: m.outputStride, minInputSize: m.minInputSize };
 }
 
-let model: PAN | null = null;
+let model: SegmentationModel | null = null;
 let info: ModelInfo | null = null;
 let palette: RGB[] = [];
 try {
   if (cfg.threads) setNumThreads(cfg.threads);
-  const loaded = PAN.loadPretrained(cfg.modelDir);
+  const loaded = loadModelWithMeta(cfg.modelDir);
   model = loaded.model;
   model.eval();
   info = modelInfo(model, loaded.meta);

@@ -7,7 +7,7 @@ import { basename, dirname, join } from 'node:path';
 import { fail } from '../common/errors.js';
 import { getRngState, setRngState, type Tensor } from '../engine/index.js';
 import { loadSafetensors, readSafetensors, saveSafetensors } from '../io/safetensors.js';
-import type { PAN, PansegMeta } from '../models/index.js';
+import type { PansegMeta, SegmentationModel } from '../models/index.js';
 import type { Optimizer } from './optimizers.js';
 
 export interface TrainerState {
@@ -23,7 +23,7 @@ export interface TrainerState {
 }
 
 /** Writes `dir` (replacing it atomically): model files, optimizer.safetensors, trainer.json, rng.safetensors. */
-export function saveCheckpoint(dir: string, model: PAN, optimizer: Optimizer, state: TrainerState, meta: PansegMeta): void {
+export function saveCheckpoint(dir: string, model: SegmentationModel, optimizer: Optimizer, state: TrainerState, meta: PansegMeta): void {
   mkdirSync(dirname(dir), { recursive: true });
   const tmp = `${dir}.partial-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });

@@ -7,10 +7,10 @@ import { segmentImage } from '../eval/predict.js';
 import { type ReportHistoryEntry, type ReportSample, writeReport } from '../eval/report.js';
 import type { EvaluationResult } from '../eval/evaluate.js';
 import { attentionReportSection } from '../explain/index.js';
-import type { PAN } from '../models/index.js';
+import { PAN, type SegmentationModel } from '../models/index.js';
 
 export interface TrainingReportInput {
-  model: PAN;
+  model: SegmentationModel;
   outDir: string;
   dataset: Dataset;
   evaluation: EvaluationResult | null;
@@ -43,10 +43,11 @@ export async function writeTrainingReport(r: TrainingReportInput): Promise<strin
     samples.push({ id: s.id, image: s.image, gt: s.mask, pred: seg.labels });
   }
   const colors = ds.colors.map((c) => [...c] as RGB);
-  const attention = r.attention === false || !samples.length ? [] : [await attentionReportSection(r.model, samples, r.outDir, { classes: [...ds.classes], colors })];
+  // Attention pictures are PAN's (its FPA map and GAU weights); other architectures have none.
+  const attention = r.attention === false || !samples.length || !(r.model instanceof PAN) ? [] : [await attentionReportSection(r.model, samples, r.outDir, { classes: [...ds.classes], colors })];
   const ev = r.evaluation;
   return writeReport(r.outDir, {
-    title: r.title ?? `PAN training report: ${r.model.config.encoderName} on ${ds.name}`,
+    title: r.title ?? `${r.model.architecture} training report: ${r.model.config.encoderName} on ${ds.name}`,
     config: r.config,
     history: readHistory(r.outDir),
     classes: [...ds.classes],

@@ -1,4 +1,4 @@
-// The training loop: data -> PAN -> loss -> optimizer/schedule, with validation, atomic
+// The training loop: data -> model (any registered architecture) -> loss -> optimizer/schedule, with validation, atomic
 // checkpoints, exact resume, a progress bar, a JSONL metrics log and the final report data.
 import { createHash } from 'node:crypto';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { DataLoader, type Dataset, openDataset, type DatasetOptions } from '../d
 import { cpuFeatures, cudaAvailable, getNumThreads, manualSeed, type Precision, resolvePrecision, setNumThreads, type Tensor, tidy } from '../engine/index.js';
 import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
 import { withPrecision } from '../eval/inference.js';
-import { type OutputStride, PAN, type PANOptions } from '../models/index.js';
+import { architecture, createModel, loadModel, type OutputStride, type SegmentationModel } from '../models/index.js';
 import { checkResumeWorld, comparableConfig, DistributedRun, type DistributedTrainOptions, worldSuffix } from '../distributed/trainer.js';
 import { recoverCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { auxPresenceLoss, combinedLoss, parseLoss } from './losses.js';
@@ -33,9 +33,15 @@ export interface TrainOptions {
   // model
   /** Start from an smp/panseg pretrained directory instead of a fresh model. */
   model?: string;
+  /** Architecture by CLI id or smp name: 'pan' (default), 'unet', 'fpn', ... (see architectureIds()). */
+  arch?: string;
   encoder?: string;
+  /** Encoder output stride, for architectures with encoderOutputStride (PAN: default 16). */
   outputStride?: OutputStride;
-  decoderChannels?: number;
+  /** The architecture's decoderChannels (PAN: a number, default 32; Unet: one per stage). */
+  decoderChannels?: number | number[];
+  /** Further architecture options in smp's camelCase names, e.g. { decoderAttentionType: 'scse' }. */
+  modelOptions?: Record<string, unknown>;
   /** Default: the dataset's class count. */
   classes?: number;
   /** torchvision ImageNet checkpoint for the encoder. */
@@ -92,7 +98,7 @@ export interface TrainOptions {
 }
 
 export interface TrainResult {
-  model: PAN;
+  model: SegmentationModel;
   outDir: string;
   bestMiou: number;
   bestEpoch: number;
@@ -108,7 +114,7 @@ export interface TrainResult {
   valDataset: Dataset | null;
 }
 
-const RESUME_KEYS = ['dataset', 'encoder', 'outputStride', 'decoderChannels', 'classes', 'batchSize', 'lr', 'optimizer', 'schedule', 'loss', 'accumulate', 'seed', 'crop', 'epochs'] as const;
+const RESUME_KEYS = ['dataset', 'arch', 'encoder', 'outputStride', 'decoderChannels', 'modelOptions', 'classes', 'batchSize', 'lr', 'optimizer', 'schedule', 'loss', 'accumulate', 'seed', 'crop', 'epochs'] as const;
 
 /** 'cpu' or 'cuda[:N]', refused before any work when this build has no CUDA. */
 function checkDevice(op: string, device = 'cpu'): string {
@@ -122,13 +128,20 @@ function resolve(o: TrainOptions) {
   if (!o || typeof o !== 'object') fail(op, 'expected an options object');
   if (typeof o.out !== 'string' || !o.out) fail(op, 'expected an output directory for out (--out DIR)');
   const device = checkDevice(op, o.device);
+  const arch = architecture(o.arch ?? 'pan');
+  const defaults = arch.defaults as unknown as Record<string, unknown>;
+  if (o.modelOptions !== undefined && (typeof o.modelOptions !== 'object' || o.modelOptions === null || Array.isArray(o.modelOptions))) fail(op, 'expected an object of architecture options for modelOptions');
   return {
     ...o,
     split: o.split ?? 'train',
     valSplit: o.valSplit === undefined ? 'val' : o.valSplit,
+    // 'pan' stays out of the resume hash, so runs from before architectures existed still resume.
+    arch: arch.id === 'pan' ? undefined : arch.id,
+    modelOptions: o.modelOptions && Object.keys(o.modelOptions).length ? o.modelOptions : undefined,
     encoder: o.encoder ?? 'resnet34',
-    outputStride: o.outputStride ?? 16,
-    decoderChannels: v.int(op, 'decoderChannels', o.decoderChannels ?? 32, 1),
+    // The architecture's own defaults (and its checks, when the model is built).
+    outputStride: (o.outputStride ?? defaults.encoderOutputStride) as OutputStride | undefined,
+    decoderChannels: (o.decoderChannels ?? defaults.decoderChannels) as number | number[] | undefined,
     auxWeight: v.num(op, 'auxWeight', o.auxWeight ?? 0, { min: 0 }),
     crop: v.int(op, 'crop', o.crop ?? 512, 32),
     batchSize: v.int(op, 'batchSize', o.batchSize ?? 8, 2),
@@ -158,7 +171,7 @@ function hashConfig(c: ReturnType<typeof resolve>, classes: number): string {
 }
 
 /**
- * Trains a PAN. Writes `<out>/checkpoints/{last,best}` (smp save_pretrained directories with
+ * Trains a model of any registered architecture (PAN by default). Writes `<out>/checkpoints/{last,best}` (smp save_pretrained directories with
  * optimizer/RNG state in `last`), `<out>/metrics.jsonl` and returns the trained model.
  * @example
  * const { model, bestMiou } = await train({ dataset: 'folder', dataRoot: 'data/shapes/train', valRoot: 'data/shapes/val', out: 'runs/shapes', encoder: 'resnet18', crop: 128, epochs: 10 });
@@ -181,17 +194,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (dist && !dist.isMain) c.quiet = true;
   if (dist && c.device === 'cuda') c.device = `cuda:${dist.group.localRank}`; // [distributed] one GPU per rank on each machine
 
-  let model: PAN;
+  let model: SegmentationModel;
   if (c.model) {
-    model = PAN.fromPretrained(c.model);
+    model = loadModel(c.model);
     if (model.config.classes !== classes) fail('train', `the model in ${c.model} predicts ${model.config.classes} classes but the dataset has ${classes}`);
+    if (options.arch !== undefined && architecture(options.arch).name !== model.architecture) fail('train', `--arch ${options.arch} differs from the model in ${c.model}, a ${model.architecture}; drop --arch`);
   } else {
-    const opts: PANOptions = {
-      encoderName: c.encoder, encoderOutputStride: c.outputStride, decoderChannels: c.decoderChannels, classes,
-      encoderWeights: c.encoderWeights ?? null,
+    model = createModel(c.arch ?? 'pan', {
+      encoderName: c.encoder, classes, encoderWeights: c.encoderWeights ?? null,
       auxParams: c.auxWeight > 0 ? { classes, pooling: 'avg', dropout: 0.2 } : null,
-    };
-    model = new PAN(opts);
+      ...(c.outputStride !== undefined ? { encoderOutputStride: c.outputStride } : {}),
+      ...(c.decoderChannels !== undefined ? { decoderChannels: c.decoderChannels } : {}),
+      ...c.modelOptions,
+    });
   }
   if (c.device !== 'cpu') model.to({ device: c.device });
   if (c.channelsLast) model.to({ memoryFormat: 'channelsLast' });
@@ -199,7 +214,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (!c.quiet) {
     const f = cpuFeatures();
     const why = options.precision === undefined || options.precision === 'auto' ? ` (auto: ${f.amx ? 'AMX' : f.avx512bf16 ? 'AVX512-BF16' : 'no bf16 hardware'})` : '';
-    console.error(`train: PAN-${model.config.encoderName} on ${c.dataset} ${c.split} (${trainDs.length} images, ${classes} classes); precision ${c.precision}${why}, ${c.channelsLast ? 'channels-last' : 'NCHW'}, ${getNumThreads()} threads on ${c.device}`);
+    console.error(`train: ${model.architecture}-${model.config.encoderName} on ${c.dataset} ${c.split} (${trainDs.length} images, ${classes} classes); precision ${c.precision}${why}, ${c.channelsLast ? 'channels-last' : 'NCHW'}, ${getNumThreads()} threads on ${c.device}`);
   }
   const pre = model.preprocessing;
   const meta = { classNames: [...trainDs.classes], colors: trainDs.colors.map((x) => [...x] as [number, number, number]), ignoreIndex: trainDs.ignoreIndex, preprocessing: pre };
@@ -233,7 +248,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (c.resume && isMain) {
     const last = join(ckptDir, 'last');
     if (!recoverCheckpoint(last)) fail('train', `--resume: no checkpoint at ${last}; start without --resume`);
-    const fresh = PAN.fromPretrained(last);
+    const fresh = loadModel(last);
     model.loadStateDict(fresh.stateDict());
     fresh.dispose();
     state = restoreCheckpoint(last, optimizer);

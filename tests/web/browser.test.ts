@@ -94,7 +94,7 @@ describe('web page in Chromium', { skip }, () => {
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready', await text('#status'));
     assert.equal(await page.evaluate(() => crossOriginIsolated), true);
     assert.equal(await text('#status'), 'Model ready · 3 classes · wasm · SIMD · 2 threads');
-    assert.equal(await text('#model-name'), 'resnet18, output stride 16');
+    assert.equal(await text('#model-name'), 'PAN-resnet18, output stride 16');
     assert.equal(await nextResult(() => page.setInputFiles('#file', join(dir, 'test.png'))), 'done', await text('#status'));
     assert.ok(agreement((await pageLabels()).labels, torchLabels) >= 0.99);
 

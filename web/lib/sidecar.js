@@ -15,7 +15,7 @@ import { vocPalette } from './render.js';
  * @property {string | null} activation the head activation already applied to the logits (null = raw logits)
  * @property {string[]} classes names, at least 2
  * @property {RGB[]} colors one per class
- * @property {string} architecture e.g. "resnet34, output stride 16"
+ * @property {string} architecture e.g. "PAN-resnet34, output stride 16"
  */
 
 /**
@@ -62,6 +62,6 @@ export function parseSidecar(s) {
     activation: typeof s.activation === 'string' ? s.activation : null,
     classes,
     colors,
-    architecture: `${arch.encoder_name ?? 'PAN'}, output stride ${stride}`,
+    architecture: `${arch._model_class ?? 'PAN'}-${arch.encoder_name ?? '?'}, output stride ${stride}`,
   };
 }

@@ -2,7 +2,7 @@ import { DataLoader, openDataset } from '../../data/index.js';
 import { resolvePrecision, setNumThreads } from '../../engine/index.js';
 import { evaluate, type EvaluationResult } from '../../eval/evaluate.js';
 import { evaluateOnnx, type OnnxSegmenter } from '../../eval/onnx-engine.js';
-import { PAN } from '../../models/index.js';
+import { loadModel } from '../../models/index.js';
 import { ProgressBar } from '../../train/progress.js';
 import { type CommandSpec, required, UsageError } from '../args.js';
 import { DATA_FLAGS, RUN_FLAGS, TTA_FLAGS } from '../flags.js';
@@ -31,9 +31,9 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   const onnx = o.engine === 'onnx' || o.onnx !== undefined;
   const ds = openDataset(required(o, 'dataset', 'dataset', 'eval'), required(o, 'dataRoot', 'data-root', 'eval'), { split: (o.split as string | undefined) ?? 'val' });
   if (o.threads !== undefined && !onnx) setNumThreads(o.threads as number);
-  // One of the two engines: a PAN on libtorch, or an ONNX export on onnxruntime.
+  // One of the two engines: a model on libtorch, or an ONNX export on onnxruntime.
   const seg: OnnxSegmenter | null = onnx ? await onnxSegmenterFor(o, 'eval') : null;
-  const model = seg ? null : PAN.fromPretrained(required<string>(o, 'model', 'model', 'eval'));
+  const model = seg ? null : loadModel(required<string>(o, 'model', 'model', 'eval'));
   const classes = seg ? seg.numClasses : model!.config.classes;
   const [stride, pre] = seg ? [seg.outputStride, seg.preprocessing] : [model!.outputStride, model!.preprocessing];
   let loader: DataLoader | null = null;

@@ -3,7 +3,7 @@ import type { Flag } from '../args.js';
 import { type CommandSpec, required, UsageError } from '../args.js';
 import { cachedOnnx, exportOnnx, MAX_OPSET, MIN_OPSET } from '../../export/index.js';
 import { OnnxSegmenter } from '../../eval/onnx-engine.js';
-import { PAN } from '../../models/index.js';
+import { loadModelWithMeta } from '../../models/index.js';
 
 export const spec: CommandSpec = {
   name: 'export',
@@ -37,7 +37,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   if (dynamicSize && o.size !== undefined) throw new UsageError('--size fixes the input size; leave it out with --dynamic-size');
   const [height, width] = dynamicSize ? [undefined, undefined] : parseSize(String(o.size ?? '512'));
   const t0 = performance.now();
-  const { model, meta } = PAN.loadPretrained(dir);
+  const { model, meta } = loadModelWithMeta(dir);
   try {
     const r = exportOnnx(model, { path: out, opset: o.opset as number, dynamicSize, height, width, attention: Boolean(o.attention), meta });
     const mb = statSync(r.path).size / 2 ** 20;

@@ -1,7 +1,7 @@
 import { resolvePrecision, setNumThreads } from '../../engine/index.js';
 import { predictFilesOnnx } from '../../eval/onnx-engine.js';
 import { collectInputs, type PredictedFile, predictFiles } from '../../eval/predict.js';
-import { PAN } from '../../models/index.js';
+import { loadModelWithMeta } from '../../models/index.js';
 import type { RGB } from '../../common/palette.js';
 import { ProgressBar } from '../../train/progress.js';
 import { type CommandSpec, required, UsageError } from '../args.js';
@@ -45,7 +45,7 @@ export async function run(o: Record<string, unknown>, positionals: string[]): Pr
     const seg = await onnxSegmenterFor(o, 'predict');
     try { res = await predictFilesOnnx(seg, files, out, common); } finally { await seg.release(); }
   } else {
-    const { model, meta } = PAN.loadPretrained(required<string>(o, 'model', 'model', 'predict'));
+    const { model, meta } = loadModelWithMeta(required<string>(o, 'model', 'model', 'predict'));
     try {
       res = await predictFiles(model, files, out, {
         ...common, classNames: meta.classNames, colors: meta.colors as RGB[] | undefined, precision: (o.precision as 'fp32' | undefined) ?? 'auto',

@@ -42,7 +42,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
     log: (line) => (line.startsWith('serve:') ? console.log(line) : log(line)),
   });
   const m = server.info;
-  console.log(`panseg serve: ${m.encoder} PAN, ${m.classes.length} classes, on ${server.url}`);
+  console.log(`panseg serve: ${m.architecture}-${m.encoder}, ${m.classes.length} classes, on ${server.url}`);
   console.log(server.onnx ? `  page model: ${server.onnx.path} (${(server.onnx.bytes / 1e6).toFixed(1)} MB)` : '  page model: none (the page segments on the server)');
   console.log(`  API: POST ${server.url}api/segment (image/png, image/jpeg or image/webp body, or a multipart form)`);
   if (!LOOPBACK.has(host)) console.log(`  note: listening on ${host}: other machines can reach this server`);

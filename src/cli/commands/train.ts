@@ -5,20 +5,19 @@ import { recoverCheckpoint } from '../../train/checkpoint.js';
 import { writeTrainingReport } from '../../train/report.js';
 import { train } from '../../train/train.js';
 import { type CommandSpec, required } from '../args.js';
-import { DATA_FLAGS, RUN_FLAGS } from '../flags.js';
+import { archOptions, DATA_FLAGS, MODEL_FLAGS, RUN_FLAGS } from '../flags.js';
 import { printMetrics } from '../output.js';
 
 export const spec: CommandSpec = {
   name: 'train',
-  summary: 'train a PAN on a dataset, with validation, checkpoints and an HTML report',
+  summary: 'train a model (PAN, UNet, FPN, ...) on a dataset, with validation, checkpoints and an HTML report',
   usage: 'panseg train --dataset <layout> --data-root DIR --out DIR [options]',
   flags: [
     ...DATA_FLAGS,
     { name: 'val-split', type: 'string', desc: "validation split ('none' to skip)", default: 'val' },
     { name: 'val-root', type: 'string', desc: 'separate validation folder (default: --data-root)' },
+    ...MODEL_FLAGS,
     { name: 'encoder', type: 'string', desc: 'encoder name', default: 'resnet34' },
-    { name: 'output-stride', type: 'int', desc: 'encoder output stride (8, 16 or 32)', default: 16 },
-    { name: 'decoder-channels', type: 'int', desc: 'PAN decoder channels', default: 32 },
     { name: 'classes', type: 'int', desc: 'number of classes (default: from the dataset)' },
     { name: 'encoder-weights', type: 'string', desc: 'torchvision ImageNet checkpoint (.pth/.safetensors) for the encoder' },
     { name: 'model', type: 'string', desc: 'start from a pretrained model directory' },
@@ -53,6 +52,7 @@ export const spec: CommandSpec = {
   examples: [
     'panseg train --dataset voc --data-root VOCdevkit/VOC2012 --encoder resnet50 --crop 512 --epochs 50 --out runs/voc',
     'panseg train --dataset folder --data-root data/shapes --split train --val-split val --encoder resnet18 --crop 128 --out runs/shapes',
+    'panseg train --arch unet --arch-options \'{"decoderAttentionType":"scse"}\' --dataset camvid --data-root CamVid --crop 256 --out runs/camvid-unet',
     'panseg train --dataset voc --data-root VOCdevkit/VOC2012 --nproc-per-node 4 --batch-size 4 --sync-bn --out runs/voc4',
     'panseg train ... --nnodes 2 --node-rank 0 --nproc-per-node 8 --master-addr 10.0.0.1 --master-port 29500   (and --node-rank 1 on the second machine)',
   ],
@@ -88,9 +88,10 @@ export async function run(o: Record<string, unknown>): Promise<void> {
     valSplit: o.valSplit === 'none' ? null : (o.valSplit as string),
     valRoot: o.valRoot as string | undefined,
     model: o.model as string | undefined,
+    // --model brings its own architecture; an explicit --arch is checked against it.
+    arch: o.model && o.arch === 'pan' ? undefined : o.arch as string,
     encoder: o.encoder as string,
-    outputStride: o.outputStride as 8 | 16 | 32,
-    decoderChannels: o.decoderChannels as number,
+    ...(({ encoderOutputStride, decoderChannels, ...rest }) => ({ outputStride: encoderOutputStride as 8 | 16 | 32 | undefined, decoderChannels: decoderChannels as number | number[] | undefined, modelOptions: rest }))(archOptions(o)),
     classes: o.classes as number | undefined,
     encoderWeights: (o.encoderWeights as string | undefined) ?? null,
     auxWeight: o.auxWeight as number,
