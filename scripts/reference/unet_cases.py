@@ -57,14 +57,20 @@ DEFAULTS = dict(encoder_name="resnet34", encoder_depth=5, decoder_use_norm="batc
                 decoder_interpolation="nearest", in_channels=3, classes=1, activation=None,
                 aux_params=None)
 
+# r50_d3's seed: ResNet-50's 1x1 convolutions round differently with the thread count (eval outputs
+# ~2e-5 apart), which flips a few ReLU/max-pool decisions in the train pass; with seeds 3, 33, 43 PyTorch's
+# own gradients then differ by 1.5-4% between 1 and 2 threads. Seed 23 keeps them within 1e-5 at 1-4 threads.
+R50_SEED = 23
+
 ODD = "smp >= 0.5 Unet takes any size: blocks resample to the skips' sizes 4x5, 7x9, 13x18, 25x35, 50x70"
 
 CASES = [
     dict(name="r18_default", seed=1, input=[2, 3, 64, 64], cfg=dict(encoder_name="resnet18")),
     dict(name="r34_d4_nonsq", seed=2, input=[2, 3, 64, 96],
          cfg=dict(encoder_depth=4, decoder_channels=[128, 64, 32, 16])),
-    dict(name="r50_d3", seed=3, input=[2, 3, 64, 64],
-         cfg=dict(encoder_name="resnet50", encoder_depth=3, decoder_channels=[64, 32, 16])),
+    dict(name="r50_d3", seed=R50_SEED, input=[2, 3, 64, 64],
+         cfg=dict(encoder_name="resnet50", encoder_depth=3, decoder_channels=[64, 32, 16]),
+         notes="seed chosen so that train-pass gradients do not depend on the thread count (see R50_SEED)"),
     dict(name="r18_scse_nonsq", seed=4, input=[2, 3, 64, 96],
          cfg=dict(encoder_name="resnet18", decoder_attention_type="scse"),
          notes="attention1 of the last block (no skip) exists but is unused: its grads are 0"),
