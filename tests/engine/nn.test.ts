@@ -40,6 +40,21 @@ describe('groupNorm (atol 1e-5 + rtol 1e-5: group statistics are reductions)', (
     assertClose(gn.forward(x), c.output('y'), ACCUM, 'eval mode');
     assert.deepEqual([...new GroupNorm(3, 6, { affine: false }).stateDict().keys()], []);
   }));
+  it('GroupNorm layer: bfloat16 inputs (channels-last too, and under autocast) are normalized in float32', () => tidy(() => {
+    const gn = new GroupNorm(32, 256);
+    noGrad(() => { gn.weight!.copy_(randn([256])); gn.bias!.copy_(randn([256])); });
+    const x = randn([2, 256, 32, 64]).mul(3).add(2);
+    const want = gn.forward(x);
+    // One bfloat16 rounding of the input and one of the output: within 2^-7 relative plus the input's share.
+    const tol = { atol: 0.05, rtol: 2 ** -7 };
+    for (const xb of [x.to('bfloat16'), x.to('bfloat16').contiguous('channelsLast')]) {
+      const y = gn.forward(xb);
+      assert.equal(y.dtype, 'bfloat16');
+      assertClose(y.to('float32'), want, tol, 'bfloat16 input');
+    }
+    const ya = autocast(() => gn.forward(x.to('bfloat16')));
+    assertClose(ya.to('float32'), want, tol, 'under autocast');
+  }));
   it('errors name the layer or op, with the numbers', () => tidy(() => {
     const cases: [() => unknown, string][] = [
       [() => new GroupNorm(32, 48), 'GroupNorm: numChannels 48 must be divisible by numGroups 32'],
