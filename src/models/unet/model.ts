@@ -1,6 +1,6 @@
 // U-Net (Ronneberger et al., MICCAI 2015) in smp 0.5's form: ResNet -> Unet decoder -> head.
 import type { InputSizeRule } from '../../common/input-size.js';
-import { fail } from '../../common/errors.js';
+import { describe, fail } from '../../common/errors.js';
 import * as v from '../../common/validate.js';
 import { type ArchitectureSpec, type CommonOptions, type ResolvedCommon } from '../base/config.js';
 import { type NormOption, usesBatchNorm } from '../base/conv2d-relu.js';
@@ -34,10 +34,12 @@ export const UNET_SPEC: ArchitectureSpec<ResolvedUnetOptions> = {
   },
   check(r, op) {
     usesBatchNorm(op, 'decoderUseNorm', r.decoderUseNorm);
-    const ch = v.shape(op, 'decoderChannels', r.decoderChannels);
-    ch.forEach((c, i) => v.int(op, `decoderChannels[${i}]`, c, 1));
-    if (ch.length !== r.encoderDepth) fail(op, `expected ${r.encoderDepth} entries for decoderChannels (one per encoder stage at encoderDepth ${r.encoderDepth}) but received [${ch.join(', ')}]`);
-    if (r.decoderAttentionType !== null) v.oneOf(op, 'decoderAttentionType', r.decoderAttentionType, UNET_ATTENTIONS);
+    const ch = r.decoderChannels;
+    if (!Array.isArray(ch) || !ch.every((c) => v.isInt(c) && c >= 1)) fail(op, `expected an array of positive integers (one per encoder stage) for decoderChannels but received ${describe(ch)}`);
+    if (ch.length !== r.encoderDepth) {
+      fail(op, `expected ${r.encoderDepth} entries for decoderChannels (one per encoder stage at encoderDepth ${r.encoderDepth}) but received [${ch.join(', ')}], e.g. [${UNET_SPEC.defaults.decoderChannels.slice(0, r.encoderDepth).join(', ')}]`);
+    }
+    if (r.decoderAttentionType !== null && !(UNET_ATTENTIONS as readonly unknown[]).includes(r.decoderAttentionType)) fail(op, `expected null or 'scse' for decoderAttentionType but received ${describe(r.decoderAttentionType)}`);
     // scSE squeezes channels by 16: smp would build 0-channel convs below that.
     if (r.decoderAttentionType === 'scse' && ch.some((c) => c < 16)) fail(op, `decoderAttentionType 'scse' needs decoderChannels of at least 16 (it squeezes channels by 16) but received [${ch.join(', ')}]`);
     v.oneOf(op, 'decoderInterpolation', r.decoderInterpolation, UNET_INTERPOLATIONS);
