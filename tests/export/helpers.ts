@@ -1,10 +1,10 @@
-// Shared by the export tests: small PANs with realistic BatchNorm statistics, and onnxruntime runs.
+// Shared by the export and model tests: small models with realistic BatchNorm statistics, and onnxruntime runs.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { manualSeed, noGrad, randn, type Tensor, tidy } from '../../src/engine/index.js';
-import { PAN, type PANOptions } from '../../src/models/index.js';
+import { PAN, type PANOptions, type SegmentationModel } from '../../src/models/index.js';
 import { BatchNorm2d } from '../../src/nn/index.js';
 
 /**
@@ -17,7 +17,11 @@ const RESIDUAL_SCALE = 0.3;
 
 export function calibratedPan(opts: PANOptions, seed = 0, size?: [number, number], residualScale = RESIDUAL_SCALE): PAN {
   manualSeed(seed);
-  const model = new PAN(opts);
+  return calibrate(new PAN(opts), size, residualScale);
+}
+
+/** calibratedPan's BatchNorm statistics for a model of any architecture (seed it before building). */
+export function calibrate<M extends SegmentationModel>(model: M, size?: [number, number], residualScale = RESIDUAL_SCALE): M {
   const bns = [...model.namedModules()].filter((e): e is [string, BatchNorm2d] => e[1] instanceof BatchNorm2d);
   const blocks = new Set([...model.namedModules()].filter(([n]) => /^encoder\.layer\d\.\d+$/.test(n)).map(([n, m]) => `${n}.${m._children.has('bn3') ? 'bn3' : 'bn2'}`));
   noGrad(() => {

@@ -145,7 +145,7 @@ describe('train: resume and checkpoints (resnet18 depth 3 + aux head with dropou
   it('refuses to resume without a checkpoint or with changed options', async () => {
     const outB = join(tmp, 'resume-b');
     await assert.rejects(train({ ...base(), out: join(tmp, 'nothing-here'), resume: true }), /train: --resume: no checkpoint at .*checkpoints\/last; start without --resume/);
-    await assert.rejects(train({ ...base(), out: outB, lr: 1e-2, resume: true }), /train: --resume: the options differ from the checkpoint's run in one of dataset, encoder, .*; resume with the same options or use a new --out/);
+    await assert.rejects(train({ ...base(), out: outB, lr: 1e-2, resume: true }), /train: --resume: the options differ from the checkpoint's run in one of dataset, arch, encoder, .*; resume with the same options or use a new --out/);
   });
 
   it('refuses an unknown device, and CUDA in a build without it, before any work', async () => {

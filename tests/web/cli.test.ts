@@ -32,7 +32,7 @@ test('panseg serve starts, logs requests and stops on SIGINT after finishing', {
       void exited.then((code) => reject(new Error(`panseg serve exited with ${code}: ${out}${err}`)));
     });
     assert.match(out, /^serve: exported .* to .*model\.onnx \(\d+\.\d MB, \d+ ms\)$/m);
-    const url = /^panseg serve: resnet18 PAN, 3 classes, on (http:\/\/127\.0\.0\.1:\d+\/)$/m.exec(out)?.[1];
+    const url = /^panseg serve: PAN-resnet18, 3 classes, on (http:\/\/127\.0\.0\.1:\d+\/)$/m.exec(out)?.[1];
     assert.ok(url, out);
     assert.match(out, /^ {2}API: POST http:\/\/127\.0\.0\.1:\d+\/api\/segment /m);
     const res = await fetch(url);
