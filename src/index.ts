@@ -20,14 +20,15 @@ export { ProgressBar } from './train/progress.js';
 export { ConfusionMatrix, metricsFromConfusion, type SegMetrics } from './eval/metrics.js';
 export { evaluate, type EvaluateOptions, type EvaluationResult } from './eval/evaluate.js';
 export { predictProbs, probsToLabels, withPrecision, inferenceCopy, type InferenceOptions } from './eval/inference.js';
-export { predictFiles, segmentImage, collectInputs, type PredictFilesOptions, type Segmentation } from './eval/predict.js';
+export { predictFiles, segment, segmentImage, collectInputs, type PredictFilesOptions, type Segmentation } from './eval/predict.js';
+export { probs, probsSync, modelSource, type LogitsSource, type Segmentable } from './eval/segmenter.js';
 export * from './eval/visualize.js';
 export { writeReport, type ReportData } from './eval/report.js';
 // attention pictures
 export * from './explain/index.js';
 // deployment
 export { exportOnnx, readSidecar, sidecarPathFor, cachedOnnx, type ExportOnnxOptions, type ExportOnnxResult, type OnnxSidecar } from './export/index.js';
-export { OnnxSegmenter, segmentImageOnnx, predictFilesOnnx, evaluateOnnx } from './eval/onnx-engine.js';
+export { OnnxSegmenter } from './eval/onnx-engine.js';
 export { startServer, type ServeOptions, type RunningServer } from './serve/index.js';
 // distributed training
 export * from './distributed/index.js';

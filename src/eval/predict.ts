@@ -5,10 +5,10 @@ import { basename, extname, join } from 'node:path';
 import { fail } from '../common/errors.js';
 import { type RGB, VOC_PALETTE } from '../common/palette.js';
 import { decodeImage, evalOptions, evalTransform, type RgbImage } from '../data/index.js';
-import { tensor, tidy } from '../engine/index.js';
+import { type Tensor, tensor, tidy } from '../engine/index.js';
 import { saveNpy } from '../io/npy.js';
 import type { SegmentationModel } from '../models/index.js';
-import { type InferenceOptions, inferenceCopy, predictProbs, probsToLabels } from './inference.js';
+import { type InferenceOptions, type LogitsSource, modelSource, openSource, probs, probsSync, probsToLabels, type Segmentable } from './segmenter.js';
 import { type ClassArea, classAreas, overlay, saveIndexMask, savePng, writeFileAtomic } from './visualize.js';
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.bmp', '.gif']);
@@ -48,19 +48,47 @@ export interface Segmentation {
   ms: number;
 }
 
-/** Segments one decoded RGB image with the model's preprocessing, padding to a valid size and cropping back. */
-export function segmentImage(model: SegmentationModel, img: RgbImage, o: SegmentOptions & { withProbs?: boolean } = {}): Segmentation {
-  const t0 = performance.now();
-  const pre = model.preprocessing;
-  const t = evalTransform(img, null, evalOptions('predict', { stride: model.outputStride, mean: pre.mean, std: pre.std }, 255));
-  const { info } = t;
+/** The network input for an image: the source's preprocessing, padded to its stride. */
+function prepare(src: LogitsSource, img: RgbImage) {
+  const pre = src.preprocessing;
+  const t = evalTransform(img, null, evalOptions('predict', { stride: src.outputStride, mean: pre.mean, std: pre.std }, 255));
+  return { x: tensor(t.image, [1, 3, t.info.inputHeight, t.info.inputWidth]), info: t.info };
+}
+
+/** Labels (and probabilities) at the image's size from probabilities at the input size. */
+function finish(p: Tensor, info: { width: number; height: number }, withProbs: boolean, t0: number): Segmentation {
   const out = tidy(() => {
-    const x = tensor(t.image, [1, 3, info.inputHeight, info.inputWidth]);
-    const probs = predictProbs(model, x, o).narrow(2, 0, info.height).narrow(3, 0, info.width);
-    const labels = probsToLabels(probs).to('uint8');
-    return { labels: labels.toArray() as Uint8Array, probs: o.withProbs ? (probs.contiguous().toArray() as Float32Array) : undefined };
+    const probs = p.narrow(2, 0, info.height).narrow(3, 0, info.width);
+    return { labels: probsToLabels(probs).to('uint8').toArray() as Uint8Array, probs: withProbs ? (probs.to('cpu').contiguous().toArray() as Float32Array) : undefined };
   });
   return { labels: out.labels, probs: out.probs, width: info.width, height: info.height, ms: performance.now() - t0 };
+}
+
+/** Segments one decoded RGB image with the model's preprocessing, padding to a valid size and cropping back (libtorch, synchronous). */
+export function segmentImage(model: SegmentationModel, img: RgbImage, o: SegmentOptions & { withProbs?: boolean } = {}): Segmentation {
+  const t0 = performance.now();
+  const src = modelSource(model, o.precision ?? 'auto');
+  const { x, info } = prepare(src, img);
+  try {
+    const p = probsSync(src, x, o);
+    try { return finish(p, info, o.withProbs ?? false, t0); } finally { p.dispose(); }
+  } finally {
+    x.dispose();
+  }
+}
+
+/** segmentImage for any engine: a model, or an OnnxSegmenter. */
+export async function segment(m: Segmentable, img: RgbImage, o: SegmentOptions & { withProbs?: boolean } = {}): Promise<Segmentation> {
+  const t0 = performance.now();
+  const { src, close } = openSource(m, o.precision);
+  const { x, info } = prepare(src, img);
+  try {
+    const p = await probs(src, x, o);
+    try { return finish(p, info, o.withProbs ?? false, t0); } finally { p.dispose(); }
+  } finally {
+    x.dispose();
+    close();
+  }
 }
 
 export interface PredictFilesOptions extends SegmentOptions {
@@ -85,7 +113,7 @@ export interface PredictedFile {
   areas: ClassArea[];
 }
 
-/** Segments one decoded image; the libtorch path (segmentImage) and the ONNX engine both provide one. */
+/** Segments one decoded image (segment or segmentImage bound to a model). */
 export type ImageSegmenter = (img: RgbImage, withProbs: boolean) => Segmentation | Promise<Segmentation>;
 
 export interface WritePredictionsOptions {
@@ -136,18 +164,18 @@ export function defaultLabels(classes: number): { classNames: string[]; colors: 
 }
 
 /**
- * Segments image files (files, folders, list files) into `outDir` with the libtorch engine;
- * see writePredictions for the files written.
+ * Segments image files (files, folders, list files) into `outDir` with a model (run as an inference copy)
+ * or an OnnxSegmenter; see writePredictions for the files written.
  */
-export async function predictFiles(model: SegmentationModel, inputs: string[], outDir: string, o: PredictFilesOptions = {}): Promise<PredictedFile[]> {
+export async function predictFiles(m: Segmentable, inputs: string[], outDir: string, o: PredictFilesOptions = {}): Promise<PredictedFile[]> {
   const files = collectInputs(inputs);
-  const d = defaultLabels(model.config.classes);
-  const fast = model.isOptimizedForInference ? model : inferenceCopy(model, o.precision);
+  const { src, close } = openSource(m, o.precision);
+  const d = defaultLabels(src.numClasses);
   try {
-    return await writePredictions((img, withProbs) => segmentImage(fast, img, { ...o, withProbs }), files, outDir, {
+    return await writePredictions((img, withProbs) => segment(src, img, { ...o, withProbs }), files, outDir, {
       ...o, classNames: o.classNames ?? d.classNames, colors: o.colors ?? d.colors,
     });
   } finally {
-    if (fast !== model) fast.dispose();
+    close();
   }
 }

@@ -90,7 +90,7 @@ export function exportOnnx(model: SegmentationModel, options: ExportOnnxOptions)
     colors: (meta.colors as RGB[] | undefined) ?? VOC_PALETTE.slice(0, Math.max(n, meta.classNames?.length ?? 0)).map((x) => [...x] as RGB),
     activation: c.activation,
     preprocessing: { mean: pre.mean, std: pre.std, inputRange: pre.inputRange, inputSpace: pre.inputSpace },
-    outputStride: model.outputStride, minInputSize: model.minInputSize,
+    outputStride: model.inputSizeRule.stride, minInputSize: model.inputSizeRule.min,
     ...(meta.ignoreIndex !== undefined ? { ignoreIndex: meta.ignoreIndex } : {}),
     architecture: model.smpConfig(),
   };

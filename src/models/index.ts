@@ -1,4 +1,6 @@
 export * from './encoders/index.js';
 export * from './base/index.js';
 export * from './pan/index.js';
+export * from './unet/index.js';
+export * from './fpn/index.js';
 export { architecture, architectureIds, architectures, createModel, loadModel, loadModelWithMeta } from './registry.js';

@@ -223,7 +223,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     mode: 'train', batchSize: c.batchSize, crop: c.crop, scaleRange: c.scaleRange, colorJitter: c.colorJitter,
     mean: pre.mean, std: pre.std, seed: c.seed, workers: c.workers, shuffle: true, dropLast: true,
   } as const;
-  const valOptions = { mode: 'eval', batchSize: 1, stride: model.outputStride, mean: pre.mean, std: pre.std, workers: c.workers } as const;
+  const valOptions = { mode: 'eval', batchSize: 1, stride: model.inputSizeRule.stride, mean: pre.mean, std: pre.std, workers: c.workers } as const;
   // [distributed] each rank loads its shard of every epoch and of the validation set
   const loader = dist ? dist.trainLoader(trainDs, loaderOptions) : new DataLoader(trainDs, loaderOptions);
   const valLoader = valDs ? (dist ? dist.valLoader(valDs, valOptions) : new DataLoader(valDs, valOptions)) : null;

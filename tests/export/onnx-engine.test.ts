@@ -1,16 +1,15 @@
-// OnnxSegmenter vs the torch path (predictProbs / segmentImage / evaluate at fp32): same padding,
-// same test-time augmentation, same labels. Probabilities agree to <= 1e-4 max abs.
+// OnnxSegmenter vs the torch path (predictProbs / segmentImage / evaluate at fp32): one Segmenter does the
+// padding, test-time augmentation and labels for both engines, so this checks the engines' logits agree. Probabilities agree to <= 1e-4 max abs.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { DataLoader, generateSynthetic, openDataset, type RgbImage } from '../../src/data/index.js';
-import { dispose, randn } from '../../src/engine/index.js';
+import { dispose, randn, tensor } from '../../src/engine/index.js';
 import { evaluate } from '../../src/eval/evaluate.js';
-import { predictProbs } from '../../src/eval/inference.js';
-import { evaluateOnnx, labelsFromProbs, OnnxSegmenter, resizeBilinear, segmentImageOnnx } from '../../src/eval/onnx-engine.js';
-import { segmentImage } from '../../src/eval/predict.js';
+import { predictProbs, probsToLabels } from '../../src/eval/inference.js';
+import { OnnxSegmenter } from '../../src/eval/onnx-engine.js';
+import { segment, segmentImage } from '../../src/eval/predict.js';
 import { exportOnnx } from '../../src/export/index.js';
-import { F } from '../../src/engine/index.js';
 import type { PAN } from '../../src/models/index.js';
 import { calibratedPan, data, maxAbsDiff, tempDir } from './helpers.js';
 
@@ -44,7 +43,8 @@ async function compare(shape: [number, number, number, number], o: { flip?: bool
   const d = maxAbsDiff(got, data(want));
   const [n, , h, w] = shape;
   const k = want.shape[1];
-  const agree = agreement(labelsFromProbs(got, n, k, h * w), labelsFromProbs(data(want), n, k, h * w));
+  const labels = (p: Float32Array) => data(probsToLabels(tensor(p, [n, k, h, w])).to('uint8')) as unknown as Uint8Array;
+  const agree = agreement(labels(got), labels(data(want)));
   dispose([x, want]);
   assert.ok(d <= TOL, `probs differ by ${d}`);
   assert.ok(agree >= 0.999, `labels agree on ${agree}`);
@@ -76,17 +76,7 @@ test('probs: models with an output activation (softmax, logsoftmax, tanh) are no
   }
 });
 
-test('resizeBilinear equals F.interpolate (bilinear, align_corners=False), up and down', () => {
-  const x = randn([2, 3, 7, 9]);
-  for (const [oh, ow] of [[13, 5], [3, 20], [7, 9]]) {
-    const want = F.interpolate(x, { size: [oh, ow], mode: 'bilinear', alignCorners: false });
-    assert.ok(maxAbsDiff(resizeBilinear(data(x), 6, 7, 9, oh, ow), data(want)) <= 1e-5); // float32 vs float64 weights
-    want.dispose();
-  }
-  x.dispose();
-});
-
-test('segmentImageOnnx gives the labels of segmentImage (preprocessing, padding, crop)', async () => {
+test('segment on the ONNX engine gives the labels of segmentImage (preprocessing, padding, crop)', async () => {
   const w = 150;
   const h = 110;
   const px = new Uint8Array(w * h * 3);
@@ -96,13 +86,13 @@ test('segmentImageOnnx gives the labels of segmentImage (preprocessing, padding,
   }
   const img: RgbImage = { data: px, width: w, height: h } as RgbImage;
   const want = segmentImage(model, img, { precision: 'fp32', withProbs: true });
-  const got = await segmentImageOnnx(seg, img, { withProbs: true });
+  const got = await segment(seg, img, { withProbs: true });
   assert.deepEqual([got.width, got.height], [w, h]);
   assert.ok(agreement(got.labels, want.labels) >= 0.999);
   assert.ok(maxAbsDiff(got.probs!, want.probs!) <= TOL);
 });
 
-test('evaluateOnnx matches evaluate on a small dataset', async () => {
+test('evaluate on the ONNX engine matches the model on a small dataset', async () => {
   const dir = join(tmp.dir, 'synth');
   await generateSynthetic(dir, { train: 1, val: 3, size: 100, seed: 3 });
   const ds = openDataset('folder', dir, { split: 'val' });
@@ -116,7 +106,7 @@ test('evaluateOnnx matches evaluate on a small dataset', async () => {
   const l2 = loader();
   try {
     const want = await evaluate(m4, l1, { precision: 'fp32' });
-    const got = await evaluateOnnx(s4, l2);
+    const got = await evaluate(s4, l2);
     assert.equal(got.images, 3);
     const total = want.confusion.counts.reduce((a, b) => a + b, 0);
     assert.equal(got.confusion.counts.reduce((a, b) => a + b, 0), total);

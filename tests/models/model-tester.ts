@@ -10,11 +10,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { F, liveTensors, manualSeed, mkldnnAvailable, noGrad, randint, randn, type Tensor, tensor, tidy } from '../../src/engine/index.js';
+import { F, getNumThreads, liveTensors, manualSeed, setNumThreads, mkldnnAvailable, noGrad, randint, randn, type Tensor, tensor, tidy } from '../../src/engine/index.js';
 import { exportOnnx } from '../../src/export/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { architecture, createModel, loadModel, optionsFromSmp, type SegmentationModel } from '../../src/models/index.js';
-import { Dropout, type Layer } from '../../src/nn/index.js';
+import { Dropout, Dropout2d, type Layer } from '../../src/nn/index.js';
 import { SGD } from '../../src/train/optimizers.js';
 import { calibrate, runOnnx, tempDir } from '../export/helpers.js';
 import { reference } from '../helpers/reference.js';
@@ -64,7 +64,7 @@ export function testArchitecture(t: ArchitectureTest): void {
       tidy(() => {
         const bad = t.size + 2;
         const want = Math.ceil(bad / stride) * stride;
-        assert.throws(() => m.forward(randn([2, 3, bad, t.size])), { message: new RegExp(`^${spec.name}: input height and width must be divisible by the output stride ${stride}, got ${bad}x${t.size}; pad it to ${want}x${t.size}`) });
+        if (stride > 1) assert.throws(() => m.forward(randn([2, 3, bad, t.size])), { message: new RegExp(`^${spec.name}: input height and width must be divisible by the output stride ${stride}, got ${bad}x${t.size}; pad it to ${want}x${t.size}`) });
         if (min > stride) assert.throws(() => m.forward(randn([2, 3, min - stride, min])), { message: new RegExp(`^${spec.name}: input ${min - stride}x${min} is too small: H and W must be >= ${min}`) });
         assert.throws(() => m.forward(randn([1, 3, t.size, t.size])), { message: new RegExp(`^${spec.name}: batch size 1 in training mode`) });
         assert.throws(() => m.forward(randn([2, 4, t.size, t.size])), { message: `${spec.name}: expected 3 input channels, got input [2, 4, ${t.size}, ${t.size}]` });
@@ -199,6 +199,15 @@ function parityTests(t: ArchitectureTest, r: { script: string; deps: string[] })
   });
   for (const name of index.cases) {
     it(`parity with PyTorch: ${name}`, () => {
+      // The references run at 2 threads; random deep ResNets in train mode (r50) amplify another summation order beyond 1e-4.
+      const threads = getNumThreads();
+      setNumThreads(2);
+      try { parityCase(name); } finally { setNumThreads(threads); }
+    });
+  }
+
+  function parityCase(name: string): void {
+    {
       const live0 = liveTensors();
       const { cfg, io, params } = load(name);
       const { input_shape: _s, smp_supported: _u, notes: _n, seed: _d, ...smp } = cfg;
@@ -220,7 +229,7 @@ function parityTests(t: ArchitectureTest, r: { script: string; deps: string[] })
 
       model.train();
       // The references run dropout layers in eval mode (random masks cannot be reproduced outside torch).
-      for (const [, m] of model.namedModules()) if (m instanceof Dropout || m.constructor.name === 'Dropout2d') m.eval();
+      for (const [, m] of model.namedModules()) if (m instanceof Dropout || m instanceof Dropout2d) m.eval();
       tidy(() => {
         const tr = model.forwardWithAux(x);
         const trainDiff = maxAbsDiff(tr.masks, io.get('train_logits')!);
@@ -264,6 +273,6 @@ function parityTests(t: ArchitectureTest, r: { script: string; deps: string[] })
       model.dispose();
       for (const v of io.values()) v.dispose();
       assert.equal(liveTensors(), live0, 'tensors leaked');
-    });
+    }
   }
 }

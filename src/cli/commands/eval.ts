@@ -1,7 +1,7 @@
 import { DataLoader, openDataset } from '../../data/index.js';
 import { resolvePrecision, setNumThreads } from '../../engine/index.js';
 import { evaluate, type EvaluationResult } from '../../eval/evaluate.js';
-import { evaluateOnnx, type OnnxSegmenter } from '../../eval/onnx-engine.js';
+import type { OnnxSegmenter } from '../../eval/onnx-engine.js';
 import { loadModel } from '../../models/index.js';
 import { ProgressBar } from '../../train/progress.js';
 import { type CommandSpec, required, UsageError } from '../args.js';
@@ -35,7 +35,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   const seg: OnnxSegmenter | null = onnx ? await onnxSegmenterFor(o, 'eval') : null;
   const model = seg ? null : loadModel(required<string>(o, 'model', 'model', 'eval'));
   const classes = seg ? seg.numClasses : model!.config.classes;
-  const [stride, pre] = seg ? [seg.outputStride, seg.preprocessing] : [model!.outputStride, model!.preprocessing];
+  const [stride, pre] = seg ? [seg.outputStride, seg.preprocessing] : [model!.inputSizeRule.stride, model!.preprocessing];
   let loader: DataLoader | null = null;
   try {
     if (classes !== ds.numClasses && classes !== 1) {
@@ -44,7 +44,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
     loader = new DataLoader(ds, { mode: 'eval', batchSize: 1, stride, mean: pre.mean, std: pre.std, workers: o.workers as number | undefined });
     const bar = new ProgressBar('eval', ds.length, { silent: Boolean(o.json) });
     const tta = { flip: Boolean(o.ttaFlip), scales: (o.ttaScales as string[] | undefined)?.map(Number), onProgress: (d: number) => bar.update(d) };
-    const r: EvaluationResult = seg ? await evaluateOnnx(seg, loader, tta) : await evaluate(model!, loader, { ...tta, precision: (o.precision as 'fp32' | undefined) ?? 'auto' });
+    const r: EvaluationResult = await evaluate(seg ?? model!, loader, { ...tta, precision: (o.precision as 'fp32' | undefined) ?? 'auto' });
     bar.finish();
     const precision = seg ? 'fp32' : resolvePrecision((o.precision as 'auto' | undefined) ?? 'auto', String(o.device ?? 'cpu'));
     const engine = seg ? 'onnxruntime' : 'torch';

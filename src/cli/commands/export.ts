@@ -45,7 +45,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
       console.log(JSON.stringify({ path: r.path, sidecar: r.sidecarPath, nodes: r.nodes, bytes: r.bytes, opset: r.sidecar.opset, input: r.sidecar.input, outputs: r.sidecar.outputs }));
       return;
     }
-    const size = dynamicSize ? `dynamic HxW (multiples of ${model.outputStride}, >= ${model.minInputSize})` : `${height}x${width}`;
+    const size = dynamicSize ? `dynamic HxW (multiples of ${model.inputSizeRule.stride}, >= ${model.inputSizeRule.min})` : `${height}x${width}`;
     const outs = Object.values(r.sidecar.outputs).filter(Boolean).join(', ');
     console.log(`${r.path}: ${mb.toFixed(1)} MiB, ${r.nodes} nodes, opset ${r.sidecar.opset}, input [batch, ${model.config.inChannels}, ${size}], outputs ${outs} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     console.log(`${r.sidecarPath}: classes, colours, preprocessing, output stride`);

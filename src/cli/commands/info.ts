@@ -31,7 +31,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   const b = buildInfo();
   const cpu = cpuFeatures();
   const info = {
-    model: { architecture: model.architecture, ...model.config, parameters: model.numParameters(), trainable: model.numParameters(true), outputStride: model.outputStride, minInputSize: model.minInputSize },
+    model: { architecture: model.architecture, ...model.config, parameters: model.numParameters(), trainable: model.numParameters(true), outputStride: model.outputStride, inputMultiple: model.inputSizeRule.stride, minInputSize: model.inputSizeRule.min },
     gflops: { size, value: (2 * macs) / 1e9 },
     engine: {
       libtorch: b.torchVersion, mkldnn: b.mkldnn, cuda: b.cuda, cudaDevices: b.cudaDevices, distributed: distributedBackends(), threads: getNumThreads(), cores: availableParallelism(),
@@ -46,7 +46,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   console.log(`${m.architecture} (${architecture(m.architecture).description})`);
   console.log(`${m.encoderName} encoder (depth ${m.encoderDepth}, output stride ${m.outputStride}), ${m.classes} classes; ${own.join(', ')}`);
   console.log(`parameters: ${m.parameters.toLocaleString('en-US')} (${m.trainable.toLocaleString('en-US')} trainable)`);
-  console.log(`compute: ${info.gflops.value.toFixed(2)} GFLOPs at 1x${m.inChannels}x${size}x${size}; inputs must be multiples of ${m.outputStride}, at least ${m.minInputSize} px`);
+  console.log(`compute: ${info.gflops.value.toFixed(2)} GFLOPs at 1x${m.inChannels}x${size}x${size}; inputs must be multiples of ${m.inputMultiple}, at least ${m.minInputSize} px`);
   const e = info.engine;
   console.log(`engine: libtorch ${e.libtorch} from ${e.addon.source} (${e.addon.lib}), oneDNN ${e.mkldnn ? 'yes' : 'no'}, CUDA ${e.cuda ? `yes (${e.cudaDevices} devices)` : 'no'}, distributed backends: ${e.distributed.join(', ') || 'none'}`);
   console.log(`cpu: ${e.cpu}, ${e.cores} cores, ${e.threads} threads; AMX ${e.amx ? 'yes' : 'no'}, AVX512-BF16 ${e.avx512bf16 ? 'yes' : 'no'} -> default precision ${e.defaultPrecision}`);

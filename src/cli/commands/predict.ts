@@ -1,5 +1,4 @@
 import { resolvePrecision, setNumThreads } from '../../engine/index.js';
-import { predictFilesOnnx } from '../../eval/onnx-engine.js';
 import { collectInputs, type PredictedFile, predictFiles } from '../../eval/predict.js';
 import { loadModelWithMeta } from '../../models/index.js';
 import type { RGB } from '../../common/palette.js';
@@ -43,7 +42,7 @@ export async function run(o: Record<string, unknown>, positionals: string[]): Pr
   let res: PredictedFile[];
   if (onnx) {
     const seg = await onnxSegmenterFor(o, 'predict');
-    try { res = await predictFilesOnnx(seg, files, out, common); } finally { await seg.release(); }
+    try { res = await predictFiles(seg, files, out, { ...common, classNames: seg.sidecar.classes, colors: seg.sidecar.colors }); } finally { await seg.release(); }
   } else {
     const { model, meta } = loadModelWithMeta(required<string>(o, 'model', 'model', 'predict'));
     try {

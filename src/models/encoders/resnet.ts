@@ -95,8 +95,9 @@ export class ResNetEncoder extends Module implements Encoder {
     if (![8, 16, 32].includes(os)) fail('ResNetEncoder', `expected outputStride 8, 16 or 32 but received ${os}`);
     this.depth = depth;
     this.outputStride = Math.min(os, 2 ** depth);
-    this.outChannels = outChannels.slice(0, depth + 1);
     this.inChannels = opts.inChannels ?? 3;
+    // Feature 0 is the input itself (smp's set_in_channels updates it too).
+    this.outChannels = [this.inChannels, ...outChannels.slice(1, depth + 1)];
     const Block = spec.block === 'basic' ? BasicBlock : Bottleneck;
     let inplanes = 64;
     // Built in torchvision's order so seeded init draws the same numbers.

@@ -64,9 +64,7 @@ export class FPN extends SegmentationModel<ResolvedFPNOptions> {
   constructor(options: FPNOptions = {}) {
     super(FPN_SPEC, options as Partial<ResolvedFPNOptions>);
     const c = this.config;
-    // smp's encoders report the input's channel count first (set_in_channels); at depth 3 p2 convolves the input.
-    const channels = [c.inChannels, ...this.encoder.outChannels.slice(1)];
-    const decoder = new FPNDecoder(channels, c.encoderDepth, {
+    const decoder = new FPNDecoder(this.encoder.outChannels, c.encoderDepth, {
       pyramidChannels: c.decoderPyramidChannels, segmentationChannels: c.decoderSegmentationChannels,
       dropout: c.decoderDropout, mergePolicy: c.decoderMergePolicy, interpolation: c.decoderInterpolation,
     });

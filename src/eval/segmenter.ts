@@ -1,0 +1,161 @@
+// Inference written once for both engines: padding to a valid size, test-time augmentation (scales and
+// flips), probabilities from logits, and labels. An engine only supplies logits for a padded batch:
+// a libtorch model (modelSource) or an ONNX export in onnxruntime (OnnxSegmenter).
+import { paddedSize } from '../common/input-size.js';
+import { autocast, F, inferenceMode, type Precision, resolvePrecision, type Tensor, tidy } from '../engine/index.js';
+import type { Preprocessing, SegmentationModel } from '../models/index.js';
+
+export interface InferenceOptions {
+  /** Average with the horizontally flipped input. Default false. */
+  flip?: boolean;
+  /** Input scales to average (e.g. [0.75, 1, 1.25]); default [1]. */
+  scales?: number[];
+  /**
+   * Compute precision on the libtorch engine. 'auto' (default) is bf16 on CPUs with AMX or AVX512-BF16 and
+   * fp32 elsewhere; bf16/fp16 run convolutions under autocast (or in a model copy made by inferenceCopy).
+   */
+  precision?: Precision | 'auto';
+}
+
+/** What the Segmenter needs from an engine. */
+export interface LogitsSource {
+  /** Channels of the logits (1 = binary, thresholded at 0.5 after a sigmoid). */
+  readonly numClasses: number;
+  /** The output activation baked into the model (smp's `activation`), or null for raw logits. */
+  readonly activation: string | null;
+  readonly outputStride: number;
+  readonly preprocessing: Pick<Preprocessing, 'mean' | 'std'>;
+  /** The size an h x w input is padded to. */
+  paddedSize(h: number, w: number): [number, number];
+  /** Float32 logits [N, K, H, W] for a batch already at a padded size. */
+  logits(x: Tensor): Tensor | Promise<Tensor>;
+}
+
+/** Runs `fn` under autocast for bf16/fp16, or plainly for fp32. */
+export function withPrecision<T>(precision: Precision | 'auto', device: string, fn: () => T): T {
+  precision = resolvePrecision(precision, device);
+  if (precision === 'fp32') return fn();
+  return autocast(fn, { deviceType: device.startsWith('cuda') ? 'cuda' : 'cpu', dtype: precision === 'bf16' ? 'bfloat16' : 'float16' });
+}
+
+/**
+ * A BatchNorm-folded copy of `model` in the given precision and its fastest layout (see
+ * SegmentationModel.optimizedForInference), for repeated inference (evaluation, prediction, serving). Dispose it when done.
+ */
+export function inferenceCopy<M extends SegmentationModel>(model: M, precision: Precision | 'auto' = 'auto'): M {
+  const p = resolvePrecision(precision, model.parameters()[0].device);
+  return model.optimizedForInference({ dtype: p === 'bf16' ? 'bfloat16' : p === 'fp16' ? 'float16' : 'float32' });
+}
+
+/** A libtorch model as a LogitsSource: eval mode, no autograd, inputs moved to its device. */
+export function modelSource(model: SegmentationModel, precision: Precision | 'auto' = 'auto'): LogitsSource {
+  // An optimized copy already holds its precision in its weights.
+  const p = model.isOptimizedForInference ? 'fp32' : precision;
+  const device = model.parameters()[0].device;
+  return {
+    numClasses: model.config.classes,
+    activation: model.config.activation,
+    outputStride: model.inputSizeRule.stride,
+    preprocessing: model.preprocessing,
+    paddedSize: (h, w) => paddedSize(h, w, model.inputSizeRule),
+    logits: (x) => {
+      const was = model.training;
+      model.eval();
+      try {
+        return inferenceMode(() => tidy(() => withPrecision(p, device, () => model.forward(x.device === device ? x : x.to(device))).to('float32')));
+      } finally {
+        model.train(was);
+      }
+    },
+  };
+}
+
+/** One test-time view: the padded input, its unpadded size, and whether it was flipped. */
+interface View { input: Tensor; h: number; w: number; flipped: boolean }
+
+function views(src: LogitsSource, x: Tensor, o: InferenceOptions): View[] {
+  const [h, w] = [x.shape[2], x.shape[3]];
+  const out: View[] = [];
+  for (const s of o.scales ?? [1]) {
+    const xs = s === 1 ? x : F.interpolate(x, { size: [Math.max(1, Math.round(h * s)), Math.max(1, Math.round(w * s))], mode: 'bilinear', alignCorners: false });
+    const [sh, sw] = [xs.shape[2], xs.shape[3]];
+    const [ph, pw] = src.paddedSize(sh, sw);
+    for (const flipped of o.flip ? [false, true] : [false]) {
+      const v = flipped ? xs.flip(3) : xs;
+      out.push({ input: ph === sh && pw === sw ? v : F.pad(v, [0, pw - sw, 0, ph - sh]), h: sh, w: sw, flipped });
+    }
+  }
+  return out;
+}
+
+/** Crops each view's logits back, turns them into probabilities, undoes flips and scales, and averages. */
+function combine(src: LogitsSource, h: number, w: number, vs: View[], logits: Tensor[]): Tensor {
+  let acc: Tensor | null = null;
+  vs.forEach((v, i) => {
+    let p = toProbs(src, logits[i].narrow(2, 0, v.h).narrow(3, 0, v.w));
+    if (v.flipped) p = p.flip(3);
+    if (v.h !== h || v.w !== w) p = F.interpolate(p, { size: [h, w], mode: 'bilinear', alignCorners: false });
+    acc = acc ? acc.add(p) : p;
+  });
+  return acc!.div(vs.length);
+}
+
+/**
+ * Probabilities from the model's output: logits get softmax (sigmoid for a single class); a model built
+ * with an output activation already gives probabilities (or log-probabilities, or tanh scores).
+ */
+function toProbs(src: LogitsSource, out: Tensor): Tensor {
+  switch (src.activation) {
+    case 'sigmoid': case 'softmax': case 'softmax2d': return out;
+    case 'logsoftmax': return out.exp();
+    case 'tanh': return out.add(1).div(2); // = sigmoid(2x): same ranking, 0.5 still means logit 0
+    default: return src.numClasses === 1 ? out.sigmoid() : out.softmax(1);
+  }
+}
+
+/**
+ * Class probabilities [N, classes, H, W] for normalized images [N, C, H, W] of any size, with an engine
+ * whose logits are synchronous (libtorch): each scale is padded to a valid size and cropped back, flips are averaged.
+ */
+export function probsSync(src: LogitsSource, x: Tensor, o: InferenceOptions = {}): Tensor {
+  return inferenceMode(() => tidy(() => {
+    const vs = views(src, x, o);
+    return combine(src, x.shape[2], x.shape[3], vs, vs.map((v) => src.logits(v.input) as Tensor));
+  }));
+}
+
+/** probsSync for any engine, onnxruntime's included. */
+export async function probs(src: LogitsSource, x: Tensor, o: InferenceOptions = {}): Promise<Tensor> {
+  const vs = tidy(() => views(src, x, o));
+  const logits: Tensor[] = [];
+  try {
+    for (const v of vs) logits.push(await src.logits(v.input));
+    return inferenceMode(() => tidy(() => combine(src, x.shape[2], x.shape[3], vs, logits)));
+  } finally {
+    for (const v of vs) if (v.input !== x) v.input.dispose();
+    for (const l of logits) l.dispose();
+  }
+}
+
+/** Class indices [N, H, W] (int64) from probabilities; a single-class model thresholds at 0.5. */
+export function probsToLabels(p: Tensor): Tensor {
+  return tidy(() => (p.shape[1] === 1 ? p.squeeze(1).gt(0.5).to('int64') : p.argmax(1)));
+}
+
+/** What evaluate, predictFiles and segment take: a libtorch model, or an engine such as OnnxSegmenter. */
+export type Segmentable = SegmentationModel | LogitsSource;
+
+/**
+ * A LogitsSource for `m`. A trainable model runs as a BatchNorm-folded inference copy in `precision`
+ * (made here; `close` frees it); an inference copy or another engine runs as it is.
+ */
+export function openSource(m: Segmentable, precision: Precision | 'auto' = 'auto'): { src: LogitsSource; close: () => void } {
+  if (!isModel(m)) return { src: m, close: () => {} };
+  if (m.isOptimizedForInference) return { src: modelSource(m), close: () => {} };
+  const copy = inferenceCopy(m, precision);
+  return { src: modelSource(copy), close: () => copy.dispose() };
+}
+
+function isModel(m: Segmentable): m is SegmentationModel {
+  return typeof (m as SegmentationModel).optimizedForInference === 'function';
+}
