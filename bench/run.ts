@@ -1,4 +1,4 @@
-// `npm run bench [engine|pan|onnx|train|distributed|cuda ...]`: the benchmarks in one run, each against its peer (PyTorch / onnxruntime)
+// `npm run bench [engine|pan|models|onnx|train|distributed|cuda ...]`: the benchmarks in one run, each against its peer (PyTorch / onnxruntime)
 // measured in the same process tree on the same machine. Prints tables, never asserts.
 import { cpus } from 'node:os';
 import { buildInfo, getNumThreads } from '../src/engine/index.js';
@@ -12,6 +12,7 @@ console.log('All ratios are panseg / peer: below 1 means panseg is faster.\n');
 
 if (want('engine')) await (await import('./engine.js')).runEngineBench();
 if (want('pan')) printPan(benchPan());
+if (want('models')) { const m = await import('./models.js'); m.printModels(m.benchModels()); }
 if (want('onnx')) await (await import('./onnx.js')).runOnnxBench();
 if (want('train')) await (await import('./train.js')).runTrainBench();
 if (want('distributed')) await (await import('./distributed.js')).runDistributedBench();
