@@ -34,12 +34,11 @@ export interface OnnxSidecar {
   activation: string | null;
   /** Scale pixels from [0, 255] to inputRange, then (x - mean) / std per RGB channel. */
   preprocessing: { mean: [number, number, number]; std: [number, number, number]; inputRange: [number, number]; inputSpace: 'RGB' | 'BGR' };
-  /** H and W must be multiples of this (pad bottom/right with zeros after normalization). */
+  /** H and W must be multiples of this (pad bottom/right with zeros after normalization): the model's inputSizeRule. */
   outputStride: number;
   /** H and W must be at least this. */
   minInputSize: number;
   ignoreIndex?: number;
-  /** The model's smp config.json. */
   /** smp's config.json of the model (`_model_class` names the architecture). */
   architecture: Record<string, unknown>;
 }

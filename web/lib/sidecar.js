@@ -62,6 +62,7 @@ export function parseSidecar(s) {
     activation: typeof s.activation === 'string' ? s.activation : null,
     classes,
     colors,
-    architecture: `${arch._model_class ?? 'PAN'}-${arch.encoder_name ?? '?'}, output stride ${stride}`,
+    // Unet takes any size (stride 1): no stride to show.
+    architecture: `${arch._model_class ?? 'PAN'}-${arch.encoder_name ?? '?'}${stride > 1 ? `, output stride ${stride}` : ''}`,
   };
 }
