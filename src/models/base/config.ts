@@ -35,10 +35,6 @@ export interface ResolvedCommon {
   auxParams: AuxParams | null;
 }
 
-export const COMMON_DEFAULTS: ResolvedCommon = {
-  encoderName: 'resnet34', encoderDepth: 5, encoderWeights: null, inChannels: 3, classes: 1, activation: null, auxParams: null,
-};
-
 /** What the registry knows about an architecture. `R` is its fully resolved options. */
 export interface ArchitectureSpec<R extends ResolvedCommon = ResolvedCommon> {
   /** smp's class name, written to config.json as `_model_class`: 'PAN', 'Unet', 'FPN', ... */

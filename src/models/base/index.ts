@@ -1,5 +1,5 @@
 export { SegmentationModel, loadPretrainedAs, padToMultiple, type Decoder, type HeadOptions, type InferenceCopyOptions, type InferenceLayout, type SegmentationOutput } from './model.js';
-export { type ArchitectureSpec, type CommonOptions, type ResolvedCommon, COMMON_DEFAULTS, resolveOptions, smpConfig, optionsFromSmp } from './config.js';
+export { type ArchitectureSpec, type CommonOptions, type ResolvedCommon, resolveOptions, smpConfig, optionsFromSmp } from './config.js';
 export { ConvBnRelu, initDecoder } from './blocks.js';
 export { SegmentationHead, ClassificationHead, ACTIVATIONS, type ActivationName, type AuxParams } from './heads.js';
 export { foldBatchNorms, foldedConvBnParams, fuseConvBn, isConvBnPair, convBnPairs, packConvsForMkldnn } from './fuse.js';
