@@ -6,7 +6,7 @@ import { fail } from '../common/errors.js';
 import { type Tensor, tidy } from '../engine/index.js';
 import { foldedConvBnParams, isConvBnPair } from '../models/base/fuse.js';
 import {
-  AdaptiveAvgPool2d, AdaptiveMaxPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Identity, isOnnxEmittable, Linear, LogSoftmax, MaxPool2d, type Module,
+  AdaptiveAvgPool2d, AdaptiveMaxPool2d, BatchNorm2d, Conv2d, Dropout, Dropout2d, Flatten, GroupNorm, Identity, isOnnxEmittable, Linear, LogSoftmax, MaxPool2d, type Module,
   type OnnxEmitter, type OnnxInterpolation, type OnnxSize, type OnnxValue, ReLU, Sequential, Sigmoid, Softmax, Tanh, Upsample,
 } from '../nn/index.js';
 import { attr, GraphBuilder } from './graph.js';
@@ -61,9 +61,11 @@ const LAYERS: [abstract new (...a: any[]) => Module, LayerEmitter][] = [ // esli
   [LogSoftmax, (e, l: LogSoftmax, x, name) => e.op('LogSoftmax', [x.name], x.hw, name, { axis: l.dim })],
   [Flatten, (e, l: Flatten, x, name) => {
     if (l.startDim !== 1 || (l.endDim !== -1 && l.endDim !== 3)) fail('exportOnnx', `${name}: only Flatten(1, -1) is supported`);
-    return { ...e.op('Flatten', [x.name], null, name, { axis: 1 }) };
+    return e.op('Flatten', [x.name], null, name, { axis: 1 });
   }],
   [Dropout, (_e, _l, x) => x], // eval mode
+  [Dropout2d, (_e, _l, x) => x],
+  [GroupNorm, (e, l: GroupNorm, x, name) => e.groupNorm(x, l, name)],
   [Linear, (e, l: Linear, x, name) => {
     const inputs = [x.name, e.weight(`${name}.weight`, floats(l.weight), [l.outFeatures, l.inFeatures])];
     if (l.bias) inputs.push(e.weight(`${name}.bias`, floats(l.bias), [l.outFeatures]));
@@ -121,6 +123,25 @@ export class Emitter implements OnnxEmitter {
       return { name: this.g.op(avg ? 'AveragePool' : 'MaxPool', [x.name], { kernel_shape: attr.ints(k), strides: attr.ints(k) }, name), hw: size as [number, number] };
     }
     return fail('exportOnnx', `${name}: adaptive pooling to ${size.join('x')} needs a fixed input size that it divides; export without dynamicSize`);
+  }
+
+  /**
+   * GroupNorm in ONNX ops that every opset from 13 has (GroupNormalization needs 18 and changed meaning
+   * in 21): reshape to [N, G, -1], InstanceNormalization (unit scale, zero shift) normalizes each
+   * (sample, group), reshape back, then the per-channel affine.
+   */
+  groupNorm(x: V, gn: GroupNorm, name: string): V {
+    const g = gn.numGroups;
+    const grouped = this.op('Reshape', [x.name, this.int64([0, g, -1])], null, `${name}.group`);
+    const unit = this.weight(`${name}.unit_scale`, new Float32Array(g).fill(1), [g]);
+    const zero = this.weight(`${name}.zero_shift`, new Float32Array(g), [g]);
+    const normed = this.op('InstanceNormalization', [grouped.name, unit, zero], null, `${name}.norm`, { epsilon: gn.eps });
+    const y = this.op('Reshape', [normed.name, this.op('Shape', [x.name], null, `${name}.shape`).name], x.hw, `${name}.ungroup`);
+    if (!gn.weight || !gn.bias) return y;
+    const c = gn.numChannels;
+    const w = { name: this.weight(`${name}.weight`, floats(gn.weight), [c, 1, 1]), hw: null };
+    const b = { name: this.weight(`${name}.bias`, floats(gn.bias), [c, 1, 1]), hw: null };
+    return this.add(this.mul(y, w, `${name}.scale`), b, `${name}.shift`);
   }
 
   /** A Resize target from an Upsample scale factor. */

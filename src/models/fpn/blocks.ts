@@ -17,30 +17,6 @@ function upsample2(x: Tensor, mode: FPNInterpolation): Tensor {
   return F.interpolate(x, { scaleFactor: 2, mode });
 }
 
-function floats(t: Tensor): Float32Array {
-  return tidy(() => t.to({ dtype: 'float32', device: 'cpu' }).toArray() as Float32Array);
-}
-
-/**
- * GroupNorm in ONNX ops that every opset from 13 has (GroupNormalization needs 18 and changed meaning
- * in 21): reshape to [N, G, -1], InstanceNormalization (unit scale, zero shift) normalizes each
- * (sample, group), reshape back, then the per-channel affine.
- */
-export function emitGroupNorm(e: OnnxEmitter, gn: GroupNorm, x: OnnxValue, name: string): OnnxValue {
-  const g = gn.numGroups;
-  const grouped = e.op('Reshape', [x.name, e.int64([0, g, -1])], null, `${name}.group`);
-  const unit = e.weight(`${name}.unit_scale`, new Float32Array(g).fill(1), [g]);
-  const zero = e.weight(`${name}.zero_shift`, new Float32Array(g), [g]);
-  const normed = e.op('InstanceNormalization', [grouped.name, unit, zero], null, `${name}.norm`, { epsilon: gn.eps });
-  const shape = e.op('Shape', [x.name], null, `${name}.shape`);
-  const y = e.op('Reshape', [normed.name, shape.name], x.hw, `${name}.ungroup`);
-  if (!gn.weight || !gn.bias) return y;
-  const c = gn.numChannels;
-  const w = { name: e.weight(`${name}.weight`, floats(gn.weight), [c, 1, 1]), hw: null };
-  const b = { name: e.weight(`${name}.bias`, floats(gn.bias), [c, 1, 1]), hw: null };
-  return e.add(e.mul(y, w, `${name}.scale`), b, `${name}.shift`);
-}
-
 /** 3x3 conv (no bias) -> GroupNorm(32) -> ReLU, then bilinear x2 (alignCorners) when `upsample`; child `block`. */
 export class Conv3x3GNReLU extends Layer {
   constructor(inChannels: number, outChannels: number, readonly upsample = false) {
@@ -56,9 +32,7 @@ export class Conv3x3GNReLU extends Layer {
     return this.upsample ? F.interpolate(y, { scaleFactor: 2, mode: 'bilinear', alignCorners: true }) : y;
   }
   emitOnnx(e: OnnxEmitter, name: string, x: OnnxValue): OnnxValue {
-    const block = this.getChild<Sequential>('block');
-    const conv = e.conv(x, block.at(0) as Conv2d, null, false, `${name}.block.0`);
-    const y = e.relu(emitGroupNorm(e, block.at(1) as GroupNorm, conv, `${name}.block.1`), `${name}.block.2`);
+    const y = e.module(this.getChild('block'), `${name}.block`, x);
     return this.upsample ? e.resize(y, e.scaled(y, 2, 'Mul'), 'bilinear', `${name}.up`, true) : y;
   }
 }
