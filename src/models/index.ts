@@ -3,4 +3,5 @@ export * from './base/index.js';
 export * from './pan/index.js';
 export * from './unet/index.js';
 export * from './fpn/index.js';
+export * from './pspnet/index.js';
 export { architecture, architectureIds, architectures, createModel, loadModel, loadModelWithMeta } from './registry.js';

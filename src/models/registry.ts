@@ -6,12 +6,14 @@ import { loadPretrainedAs, type SegmentationModel } from './base/model.js';
 import { type PansegMeta, readPretrained } from './base/pretrained.js';
 import { FPN_SPEC } from './fpn/model.js';
 import { PAN_SPEC } from './pan/model.js';
+import { PSPNET_SPEC } from './pspnet/model.js';
 import { UNET_SPEC } from './unet/model.js';
 
 const ARCHITECTURES: readonly ArchitectureSpec<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   PAN_SPEC,
   UNET_SPEC,
   FPN_SPEC,
+  PSPNET_SPEC,
 ];
 
 /** The registered architectures, in registry order. */
