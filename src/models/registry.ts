@@ -4,6 +4,7 @@ import { fail } from '../common/errors.js';
 import type { ArchitectureSpec, ResolvedCommon } from './base/config.js';
 import { loadPretrainedAs, type SegmentationModel } from './base/model.js';
 import { type PansegMeta, readPretrained } from './base/pretrained.js';
+import { pretrainedDir, type PretrainedSourceOptions } from './base/pretrained-source.js';
 import { FPN_SPEC } from './fpn/model.js';
 import { PAN_SPEC } from './pan/model.js';
 import { PSPNET_SPEC } from './pspnet/model.js';
@@ -46,10 +47,14 @@ export function createModel(arch: string, options: Record<string, unknown> = {})
 /**
  * Loads an smp `save_pretrained` directory (config.json + model.safetensors) of any registered
  * architecture, with panseg.json's metadata. A config without `_model_class` (smp < 0.4) is a PAN.
+ * A name that is not a local directory but reads 'org/name' is a Hugging Face Hub repo, downloaded
+ * into the Hub's cache (or found there) at `revision` (default 'main').
  * @example
  * const { model, meta } = loadModelWithMeta('runs/camvid/best');
+ * const unet = loadModel('my-org/unet-camvid', { revision: 'v1' });
  */
-export function loadModelWithMeta(dir: string): { model: SegmentationModel; meta: PansegMeta } {
+export function loadModelWithMeta(dirOrRepo: string, options: PretrainedSourceOptions = {}): { model: SegmentationModel; meta: PansegMeta } {
+  const dir = pretrainedDir(dirOrRepo, options, 'loadModel');
   const files = readPretrained(dir);
   const cls = files.modelClass ?? 'PAN';
   const spec = ARCHITECTURES.find((a) => a.name === cls);
@@ -61,6 +66,6 @@ export function loadModelWithMeta(dir: string): { model: SegmentationModel; meta
 }
 
 /** loadModelWithMeta without the metadata. */
-export function loadModel(dir: string): SegmentationModel {
-  return loadModelWithMeta(dir).model;
+export function loadModel(dirOrRepo: string, options: PretrainedSourceOptions = {}): SegmentationModel {
+  return loadModelWithMeta(dirOrRepo, options).model;
 }

@@ -5,9 +5,9 @@ import { checkInputSize, type InputSizeRule, paddedSize } from '../../common/inp
 import { fail } from '../../common/errors.js';
 import * as v from '../../common/validate.js';
 import { F, getRngState, inferenceMode, mkldnnAvailable, setRngState, type Tensor, tidy } from '../../engine/index.js';
-import { loadWeights } from '../../io/weights.js';
 import { Module } from '../../nn/index.js';
 import { createEncoder, type Encoder, type OutputStride, type Preprocessing, preprocessingParams } from '../encoders/index.js';
+import { loadEncoderWeights } from '../encoders/weights.js';
 import { type ArchitectureSpec, optionsFromSmp, type ResolvedCommon, resolveOptions, smpConfig } from './config.js';
 import { foldBatchNorms, packConvsForMkldnn } from './fuse.js';
 import { ClassificationHead, SegmentationHead } from './heads.js';
@@ -91,10 +91,8 @@ export abstract class SegmentationModel<R extends ResolvedCommon = ResolvedCommo
     const c = (this.config = resolveOptions(spec, options));
     const outputStride = ((c as Record<string, unknown>).encoderOutputStride ?? 32) as OutputStride;
     this.encoder = this.child('encoder', createEncoder(c.encoderName, { inChannels: c.inChannels, depth: c.encoderDepth as 3 | 4 | 5, outputStride }));
-    if (c.encoderWeights !== null) {
-      const sd = loadWeights(c.encoderWeights);
-      try { this.encoder.loadImagenet(sd); } finally { for (const t of sd.values()) t.dispose(); }
-    }
+    // A registered name ('imagenet') comes from the Hub's cache (downloaded once); anything else is a file path.
+    if (c.encoderWeights !== null) loadEncoderWeights(this.encoder, c.encoderName, c.encoderWeights);
   }
 
   /** Registers the decoder, the segmentation head and, with auxParams, the classification head (smp's order). */

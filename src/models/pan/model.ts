@@ -5,6 +5,7 @@ import type { OutputStride } from '../encoders/index.js';
 import { type ArchitectureSpec, type CommonOptions, type ResolvedCommon } from '../base/config.js';
 import { loadPretrainedAs, SegmentationModel, type SegmentationOutput } from '../base/model.js';
 import type { PansegMeta } from '../base/pretrained.js';
+import { pretrainedDir, type PretrainedSourceOptions } from '../base/pretrained-source.js';
 import { type AttentionTrace, type DecoderInterpolation, PANDecoder } from './decoder.js';
 
 export interface PANOptions extends CommonOptions {
@@ -64,13 +65,16 @@ export class PAN extends SegmentationModel<ResolvedPANOptions> {
     return { masks, labels, attention };
   }
 
-  /** Builds a PAN from an smp `save_pretrained` directory (config.json + model.safetensors). */
-  static fromPretrained(dir: string): PAN {
-    return PAN.loadPretrained(dir).model;
+  /**
+   * Builds a PAN from an smp `save_pretrained` directory (config.json + model.safetensors), or from
+   * a Hugging Face Hub repo 'org/name' holding one (`revision` default 'main').
+   */
+  static fromPretrained(dirOrRepo: string, options: PretrainedSourceOptions = {}): PAN {
+    return PAN.loadPretrained(dirOrRepo, options).model;
   }
 
   /** Like fromPretrained, also returning panseg.json's metadata (class names, colors). */
-  static loadPretrained(dir: string): { model: PAN; meta: PansegMeta } {
-    return loadPretrainedAs(PAN_SPEC, dir) as { model: PAN; meta: PansegMeta };
+  static loadPretrained(dirOrRepo: string, options: PretrainedSourceOptions = {}): { model: PAN; meta: PansegMeta } {
+    return loadPretrainedAs(PAN_SPEC, pretrainedDir(dirOrRepo, options)) as { model: PAN; meta: PansegMeta };
   }
 }
