@@ -18,7 +18,7 @@ export { LRScheduler, lrFactor, type ScheduleOptions, type ScheduleName } from '
 export { crossEntropyLoss, diceLoss, focalLoss, combinedLoss, parseLoss, auxPresenceLoss, type LossFn, type LossTerm } from './train/losses.js';
 export { saveCheckpoint, restoreCheckpoint, type TrainerState } from './train/checkpoint.js';
 export { writeTrainingReport } from './train/report.js';
-export { ProgressBar } from './train/progress.js';
+export { ProgressBar } from './common/progress.js';
 // evaluation and prediction
 export { ConfusionMatrix, metricsFromConfusion, type SegMetrics } from './eval/metrics.js';
 export { evaluate, type EvaluateOptions, type EvaluationResult } from './eval/evaluate.js';

@@ -19,7 +19,7 @@ import { dirname, join, relative } from 'node:path';
 import { isatty } from 'node:tty';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { describe, fail, PansegError } from '../common/errors.js';
-import { ProgressBar } from '../train/progress.js';
+import { ProgressBar } from '../common/progress.js';
 
 /** Where and how to reach the Hub; every field defaults to its environment variable. */
 export interface HubOptions {

@@ -15,7 +15,7 @@ import { recoverCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainerState
 import { auxPresenceLoss, combinedLoss, parseLoss } from './losses.js';
 import { AdamW, type Optimizer, SGD } from './optimizers.js';
 import { GradScaler } from './grad-scaler.js';
-import { ProgressBar } from './progress.js';
+import { ProgressBar } from '../common/progress.js';
 import { LRScheduler, type ScheduleName } from './schedules.js';
 
 export interface TrainOptions {

@@ -3,7 +3,7 @@ import { resolvePrecision, setNumThreads } from '../../engine/index.js';
 import { evaluate, type EvaluationResult } from '../../eval/evaluate.js';
 import type { OnnxSegmenter } from '../../eval/onnx-engine.js';
 import { loadModel } from '../../models/index.js';
-import { ProgressBar } from '../../train/progress.js';
+import { ProgressBar } from '../../common/progress.js';
 import { type CommandSpec, required, UsageError } from '../args.js';
 import { DATA_FLAGS, RUN_FLAGS, TTA_FLAGS } from '../flags.js';
 import { metricsJson, printMetrics } from '../output.js';

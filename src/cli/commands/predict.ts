@@ -2,7 +2,7 @@ import { resolvePrecision, setNumThreads } from '../../engine/index.js';
 import { collectInputs, type PredictedFile, predictFiles } from '../../eval/predict.js';
 import { loadModelWithMeta } from '../../models/index.js';
 import type { RGB } from '../../common/palette.js';
-import { ProgressBar } from '../../train/progress.js';
+import { ProgressBar } from '../../common/progress.js';
 import { type CommandSpec, required, UsageError } from '../args.js';
 import { RUN_FLAGS, TTA_FLAGS } from '../flags.js';
 import { ENGINE_FLAGS, onnxSegmenterFor } from './export.js';

@@ -64,7 +64,7 @@ export function resolveOptions<R extends ResolvedCommon>(spec: ArchitectureSpec<
   v.int(op, 'inChannels', r.inChannels, 1);
   v.int(op, 'classes', r.classes, 1);
   if (r.activation !== null) v.oneOf(op, 'activation', r.activation, ACTIVATIONS);
-  if (r.encoderWeights !== null && typeof r.encoderWeights !== 'string') fail(op, `expected null or a file path for encoderWeights but received ${describe(r.encoderWeights)}`);
+  if (r.encoderWeights !== null && typeof r.encoderWeights !== 'string') fail(op, `expected null, a weights name ('imagenet') or a file path for encoderWeights but received ${describe(r.encoderWeights)}`);
   if (r.auxParams !== null && (typeof r.auxParams !== 'object' || Array.isArray(r.auxParams))) fail(op, `expected null or { classes, pooling, dropout, activation } for auxParams but received ${describe(r.auxParams)}`);
   spec.check(r, op);
   return r;
