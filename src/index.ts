@@ -19,6 +19,7 @@ export { crossEntropyLoss, diceLoss, focalLoss, combinedLoss, parseLoss, auxPres
 export { saveCheckpoint, restoreCheckpoint, type TrainerState } from './train/checkpoint.js';
 export { writeTrainingReport } from './train/report.js';
 export { ProgressBar } from './common/progress.js';
+export { compareArchitectures, compareMarkdown, compareTable, type CompareOptions, type CompareResult, type CompareRow, type Comparison } from './compare/index.js';
 // evaluation and prediction
 export { ConfusionMatrix, metricsFromConfusion, type SegMetrics } from './eval/metrics.js';
 export { evaluate, type EvaluateOptions, type EvaluationResult } from './eval/evaluate.js';

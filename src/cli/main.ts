@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<{ spec: CommandSpec; run: Runner }>
   serve: () => import('./commands/serve.js'),
   explain: () => import('./commands/explain.js'),
   export: () => import('./commands/export.js'),
+  compare: () => import('./commands/compare.js'),
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -24,6 +25,7 @@ const SUMMARIES: Record<string, string> = {
   serve: 'web page that segments in the browser, plus POST /api/segment',
   explain: "draw PAN's attention (FPA map, pyramid, GAU channel weights) with an HTML page",
   export: 'export a model to ONNX (+ sidecar JSON) for onnxruntime in Node and the browser',
+  compare: 'train several architectures with one recipe; compare mIoU, GFLOPs, latency, speed',
 };
 
 function usage(): string {

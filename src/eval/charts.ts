@@ -1,5 +1,5 @@
-// Small SVG chart builders for reports and the web page: line charts, horizontal bar charts and
-// a confusion-matrix heatmap. Dependency-free strings; every piece of text is escaped because class
+// Small SVG chart builders for reports and the web page: line charts, horizontal bar charts (single and
+// grouped), labelled scatter plots and a confusion-matrix heatmap. Dependency-free strings; every piece of text is escaped because class
 // names and titles come from user files.
 import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
@@ -301,6 +301,208 @@ export function barChart(opts: BarChartOptions): string {
     parts.push('</g>');
   }
   parts.push(`<line x1="${px(zero)}" y1="${top}" x2="${px(zero)}" y2="${top + n * barH}" stroke="#444"/>`);
+  parts.push('</svg>');
+  return parts.join('');
+}
+
+/** One series of a {@link groupedBarChart}: one value per group label. */
+export interface BarSeries {
+  name: string;
+  values: ArrayLike<number>;
+  /** Any CSS colour; defaults to the next of {@link SERIES_COLORS}. */
+  color?: string;
+}
+
+/** Options of {@link groupedBarChart}. */
+export interface GroupedBarChartOptions {
+  /** One group (a row of bars) per label, e.g. the classes. */
+  labels: readonly string[];
+  /** One bar per series in every group, e.g. the architectures. */
+  series: readonly BarSeries[];
+  title?: string;
+  /** Default `'number'`. */
+  valueFormat?: ValueFormat;
+  /** Default 640. */
+  width?: number;
+  /** Height of one bar in px; default 9. */
+  barHeight?: number;
+  /** Value range ends; by default [min(0, data), max(0, data)]. */
+  min?: number;
+  max?: number;
+}
+
+/**
+ * Horizontal grouped bars as an SVG string: per label a group holding one bar for each series, the value
+ * written at the bar's end, and a legend of the series on top. NaN values get "n/a" and no bar.
+ * @example groupedBarChart({ labels: ['road', 'car'], series: [{ name: 'pan', values: [0.9, 0.6] }, { name: 'unet', values: [0.88, 0.7] }], valueFormat: 'percent', min: 0, max: 1 })
+ */
+export function groupedBarChart(opts: GroupedBarChartOptions): string {
+  const op = 'groupedBarChart';
+  if (!opts || !Array.isArray(opts.labels)) fail(op, 'expected an array of strings for labels');
+  if (!Array.isArray(opts.series)) fail(op, 'expected an array of series for series');
+  const n = opts.labels.length;
+  opts.series.forEach((s, i) => {
+    if (!s?.values || s.values.length !== n) fail(op, `expected ${n} values (one per label) for series[${i}] but received ${s?.values?.length ?? 'none'}`);
+  });
+  const width = v.int(op, 'width', opts.width ?? 640, 160);
+  const barH = v.int(op, 'barHeight', opts.barHeight ?? 9, 3);
+  const fmt = formatter(opts.valueFormat);
+  const series = opts.series.map((s, i) => ({ name: String(s.name), color: escapeXml(s.color ?? SERIES_COLORS[i % SERIES_COLORS.length]), values: Array.from(s.values, Number) }));
+  const finite = series.flatMap((s) => s.values.filter(Number.isFinite));
+  let lo = opts.min ?? Math.min(0, ...finite);
+  let hi = opts.max ?? Math.max(0, ...finite);
+  if (!(hi > lo)) { lo = Math.min(lo, 0); hi = lo + 1; }
+
+  const k = Math.max(1, series.length);
+  const groupGap = Math.max(4, Math.round(barH * 0.8));
+  const groupH = k * barH + groupGap;
+  const labelW = Math.min(Math.round(width * 0.35), 12 + 7 * Math.max(4, ...opts.labels.map((l) => Math.min(String(l).length, 28))));
+  const valueW = 52;
+  const perRow = Math.max(1, Math.floor((width - 20) / 130));
+  const legendH = series.length ? 18 * Math.ceil(series.length / perRow) : 0;
+  const top = (opts.title ? 30 : 8) + legendH;
+  const pw = width - labelW - valueW - 10;
+  const height = top + n * groupH + 26;
+  const sx = (x: number): number => labelW + ((Math.min(hi, Math.max(lo, x)) - lo) / (hi - lo)) * pw;
+  const zero = sx(0);
+
+  const parts: string[] = [svgOpen(width, height, opts.title ?? 'grouped bar chart')];
+  parts.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#fff"/>`);
+  if (opts.title) parts.push(text(width / 2, 19, opts.title, 'text-anchor="middle" font-size="14" font-weight="600"'));
+  series.forEach((s, i) => {
+    const lx = 10 + (i % perRow) * 130;
+    const ly = (opts.title ? 30 : 8) + Math.floor(i / perRow) * 18 + 12;
+    parts.push(`<rect x="${lx}" y="${ly - 9}" width="12" height="10" fill="${s.color}"/>`);
+    parts.push(text(lx + 17, ly, clip(s.name, 16)));
+  });
+  for (const t of niceTicks(lo, hi, Math.max(2, Math.floor(pw / 90)))) {
+    const x = sx(t);
+    parts.push(`<line x1="${px(x)}" y1="${top}" x2="${px(x)}" y2="${top + n * groupH}" stroke="#eee"/>`);
+    parts.push(text(x, top + n * groupH + 16, opts.valueFormat === 'percent' ? `${formatNumber(100 * t)}%` : formatNumber(t), 'text-anchor="middle" fill="#666" font-size="11"'));
+  }
+  const fs = Math.min(11, Math.max(7, barH - 1));
+  for (let g = 0; g < n; g++) {
+    const y0 = top + g * groupH + groupGap / 2;
+    const label = String(opts.labels[g]);
+    parts.push(`<g><title>${escapeXml(`${label}: ${series.map((s) => `${s.name} ${fmt(s.values[g])}`).join(', ')}`)}</title>`);
+    parts.push(text(labelW - 6, y0 + (k * barH) / 2 + 4, clip(label, 28), 'text-anchor="end" font-size="12"'));
+    series.forEach((s, i) => {
+      const y = y0 + i * barH;
+      const val = s.values[g];
+      if (Number.isFinite(val)) {
+        const x = sx(val);
+        const bw = Math.max(Math.abs(x - zero), val === 0 ? 0 : 0.5);
+        parts.push(`<rect x="${px(Math.min(x, zero))}" y="${px(y + 0.5)}" width="${px(bw)}" height="${Math.max(1, barH - 1)}" fill="${s.color}"/>`);
+        parts.push(text(Math.max(x, zero) + 3, y + barH / 2 + fs / 2 - 1, fmt(val), `font-size="${fs}" fill="#333"`));
+      } else {
+        parts.push(text(zero + 3, y + barH / 2 + fs / 2 - 1, Number.isNaN(val) ? 'n/a' : fmt(val), `font-size="${fs}" fill="#999"`));
+      }
+    });
+    parts.push('</g>');
+  }
+  parts.push(`<line x1="${px(zero)}" y1="${top}" x2="${px(zero)}" y2="${top + n * groupH}" stroke="#444"/>`);
+  parts.push('</svg>');
+  return parts.join('');
+}
+
+/** One labelled point of a {@link scatterChart}. */
+export interface ScatterPoint {
+  label: string;
+  x: number;
+  y: number;
+  /** Any CSS colour; defaults to the next of {@link SERIES_COLORS}. */
+  color?: string;
+}
+
+/** Options of {@link scatterChart}. */
+export interface ScatterChartOptions {
+  points: readonly ScatterPoint[];
+  title?: string;
+  xLabel?: string;
+  yLabel?: string;
+  /** Default 640. */
+  width?: number;
+  /** Default 360. */
+  height?: number;
+  /** Fixed axis range ends; by default the data's range with a margin (x from 0 when all x are positive). */
+  xMin?: number;
+  xMax?: number;
+  yMin?: number;
+  yMax?: number;
+  /** How the tooltip writes x and y; default {@link formatNumber}. */
+  xFormat?: ValueFormat;
+  yFormat?: ValueFormat;
+}
+
+/**
+ * A scatter plot of labelled points as an SVG string (e.g. accuracy against latency, one point per model),
+ * each point named beside it and in its tooltip. Points with a non-finite coordinate are listed under the plot
+ * as "not drawn"; a chart with no drawable point says so.
+ * @example scatterChart({ title: 'mIoU vs latency', xLabel: 'ms', yLabel: 'mIoU', points: [{ label: 'pan', x: 41, y: 0.62 }, { label: 'unet', x: 55, y: 0.6 }] })
+ */
+export function scatterChart(opts: ScatterChartOptions): string {
+  const op = 'scatterChart';
+  if (!opts || !Array.isArray(opts.points)) fail(op, 'expected an array of points for points');
+  const width = v.int(op, 'width', opts.width ?? 640, 160);
+  const height = v.int(op, 'height', opts.height ?? 360, 120);
+  const fx = formatter(opts.xFormat);
+  const fy = formatter(opts.yFormat);
+  const all = opts.points.map((p, i) => ({ label: String(p.label), x: Number(p.x), y: Number(p.y), color: escapeXml(p.color ?? SERIES_COLORS[i % SERIES_COLORS.length]) }));
+  const pts = all.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
+  const missing = all.filter((p) => !pts.includes(p));
+  const range = (vals: number[], lo: number | undefined, hi: number | undefined, fromZero: boolean): [number, number] => {
+    let a = Math.min(...vals);
+    let b = Math.max(...vals);
+    if (!vals.length) { a = 0; b = 1; }
+    const pad = (b - a) * 0.12 || Math.abs(a) * 0.2 || 0.5;
+    a = fromZero && a >= 0 ? 0 : a - pad;
+    b += pad;
+    return [lo !== undefined && Number.isFinite(lo) ? lo : a, hi !== undefined && Number.isFinite(hi) ? hi : b];
+  };
+  let [x0, x1] = range(pts.map((p) => p.x), opts.xMin, opts.xMax, true);
+  let [y0, y1] = range(pts.map((p) => p.y), opts.yMin, opts.yMax, false);
+  if (!(x1 > x0)) { x0 -= 0.5; x1 = x0 + 1; }
+  if (!(y1 > y0)) { y0 -= 0.5; y1 = y0 + 1; }
+
+  const top = opts.title ? 30 : 12;
+  const m = { left: 62, right: 16, top, bottom: 42 + (missing.length ? 18 : 0) };
+  const pw = width - m.left - m.right;
+  const ph = Math.max(10, height - m.top - m.bottom);
+  const sx = (x: number): number => m.left + ((x - x0) / (x1 - x0)) * pw;
+  const sy = (y: number): number => m.top + ph - ((y - y0) / (y1 - y0)) * ph;
+
+  const parts: string[] = [svgOpen(width, height, opts.title ?? 'scatter chart')];
+  parts.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#fff"/>`);
+  if (opts.title) parts.push(text(width / 2, 19, opts.title, 'text-anchor="middle" font-size="14" font-weight="600"'));
+  for (const t of niceTicks(y0, y1, Math.max(2, Math.floor(ph / 45)))) {
+    const y = sy(t);
+    parts.push(`<line x1="${m.left}" y1="${px(y)}" x2="${m.left + pw}" y2="${px(y)}" stroke="#e5e5e5"/>`);
+    parts.push(text(m.left - 6, y + 4, formatNumber(t), 'text-anchor="end" fill="#444"'));
+  }
+  for (const t of niceTicks(x0, x1, Math.max(2, Math.floor(pw / 80)))) {
+    const x = sx(t);
+    parts.push(`<line x1="${px(x)}" y1="${m.top}" x2="${px(x)}" y2="${m.top + ph}" stroke="#f0f0f0"/>`);
+    parts.push(`<line x1="${px(x)}" y1="${m.top + ph}" x2="${px(x)}" y2="${m.top + ph + 4}" stroke="#444"/>`);
+    parts.push(text(x, m.top + ph + 16, formatNumber(t), 'text-anchor="middle" fill="#444"'));
+  }
+  parts.push(`<line x1="${m.left}" y1="${m.top + ph}" x2="${m.left + pw}" y2="${m.top + ph}" stroke="#444"/>`);
+  parts.push(`<line x1="${m.left}" y1="${m.top}" x2="${m.left}" y2="${m.top + ph}" stroke="#444"/>`);
+  if (opts.xLabel) parts.push(text(m.left + pw / 2, m.top + ph + 32, opts.xLabel, 'text-anchor="middle"'));
+  if (opts.yLabel) {
+    const cy = m.top + ph / 2;
+    parts.push(text(14, cy, opts.yLabel, `text-anchor="middle" transform="rotate(-90 14 ${px(cy)})"`));
+  }
+  for (const p of pts) {
+    const [cx, cy] = [sx(p.x), sy(p.y)];
+    // Labels go left of points in the right third, so they stay inside the plot.
+    const right = cx < m.left + pw * 0.67;
+    parts.push(`<g><title>${escapeXml(`${p.label}: ${fx(p.x)}, ${fy(p.y)}`)}</title>`);
+    parts.push(`<circle cx="${px(cx)}" cy="${px(cy)}" r="5" fill="${p.color}" stroke="#fff" stroke-width="1"/>`);
+    parts.push(text(cx + (right ? 8 : -8), cy + 4, clip(p.label, 24), `${right ? '' : 'text-anchor="end" '}fill="#222"`));
+    parts.push('</g>');
+  }
+  if (!pts.length) parts.push(text(m.left + pw / 2, m.top + ph / 2, 'no data', 'text-anchor="middle" fill="#888" font-size="14"'));
+  if (missing.length) parts.push(text(m.left, height - 6, clip(`not drawn (no value): ${missing.map((p) => p.label).join(', ')}`, 90), 'fill="#999" font-size="11"'));
   parts.push('</svg>');
   return parts.join('');
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { generateSynthetic } from '../../data/index.js';
 import { resolvePrecision } from '../../engine/index.js';
+import { architectures } from '../../models/index.js';
 import { writeTrainingReport } from '../../train/report.js';
 import { train } from '../../train/train.js';
 import type { CommandSpec } from '../args.js';
@@ -8,9 +9,10 @@ import { printMetrics } from '../output.js';
 
 export const spec: CommandSpec = {
   name: 'demo',
-  summary: 'generate a synthetic shapes dataset, train a small PAN (resnet18) on it, evaluate and write the report',
-  usage: 'panseg demo [--out demo-out] [--epochs N]',
+  summary: 'generate a synthetic shapes dataset, train a small model (PAN-resnet18 unless --arch) on it, evaluate and write the report',
+  usage: 'panseg demo [--out demo-out] [--epochs N] [--arch pan]',
   flags: [
+    { name: 'arch', type: 'string', desc: `architecture: ${architectures().map((a) => `${a.id} (${a.name})`).join(', ')}`, choices: architectures().map((a) => a.id), default: 'pan' },
     { name: 'out', type: 'string', desc: 'output directory (dataset, checkpoints, report)', default: 'demo-out' },
     { name: 'train-images', type: 'int', desc: 'synthetic training images', default: 480 },
     { name: 'val-images', type: 'int', desc: 'synthetic validation images', default: 96 },
@@ -27,7 +29,7 @@ export const spec: CommandSpec = {
     { name: 'seed', type: 'int', desc: 'random seed', default: 0 },
     { name: 'quiet', type: 'boolean', desc: 'no progress bar' },
   ],
-  examples: ['npm run demo', 'panseg demo --epochs 3 --out /tmp/demo', 'panseg demo --device cuda'],
+  examples: ['npm run demo', 'panseg demo --epochs 3 --out /tmp/demo', 'panseg demo --arch unet --out /tmp/demo-unet', 'panseg demo --device cuda'],
 };
 
 export async function run(o: Record<string, unknown>): Promise<void> {
@@ -37,7 +39,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   const gen = await generateSynthetic(data, { train: o.trainImages as number, val: o.valImages as number, size: o.size as number, seed: o.seed as number });
   console.log(`dataset: ${gen.train} train + ${gen.val} val images of ${gen.size}x${gen.size} in ${data} (${gen.skipped ? 'reused' : `made in ${(gen.ms / 1000).toFixed(1)} s`}); classes: ${gen.classes.join(', ')}`);
   const res = await train({
-    dataset: 'folder', dataRoot: data, split: 'train', valSplit: 'val', out: join(out, 'run'),
+    dataset: 'folder', dataRoot: data, split: 'train', valSplit: 'val', out: join(out, 'run'), arch: o.arch as string,
     encoder: o.encoder as string, crop: o.size as number, scaleRange: [0.75, 1.5], batchSize: o.batchSize as number, epochs: o.epochs as number,
     optimizer: 'adamw', lr: o.lr as number, weightDecay: 1e-4, schedule: 'poly', warmupIters: 20, loss: o.loss as string, precision: o.precision as 'fp32',
     threads: o.threads as number | undefined, workers: o.workers as number, seed: o.seed as number, quiet: Boolean(o.quiet), valEvery: 2,
@@ -46,7 +48,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   const total = (performance.now() - t0) / 1000;
   const report = await writeTrainingReport({
     model: res.model, outDir: join(out, 'run'), dataset: res.valDataset!, evaluation: res.lastEval, config: o, samples: 8,
-    title: 'panseg demo: PAN-resnet18 on synthetic shapes',
+    title: `panseg demo: ${res.model.architecture}-${res.model.config.encoderName} on synthetic shapes`,
     summary: { 'total time': `${total.toFixed(0)} s`, 'training time': `${res.seconds.toFixed(0)} s`, 'data wait': `${(res.dataWaitFraction * 100).toFixed(1)}% of step time`, precision: resolvePrecision(o.precision as 'auto', o.device as string), device: o.device as string },
   });
   if (res.lastEval) printMetrics(res.lastEval, [...res.valDataset!.classes]);

@@ -1,0 +1,97 @@
+import { compareArchitectures, compareTable, type CompareRow } from '../../compare/index.js';
+import { duration, ms, pct } from '../../compare/summary.js';
+import { architectures } from '../../models/index.js';
+import { type CommandSpec, type Flag, required, UsageError } from '../args.js';
+import { spec as trainSpec } from './train.js';
+
+// The training flags a comparison shares with `panseg train` (same names, text and defaults); the model-shaping
+// and distributed ones stay out: architecture options go per architecture in --arch-options.
+const SHARED = ['dataset', 'data-root', 'split', 'val-split', 'val-root', 'encoder', 'classes', 'encoder-weights', 'aux-weight', 'crop', 'batch-size',
+  'epochs', 'lr', 'optimizer', 'schedule', 'warmup-iters', 'loss', 'label-smoothing', 'accumulate', 'freeze-encoder-epochs', 'val-every',
+  'max-steps', 'quiet', 'threads', 'seed', 'precision', 'device', 'workers'];
+const trainFlag = (name: string): Flag => trainSpec.flags.find((f) => f.name === name)!;
+const ids = architectures().map((a) => a.id);
+
+export const spec: CommandSpec = {
+  name: 'compare',
+  summary: 'train several architectures with one recipe and compare accuracy, cost and speed (compare.json, .md, .html)',
+  usage: 'panseg compare --dataset <layout> --data-root DIR --out DIR [--archs pan,unet,...] [train options]',
+  flags: [
+    { name: 'archs', type: 'list', desc: `architectures to train, in order (default: all: ${ids.join(',')})` },
+    { name: 'arch-options', type: 'string', desc: `per-architecture options as JSON keyed by id, smp's camelCase names, e.g. '{"unet":{"decoderAttentionType":"scse"}}'` },
+    ...SHARED.filter((n) => n !== 'max-steps' && n !== 'quiet').map(trainFlag),
+    { name: 'out', type: 'string', desc: 'output folder: <out>/<arch>/ per architecture, <out>/compare.{json,md,html}' },
+    { name: 'resume', type: 'boolean', desc: 'continue an interrupted comparison: skip finished architectures, resume the unfinished one' },
+    { name: 'bench-size', type: 'int', desc: 'image side for the inference latency', default: 512 },
+    { name: 'bench-repeats', type: 'int', desc: 'timed inference runs per precision (median reported)', default: 5 },
+    trainFlag('max-steps'),
+    trainFlag('quiet'),
+    { name: 'json', type: 'boolean', desc: 'print compare.json instead of the table' },
+  ],
+  examples: [
+    'panseg compare --dataset camvid --data-root CamVid --archs pan,unet,fpn --encoder resnet18 --epochs 30 --crop 256 --batch-size 8 --out runs/compare',
+    'panseg compare ... --out runs/compare --resume   (after an interruption: finished architectures are skipped)',
+    'panseg compare --dataset folder --data-root data/shapes --archs pan,unet --epochs 1 --max-steps 20 --crop 128 --out /tmp/smoke',
+  ],
+};
+
+function archOptionsJson(raw: unknown): Record<string, Record<string, unknown>> | undefined {
+  if (raw === undefined) return undefined;
+  let v: unknown;
+  try { v = JSON.parse(String(raw)); } catch (e) { throw new UsageError(`--arch-options is not valid JSON (${(e as Error).message}); e.g. '{"unet":{"decoderAttentionType":"scse"}}'`); }
+  return v as Record<string, Record<string, unknown>>;
+}
+
+function line(r: CompareRow, skipped: boolean): string {
+  const scores = `best mIoU ${pct(r.bestMiou)} (epoch ${r.bestEpoch}, last 3 ${pct(r.lastMiou)})`;
+  if (skipped) return `${r.arch}: finished in an earlier run, skipped; ${scores}`;
+  return `${r.arch}: ${scores}, ${(r.params / 1e6).toFixed(1)} M params, ${r.gflops.toFixed(2)} GFLOPs @${r.gflopsSize}, `
+    + `${ms(r.inference.fp32)} ms fp32 / ${ms(r.inference.bf16)} ms bf16 @${r.inference.size}, ${r.trainImgPerSec?.toFixed(1) ?? 'n/a'} img/s, ${duration(r.wallSeconds)}`;
+}
+
+export async function run(o: Record<string, unknown>): Promise<void> {
+  const cmd = 'compare';
+  const res = await compareArchitectures({
+    archs: o.archs as string[] | undefined,
+    modelOptions: archOptionsJson(o.archOptions),
+    dataset: required(o, 'dataset', 'dataset', cmd),
+    dataRoot: required(o, 'dataRoot', 'data-root', cmd),
+    split: o.split as string | undefined,
+    valSplit: o.valSplit === 'none' ? null : (o.valSplit as string),
+    valRoot: o.valRoot as string | undefined,
+    encoder: o.encoder as string,
+    classes: o.classes as number | undefined,
+    encoderWeights: (o.encoderWeights as string | undefined) ?? null,
+    auxWeight: o.auxWeight as number,
+    crop: o.crop as number,
+    batchSize: o.batchSize as number,
+    epochs: o.epochs as number,
+    lr: o.lr as number | undefined,
+    optimizer: o.optimizer as 'sgd' | 'adamw',
+    schedule: o.schedule as 'poly',
+    warmupIters: o.warmupIters as number,
+    loss: o.loss as string,
+    labelSmoothing: o.labelSmoothing as number,
+    accumulate: o.accumulate as number,
+    freezeEncoderEpochs: o.freezeEncoderEpochs as number,
+    valEvery: o.valEvery as number,
+    precision: o.precision as 'fp32' | undefined,
+    device: o.device as string,
+    out: required(o, 'out', 'out', cmd),
+    resume: Boolean(o.resume),
+    maxSteps: o.maxSteps as number | undefined,
+    benchSize: o.benchSize as number,
+    benchRepeats: o.benchRepeats as number,
+    threads: o.threads as number | undefined,
+    seed: o.seed as number,
+    workers: o.workers as number | undefined,
+    quiet: Boolean(o.quiet),
+    onArchitecture: o.json ? undefined : (row, { skipped }) => console.log(line(row, skipped)),
+  });
+  if (o.json) {
+    console.log(JSON.stringify(res.comparison));
+    return;
+  }
+  console.log(`\n${compareTable(res.comparison.rows)}\n`);
+  console.log(`wrote ${res.files.json}, ${res.files.md} and ${res.files.html} in ${duration(res.seconds)}`);
+}
