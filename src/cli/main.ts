@@ -17,11 +17,11 @@ const COMMANDS: Record<string, () => Promise<{ spec: CommandSpec; run: Runner }>
 };
 
 const SUMMARIES: Record<string, string> = {
-  train: 'train PAN, UNet or FPN on a dataset (VOC, CamVid, Cityscapes, folder)',
+  train: 'train PAN, UNet, FPN, PSPNet or DeepLab on a dataset (VOC, CamVid, Cityscapes, folder)',
   eval: 'measure mIoU and per-class IoU on a dataset split',
   predict: 'segment images into masks, overlays and class-area stats',
   info: 'model parameters, FLOPs and the compute engine',
-  demo: 'synthetic dataset -> train a small PAN -> evaluate -> report',
+  demo: 'synthetic dataset -> train a small model (PAN by default) -> evaluate -> report',
   serve: 'web page that segments in the browser, plus POST /api/segment',
   explain: "draw PAN's attention (FPA map, pyramid, GAU channel weights) with an HTML page",
   export: 'export a model to ONNX (+ sidecar JSON) for onnxruntime in Node and the browser',
@@ -30,7 +30,7 @@ const SUMMARIES: Record<string, string> = {
 
 function usage(): string {
   return [
-    'panseg: semantic segmentation with the Pyramid Attention Network (PAN) and its family (UNet, FPN) on libtorch', '',
+    'panseg: semantic segmentation with the Pyramid Attention Network (PAN) and its family (UNet, FPN, PSPNet, DeepLab) on libtorch', '',
     'Usage: panseg <command> [options]', '', 'Commands:',
     ...Object.entries(SUMMARIES).map(([k, v]) => `  ${k.padEnd(10)}${v}`),
     '', "Run 'panseg <command> --help' for a command's options.", '',
