@@ -5,6 +5,7 @@ import type { ArchitectureSpec, ResolvedCommon } from './base/config.js';
 import { loadPretrainedAs, type SegmentationModel } from './base/model.js';
 import { type PansegMeta, readPretrained } from './base/pretrained.js';
 import { pretrainedDir, type PretrainedSourceOptions } from './base/pretrained-source.js';
+import { DEEPLABV3_SPEC, DEEPLABV3PLUS_SPEC } from './deeplabv3/model.js';
 import { FPN_SPEC } from './fpn/model.js';
 import { PAN_SPEC } from './pan/model.js';
 import { PSPNET_SPEC } from './pspnet/model.js';
@@ -15,6 +16,8 @@ const ARCHITECTURES: readonly ArchitectureSpec<any>[] = [ // eslint-disable-line
   UNET_SPEC,
   FPN_SPEC,
   PSPNET_SPEC,
+  DEEPLABV3_SPEC,
+  DEEPLABV3PLUS_SPEC,
 ];
 
 /** The registered architectures, in registry order. */
