@@ -225,10 +225,19 @@ export class Emitter implements OnnxEmitter {
       const l = s.layers[i];
       const next = s.layers[i + 1];
       if (isConvBnPair(l, next)) {
-        y = this.conv(y, l as Conv2d, next, false, `${name}.${i}`);
+        y = this.convBn(y, l, next, `${name}.${i}`);
         i += 1;
       } else y = this.module(l, `${name}.${i}`, y);
     }
+    return y;
+  }
+
+  /** A conv, or a Sequential ending in one, with the BatchNorm after it folded into that last conv. */
+  private convBn(x: V, l: Module, bn: BatchNorm2d, name: string): V {
+    if (l instanceof Conv2d) return this.conv(x, l, bn, false, name);
+    const s = l as Sequential;
+    let y = x;
+    s.layers.forEach((layer, i) => { y = i < s.layers.length - 1 ? this.module(layer, `${name}.${i}`, y) : this.convBn(y, layer, bn, `${name}.${i}`); });
     return y;
   }
 }

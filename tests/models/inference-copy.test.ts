@@ -5,7 +5,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { dispose, liveTensors, manualSeed, noGrad, rand, randn, type Tensor, tidy } from '../../src/engine/index.js';
 import { predictProbs } from '../../src/eval/inference.js';
-import { PAN } from '../../src/models/index.js';
+import { architectures, createModel, PAN } from '../../src/models/index.js';
+import { BatchNorm2d } from '../../src/nn/index.js';
 
 it('optimizedForInference matches the model and does not consume random numbers', () => {
   manualSeed(0);
@@ -134,4 +135,20 @@ describe('the blocked (mkldnn) inference copy', () => {
     m.dispose();
     assert.equal(liveTensors(), base);
   });
+});
+
+// The one conv/BatchNorm rule (models/base/fuse.ts) finds every pair in every architecture, including a
+// BatchNorm after a Sequential ending in a conv (DeepLab's separable convolutions).
+describe('BatchNorm folding in every architecture', () => {
+  for (const spec of architectures()) {
+    it(`${spec.name}: the inference copy keeps no BatchNorm2d, with both ASPP kinds for DeepLab`, () => {
+      const separable = spec.name.startsWith('DeepLab') ? { decoderAsppSeparable: true } : {};
+      const m = createModel(spec.id, { encoderName: 'resnet18', classes: 2, ...separable });
+      const fast = m.optimizedForInference({ layout: 'strided' });
+      const left = [...fast.namedModules()].filter(([, l]) => l instanceof BatchNorm2d).map(([n]) => n);
+      assert.deepEqual(left, []);
+      fast.dispose();
+      m.dispose();
+    });
+  }
 });

@@ -2,15 +2,31 @@
 // oneDNN's blocked layout, optional channels-last memory order and reduced-precision weights.
 import { fail } from '../../common/errors.js';
 import { noGrad, type Tensor, tidy } from '../../engine/index.js';
-import { BatchNorm2d, Conv2d, Identity, MkldnnConv2d, type Module, Sequential } from '../../nn/index.js';
+import { BatchNorm2d, Conv2d, Identity, type Layer, MkldnnConv2d, type Module, Sequential } from '../../nn/index.js';
+
+/** The Conv2d a following BatchNorm normalizes: `m` itself, or the last layer of a Sequential ending in one (smp's SeparableConv2d). */
+export function trailingConv(m: unknown): Conv2d | null {
+  if (m instanceof Conv2d) return m;
+  if (m instanceof Sequential && m.layers.length) return trailingConv(m.layers[m.layers.length - 1]);
+  return null;
+}
 
 /**
  * The one rule for (conv, BatchNorm) pairs, here and in the ONNX exporter: a BatchNorm2d registered
- * right after a Conv2d in the same parent, over the conv's output channels. It holds for torchvision's
- * blocks (conv1/bn1, downsample.0/.1) and smp's (conv/bn, Sequential conv, norm, relu).
+ * right after a Conv2d (or a Sequential ending in one) in the same parent, over the conv's output
+ * channels. It holds for torchvision's blocks (conv1/bn1, downsample.0/.1) and smp's (conv/bn,
+ * Sequential conv, norm, relu; SeparableConv2d, norm).
  */
 export function isConvBnPair(conv: unknown, bn: unknown): bn is BatchNorm2d {
-  return conv instanceof Conv2d && bn instanceof BatchNorm2d && bn.numFeatures === conv.outChannels;
+  const c = trailingConv(conv);
+  return c !== null && bn instanceof BatchNorm2d && bn.numFeatures === c.outChannels;
+}
+
+/** Replaces `parent`'s child `name` (keeping a Sequential's layer list in step). */
+function replaceChild(parent: Module, name: string, m: Module): void {
+  const old = parent._children.get(name)!;
+  parent._children.set(name, m);
+  if (parent instanceof Sequential) parent.layers[parent.layers.indexOf(old as Layer)] = m as Layer;
 }
 
 /** The [conv name, BatchNorm name] pairs among `m`'s direct children. */
@@ -64,16 +80,17 @@ export function foldBatchNorms(root: Module): number {
   let n = 0;
   for (const [, m] of [...root.namedModules()]) {
     for (const [cn, bn] of convBnPairs(m)) {
-      const conv = m._children.get(cn) as Conv2d;
-      const norm = m._children.get(bn) as BatchNorm2d;
-      const fused = fuseConvBn(conv, norm);
-      const id = new Identity();
-      m._children.set(cn, fused);
-      m._children.set(bn, id);
-      if (m instanceof Sequential) {
-        m.layers[m.layers.indexOf(conv)] = fused;
-        m.layers[m.layers.indexOf(norm)] = id;
+      // The conv to replace and its parent: the child itself, or the last layer down a Sequential chain.
+      let parent: Module = m;
+      let name = cn;
+      while (parent._children.get(name) instanceof Sequential) {
+        const s = parent._children.get(name) as Sequential;
+        [parent, name] = [s, String(s.layers.length - 1)];
       }
+      const conv = parent._children.get(name) as Conv2d;
+      const norm = m._children.get(bn) as BatchNorm2d;
+      replaceChild(parent, name, fuseConvBn(conv, norm));
+      replaceChild(m, bn, new Identity());
       conv.dispose();
       norm.dispose();
       n++;

@@ -19,21 +19,12 @@ export class SeparableConv2d extends Sequential {
 }
 
 /**
- * A separable conv, then BatchNorm and ReLU, in ONNX: the BatchNorm folds into the pointwise conv.
- * (Inference copies keep this BatchNorm: foldBatchNorms pairs a BatchNorm with a Conv2d sibling only.)
+ * Sequential(SeparableConv2d, BatchNorm2d, ReLU): smp's ASPPSeparableConv, and DeepLabV3Plus's block2.
+ * Inference copies and ONNX fold the BatchNorm into the pointwise conv (models/base/fuse.ts).
  */
-export function emitSeparableBnRelu(e: OnnxEmitter, sep: SeparableConv2d, bn: Layer, x: OnnxValue, name: string): OnnxValue {
-  const dw = e.conv(x, sep.depthwise, null, false, `${name}.0`);
-  return e.conv(dw, sep.pointwise, bn, true, `${name}.1`);
-}
-
-/** Sequential(SeparableConv2d, BatchNorm2d, ReLU): smp's ASPPSeparableConv, and DeepLabV3Plus's block2. */
 export class SeparableConvBnRelu extends Sequential {
   constructor(inChannels: number, outChannels: number, o: { padding: number; dilation?: number }) {
     super(new SeparableConv2d(inChannels, outChannels, 3, { padding: o.padding, dilation: o.dilation ?? 1, bias: false }), new BatchNorm2d(outChannels), new ReLU(true));
-  }
-  emitOnnx(e: OnnxEmitter, name: string, x: OnnxValue): OnnxValue {
-    return emitSeparableBnRelu(e, this.at(0) as SeparableConv2d, this.at(1), x, `${name}.0`);
   }
 }
 

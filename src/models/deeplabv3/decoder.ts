@@ -3,7 +3,7 @@
 import { fail } from '../../common/errors.js';
 import { F, type Tensor } from '../../engine/index.js';
 import { BatchNorm2d, Conv2d, type Layer, Module, type OnnxEmitter, type OnnxValue, ReLU, Sequential, Upsample } from '../../nn/index.js';
-import { ASPP, type ASPPOptions, ASPPConv, emitSeparableBnRelu, SeparableConv2d, SeparableConvBnRelu } from './blocks.js';
+import { ASPP, type ASPPOptions, ASPPConv, SeparableConv2d, SeparableConvBnRelu } from './blocks.js';
 
 /** ASPP on the deepest feature, then 3x3 conv + BatchNorm + ReLU; children aspp, conv, bn, relu. */
 export class DeepLabV3Decoder extends Module {
@@ -65,10 +65,8 @@ export class DeepLabV3PlusDecoder extends Module {
   }
 
   emitOnnx(e: OnnxEmitter, name: string, ...features: OnnxValue[]): OnnxValue {
-    const seq = this.getChild<Sequential>('aspp');
-    const a = e.module(seq.at(0), `${name}.aspp.0`, features[features.length - 1]);
-    const s = emitSeparableBnRelu(e, seq.at(1) as SeparableConv2d, seq.at(2), a, `${name}.aspp.1`);
-    const up = e.module(this.getChild('up'), `${name}.up`, s);
+    const a = e.module(this.getChild('aspp'), `${name}.aspp`, features[features.length - 1]);
+    const up = e.module(this.getChild('up'), `${name}.up`, a);
     const high = e.module(this.getChild('block1'), `${name}.block1`, features[2]);
     return e.module(this.getChild('block2'), `${name}.block2`, { ...e.concat([up, high], `${name}.cat`), hw: high.hw });
   }
