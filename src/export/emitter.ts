@@ -7,7 +7,7 @@ import { type Tensor, tidy } from '../engine/index.js';
 import { foldedConvBnParams, isConvBnPair } from '../models/base/fuse.js';
 import {
   AdaptiveAvgPool2d, AdaptiveMaxPool2d, BatchNorm2d, Conv2d, Dropout, Dropout2d, Flatten, GroupNorm, Identity, isOnnxEmittable, Linear, LogSoftmax, MaxPool2d, type Module,
-  type OnnxEmitter, type OnnxInterpolation, type OnnxSize, type OnnxValue, ReLU, Sequential, Sigmoid, Softmax, Tanh, Upsample,
+  type OnnxEmitter, type OnnxInterpolation, type OnnxSize, type OnnxValue, ReLU, ReLU6, Sequential, Sigmoid, Softmax, Tanh, Upsample,
 } from '../nn/index.js';
 import { attr, GraphBuilder } from './graph.js';
 import type { AttrValue } from './onnx-proto.js';
@@ -55,6 +55,7 @@ const LAYERS: [abstract new (...a: any[]) => Module, LayerEmitter][] = [ // esli
   [AdaptiveAvgPool2d, (e, l: AdaptiveAvgPool2d, x, name) => e.adaptivePool(x, l, name)],
   [AdaptiveMaxPool2d, (e, l: AdaptiveMaxPool2d, x, name) => e.adaptivePool(x, l, name)],
   [ReLU, (e, _l, x, name) => e.relu(x, name)],
+  [ReLU6, (e, _l, x, name) => e.op('Clip', [x.name, e.weight(`${name}.min`, Float32Array.of(0), []), e.weight(`${name}.max`, Float32Array.of(6), [])], x.hw, name)],
   [Sigmoid, (e, _l, x, name) => e.sigmoid(x, name)],
   [Tanh, (e, _l, x, name) => e.op('Tanh', [x.name], x.hw, name)],
   [Softmax, (e, l: Softmax, x, name) => e.op('Softmax', [x.name], x.hw, name, { axis: l.dim })],

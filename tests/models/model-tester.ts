@@ -14,7 +14,7 @@ import { F, getNumThreads, liveTensors, manualSeed, setNumThreads, mkldnnAvailab
 import { exportOnnx } from '../../src/export/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { architecture, createModel, loadModel, optionsFromSmp, type SegmentationModel } from '../../src/models/index.js';
-import { Dropout, Dropout2d, type Layer } from '../../src/nn/index.js';
+import { Conv2d, Dropout, Dropout2d } from '../../src/nn/index.js';
 import { SGD } from '../../src/train/optimizers.js';
 import { calibrate, runOnnx, tempDir } from '../export/helpers.js';
 import { reference } from '../helpers/reference.js';
@@ -26,8 +26,8 @@ export interface ArchitectureTest {
   options: Record<string, unknown>;
   /** A valid square input side for those options; `size + stride` must be valid too. */
   size: number;
-  /** The reference generator in scripts/reference (pan_cases.py's output format) and the files it reads. */
-  reference?: { script: string; deps: string[] };
+  /** The reference generator in scripts/reference (pan_cases.py's output format), the files it reads and its arguments (case names). */
+  reference?: { script: string; deps: string[]; args?: string[] };
 }
 
 const maxAbsDiff = (a: Tensor, b: Tensor) => tidy(() => a.to('float32').sub(b.to('float32')).abs().max().item());
@@ -76,7 +76,8 @@ export function testArchitecture(t: ArchitectureTest): void {
     it('takes inChannels != 3 (the first conv patched)', () => {
       const m = build(t, { inChannels: 1, classes: 2 }).eval();
       tidy(() => assert.deepEqual(m.predict(randn([1, 1, t.size, t.size])).shape, [1, 2, t.size, t.size]));
-      assert.deepEqual(m.encoder.getChild<Layer & { weight: Tensor }>('conv1').weight.shape.slice(0, 2), [64, 1]);
+      const [, first] = [...m.encoder.namedModules()].find(([, l]) => l instanceof Conv2d) as [string, Conv2d];
+      assert.deepEqual([first.inChannels, first.weight.shape[1]], [1, 1]);
       m.dispose();
     });
 
@@ -188,9 +189,9 @@ interface CaseFiles {
 }
 
 /** Every case of the reference script: same keys, logits, gradients and BatchNorm statistics as PyTorch. */
-function parityTests(t: ArchitectureTest, r: { script: string; deps: string[] }): void {
+function parityTests(t: ArchitectureTest, r: { script: string; deps: string[]; args?: string[] }): void {
   const spec = architecture(t.arch);
-  const ref = reference(r.script, [], r.deps);
+  const ref = reference(r.script, r.args ?? [], r.deps);
   const index = JSON.parse(readFileSync(join(ref, 'index.json'), 'utf8')) as { cases: string[] };
   const load = (name: string): CaseFiles => ({
     cfg: JSON.parse(readFileSync(join(ref, name, 'config.json'), 'utf8')),
@@ -256,11 +257,15 @@ function parityTests(t: ArchitectureTest, r: { script: string; deps: string[] })
       }
       assert.ok(checked >= 4, 'too few gradients compared');
       const norms = io.get('grad_norms')!.toArray() as Float32Array;
+      // A gradient that is zero analytically comes out as rounding noise of the large ones (MobileNetV2's
+      // projection BatchNorm biases: the next train-mode BatchNorm removes any constant shift; 6e-6 apart
+      // for norms of 9e-5 when the largest is 3e4), so differences up to 1e-8 of the largest norm pass.
+      const noise = 1e-8 * norms.reduce((a, b) => Math.max(a, b), 0);
       params.parameters.forEach((pname, i) => {
         const g = named.get(pname)!.grad;
         const n = g ? tidy(() => g.norm().item()) : 0;
         g?.dispose();
-        assert.ok(Math.abs(n - norms[i]) <= 1e-3 * Math.max(norms[i], 1e-3), `grad norm of ${pname}: ${n} vs ${norms[i]}`);
+        assert.ok(Math.abs(n - norms[i]) <= Math.max(1e-3 * Math.max(norms[i], 1e-3), noise), `grad norm of ${pname}: ${n} vs ${norms[i]}`);
       });
       const buffers = new Map(model.namedBuffers());
       for (const [k, want] of io) {

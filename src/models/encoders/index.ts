@@ -1,3 +1,5 @@
 export * from './types.js';
 export * from './registry.js';
-export { ResNetEncoder } from './resnet.js';
+export { EncoderBase } from './base.js';
+export { ResNetEncoder, type ResNetSpec } from './resnet.js';
+export { MobileNetV2Encoder, type MobileNetV2Spec } from './mobilenet.js';

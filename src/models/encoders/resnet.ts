@@ -1,16 +1,20 @@
-// ResNet encoders with torchvision's module names (conv1, bn1, layer1..4, downsample.0/.1),
-// dilated exactly as smp's make_dilated does for output strides 16 and 8.
-import { fail } from '../../common/errors.js';
-import { noGrad, type Tensor, tensor, tidy } from '../../engine/index.js';
-import { BatchNorm2d, Conv2d, Layer, MaxPool2d, Module, type OnnxEmitter, type OnnxValue, ReLU, Sequential, init } from '../../nn/index.js';
-import type { Encoder, EncoderOptions } from './types.js';
+// ResNet and ResNeXt encoders with torchvision's module names (conv1, bn1, layer1..4, downsample.0/.1),
+// as smp's ResNetEncoder: stages layer3 (1/16) and layer4 (1/32), the classifier fc dropped.
+import type { Tensor } from '../../engine/index.js';
+import { BatchNorm2d, Conv2d, init, Layer, MaxPool2d, type Module, type OnnxEmitter, type OnnxValue, ReLU, Sequential } from '../../nn/index.js';
+import { EncoderBase } from './base.js';
+import type { EncoderOptions } from './types.js';
 
 export interface ResNetSpec {
   block: 'basic' | 'bottleneck';
   layers: [number, number, number, number];
+  /** Grouped 3x3 convs in bottlenecks (ResNeXt's cardinality). Default 1. */
+  groups?: number;
+  /** Bottleneck width per group (ResNeXt's 4 in 32x4d). Default 64: plain ResNet. */
+  widthPerGroup?: number;
 }
 
-const conv3x3 = (i: number, o: number, stride = 1) => new Conv2d(i, o, 3, { stride, padding: 1, bias: false });
+const conv3x3 = (i: number, o: number, stride = 1, groups = 1) => new Conv2d(i, o, 3, { stride, padding: 1, groups, bias: false });
 const conv1x1 = (i: number, o: number, stride = 1) => new Conv2d(i, o, 1, { stride, bias: false });
 
 class BasicBlock extends Layer {
@@ -35,15 +39,17 @@ class BasicBlock extends Layer {
   }
 }
 
+/** torchvision's Bottleneck (v1.5: the stride on the 3x3 conv); width = planes * widthPerGroup / 64 * groups. */
 class Bottleneck extends Layer {
   static readonly expansion = 4;
-  constructor(inplanes: number, planes: number, stride: number, downsample: Sequential | null) {
+  constructor(inplanes: number, planes: number, stride: number, downsample: Sequential | null, groups = 1, widthPerGroup = 64) {
     super();
-    this.child('conv1', conv1x1(inplanes, planes));
-    this.child('bn1', new BatchNorm2d(planes));
-    this.child('conv2', conv3x3(planes, planes, stride));
-    this.child('bn2', new BatchNorm2d(planes));
-    this.child('conv3', conv1x1(planes, planes * 4));
+    const width = Math.floor(planes * (widthPerGroup / 64)) * groups;
+    this.child('conv1', conv1x1(inplanes, width));
+    this.child('bn1', new BatchNorm2d(width));
+    this.child('conv2', conv3x3(width, width, stride, groups));
+    this.child('bn2', new BatchNorm2d(width));
+    this.child('conv3', conv1x1(width, planes * 4));
     this.child('bn3', new BatchNorm2d(planes * 4));
     this.child('relu', new ReLU(true));
     if (downsample) this.child('downsample', downsample);
@@ -70,35 +76,16 @@ function emitResidual(b: Module, e: OnnxEmitter, name: string, x: OnnxValue): On
   return e.relu(e.add(y, identity, `${name}.add`), `${name}.relu`);
 }
 
-/** Makes every conv of `layer` stride 1 with the given dilation, padding (k//2)*dilation (smp's replace_strides_with_dilation). */
-function dilate(layer: Module, dilation: number): void {
-  for (const [, m] of layer.namedModules()) {
-    if (m instanceof Conv2d) {
-      m.stride = [1, 1];
-      m.dilation = [dilation, dilation];
-      m.padding = [Math.floor(m.kernelSize[0] / 2) * dilation, Math.floor(m.kernelSize[1] / 2) * dilation];
-    }
-  }
-}
+export class ResNetEncoder extends EncoderBase {
+  protected readonly classifierKeys = ['fc.'];
 
-export class ResNetEncoder extends Module implements Encoder {
-  readonly outChannels: number[];
-  readonly depth: number;
-  readonly outputStride: number;
-  readonly inChannels: number;
-
-  constructor(readonly spec: ResNetSpec, outChannels: number[], opts: EncoderOptions = {}) {
-    super();
-    const depth = opts.depth ?? 5;
-    const os = opts.outputStride ?? 32;
-    if (![3, 4, 5].includes(depth)) fail('ResNetEncoder', `expected depth 3, 4 or 5 but received ${depth}`);
-    if (![8, 16, 32].includes(os)) fail('ResNetEncoder', `expected outputStride 8, 16 or 32 but received ${os}`);
-    this.depth = depth;
-    this.outputStride = Math.min(os, 2 ** depth);
-    this.inChannels = opts.inChannels ?? 3;
-    // Feature 0 is the input itself (smp's set_in_channels updates it too).
-    this.outChannels = [this.inChannels, ...outChannels.slice(1, depth + 1)];
-    const Block = spec.block === 'basic' ? BasicBlock : Bottleneck;
+  constructor(readonly spec: ResNetSpec, outChannels: readonly number[], opts: EncoderOptions = {}) {
+    super('ResNetEncoder', outChannels, opts);
+    const basic = spec.block === 'basic';
+    const expansion = basic ? BasicBlock.expansion : Bottleneck.expansion;
+    const block = (inplanes: number, planes: number, stride: number, down: Sequential | null): Layer => (basic
+      ? new BasicBlock(inplanes, planes, stride, down)
+      : new Bottleneck(inplanes, planes, stride, down, spec.groups ?? 1, spec.widthPerGroup ?? 64));
     let inplanes = 64;
     // Built in torchvision's order so seeded init draws the same numbers.
     this.child('conv1', new Conv2d(3, 64, 7, { stride: 2, padding: 3, bias: false }));
@@ -108,41 +95,20 @@ export class ResNetEncoder extends Module implements Encoder {
     // All four layers exist even for depth < 5: smp keeps them, so its checkpoints carry them.
     [64, 128, 256, 512].forEach((planes, i) => {
       const stride = i === 0 ? 1 : 2;
-      const out = planes * Block.expansion;
+      const out = planes * expansion;
       const down = stride !== 1 || inplanes !== out ? new Sequential(conv1x1(inplanes, out, stride), new BatchNorm2d(out)) : null;
-      const blocks: Layer[] = [new Block(inplanes, planes, stride, down)];
+      const blocks: Layer[] = [block(inplanes, planes, stride, down)];
       inplanes = out;
-      for (let b = 1; b < spec.layers[i]; b++) blocks.push(new Block(inplanes, planes, 1, null));
+      for (let b = 1; b < spec.layers[i]; b++) blocks.push(block(inplanes, planes, 1, null));
       this.child(`layer${i + 1}`, new Sequential(...blocks));
     });
     // torchvision's init: kaiming normal (fan_out, relu) for convs; BatchNorm 1/0 is already the default.
     for (const [, m] of this.namedModules()) if (m instanceof Conv2d) init.kaimingNormal_(m.weight, { mode: 'fan_out', nonlinearity: 'relu' });
-    if (os === 16) dilate(this.getChild('layer4'), 2);
-    if (os === 8) { dilate(this.getChild('layer3'), 2); dilate(this.getChild('layer4'), 4); }
-    if (this.inChannels !== 3) this.patchFirstConv(false);
+    this.finishConstruction();
   }
 
-  /**
-   * smp's patch_first_conv. Random weights: a fresh default-initialized conv with the new channel count.
-   * Pretrained: 1 channel sums the RGB kernels; n channels cycle them, scaled by 3/n.
-   */
-  private patchFirstConv(pretrained: boolean): void {
-    const conv = this.getChild<Conv2d>('conv1');
-    const n = this.inChannels;
-    if (conv.weight.shape[1] === n && !pretrained) return;
-    const fresh = new Conv2d(n, 64, 7, { stride: 2, padding: 3, bias: false });
-    if (pretrained) {
-      const w = tidy(() => noGrad(() => {
-        const rgb = conv.weight.shape[1] === 3 ? conv.weight : fail('ResNetEncoder', 'the first conv is already patched');
-        if (n === 1) return rgb.sum(1, true);
-        const idx = tensor(Array.from({ length: n }, (_, i) => i % 3), [n], { dtype: 'int64' });
-        return rgb.indexSelect(1, idx).mul(3 / n);
-      }));
-      noGrad(() => fresh.weight.copy_(w));
-      w.dispose();
-    }
-    this._children.get('conv1')!.dispose();
-    this._children.set('conv1', fresh);
+  stages(): Map<16 | 32, Module[]> {
+    return new Map([[16, [this.getChild('layer3')]], [32, [this.getChild('layer4')]]]);
   }
 
   features(x: Tensor): Tensor[] {
@@ -169,20 +135,5 @@ export class ResNetEncoder extends Module implements Encoder {
       feats.push(y);
     }
     return feats;
-  }
-
-  /** Loads torchvision ResNet weights (resnet34-*.pth), ignoring fc.*; patches conv1 for inChannels != 3. */
-  loadImagenet(sd: Map<string, Tensor>): void {
-    const own = new Map([...sd].filter(([k]) => !k.startsWith('fc.')));
-    if (this.inChannels !== 3) {
-      // Load the RGB kernel into a temporary 3-channel conv, then patch it.
-      const rgb = new Conv2d(3, 64, 7, { stride: 2, padding: 3, bias: false });
-      this._children.get('conv1')!.dispose();
-      this._children.set('conv1', rgb);
-      this.loadStateDict(own);
-      this.patchFirstConv(true);
-    } else {
-      this.loadStateDict(own);
-    }
   }
 }

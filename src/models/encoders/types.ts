@@ -1,4 +1,4 @@
-// The encoder contract every backbone keeps (as smp's EncoderMixin).
+// The encoder contract every backbone keeps (as smp's EncoderMixin); families share its implementation in base.ts.
 import type { Tensor } from '../../engine/index.js';
 import type { Module, OnnxEmitter, OnnxValue } from '../../nn/index.js';
 
@@ -9,7 +9,7 @@ export interface EncoderOptions {
   inChannels?: number;
   /** Number of stages whose features are returned: 3, 4 or 5 (default 5). */
   depth?: 3 | 4 | 5;
-  /** 32 (plain), 16 (layer4 dilated by 2) or 8 (layer3 by 2, layer4 by 4). Default 32. */
+  /** 32 (plain), 16 (the 1/32 stage dilated by 2) or 8 (the 1/16 stage by 2, the 1/32 stage by 4). Default 32. */
   outputStride?: OutputStride;
 }
 
@@ -23,7 +23,7 @@ export interface Encoder extends Module {
   features(x: Tensor): Tensor[];
   /** Emits features() into an ONNX graph (absent for encoders that cannot be exported yet). */
   emitOnnxFeatures?(e: OnnxEmitter, x: OnnxValue, name: string): OnnxValue[];
-  /** Loads an ImageNet checkpoint in the backbone's native key layout (torchvision for ResNets). */
+  /** Loads an ImageNet checkpoint in the backbone's torchvision key layout (its classifier's keys ignored). */
   loadImagenet(sd: Map<string, Tensor>): void;
 }
 
