@@ -152,3 +152,14 @@ describe('BatchNorm folding in every architecture', () => {
     });
   }
 });
+
+it('an encoder that runs faster strided (MobileNetV2) gets a channels-last default copy; layout: mkldnn still works', () => {
+  const m = createModel('pan', { encoderName: 'mobilenet_v2', classes: 2 }).eval();
+  const fast = m.optimizedForInference();
+  assert.deepEqual(fast.inferenceLayout, { mkldnn: false, channelsLast: true, dtype: 'float32' });
+  fast.dispose();
+  const blocked = m.optimizedForInference({ layout: 'mkldnn' });
+  assert.equal(blocked.inferenceLayout!.mkldnn, true);
+  blocked.dispose();
+  m.dispose();
+});

@@ -28,7 +28,8 @@ export interface InferenceCopyOptions {
   /**
    * 'mkldnn': convolution weights packed once for oneDNN, encoder activations kept in its blocked
    * layout (CPU; float32 or bfloat16). 'strided': ordinary tensors. Default: 'mkldnn' where it
-   * measured fastest (CPU, float32 or bfloat16, a oneDNN libtorch) unless channelsLast is given, else 'strided'.
+   * measured fastest (CPU, float32 or bfloat16, a oneDNN libtorch, an encoder that prefers it) unless
+   * channelsLast is given, else 'strided'.
    */
   layout?: 'mkldnn' | 'strided';
   /** NHWC memory order for the strided layout. Default true (faster on CPU than NCHW). */
@@ -192,7 +193,8 @@ export abstract class SegmentationModel<R extends ResolvedCommon = ResolvedCommo
     if (o.layout !== undefined) v.oneOf(op, 'layout', o.layout, ['mkldnn', 'strided']);
     if (o.channelsLast !== undefined) v.bool(op, 'channelsLast', o.channelsLast);
     const dev = this.parameters()[0].device;
-    const mkldnn = o.layout === 'mkldnn' || (o.layout === undefined && o.channelsLast === undefined && dev === 'cpu' && mkldnnAvailable() && MKLDNN_DEFAULT_DTYPES.includes(dtype));
+    const mkldnn = o.layout === 'mkldnn' || (o.layout === undefined && o.channelsLast === undefined && dev === 'cpu' && mkldnnAvailable()
+      && MKLDNN_DEFAULT_DTYPES.includes(dtype) && this.encoder.prefersBlockedLayout !== false);
     if (mkldnn) {
       if (o.channelsLast !== undefined) fail(op, 'channelsLast applies to the strided layout; drop it or pass layout: \'strided\'');
       if (dev !== 'cpu') fail(op, `the mkldnn layout is CPU-only, but the model is on ${dev}; use layout: 'strided'`);

@@ -53,6 +53,8 @@ const OUT_INDEXES = [1, 3, 6, 13, 18];
 
 export class MobileNetV2Encoder extends EncoderBase {
   protected readonly classifierKeys = ['classifier.'];
+  /** PAN-mobilenet_v2 at 512x512, fp32, 2 threads: blocked copy 75 ms (18 of them converting around ReLU6), channels-last 57 ms. */
+  readonly prefersBlockedLayout = false;
 
   constructor(readonly spec: MobileNetV2Spec, outChannels: readonly number[], opts: EncoderOptions = {}) {
     super('MobileNetV2Encoder', outChannels, opts);

@@ -21,6 +21,11 @@ export interface Encoder extends Module {
   readonly depth: number;
   /** [input, 1/2, 1/4, 1/8, 1/16, 1/32] (deeper ones dilated per outputStride), depth + 1 entries. */
   features(x: Tensor): Tensor[];
+  /**
+   * False when the encoder runs faster strided than in oneDNN's blocked layout (MobileNetV2: ATen has no
+   * blocked ReLU6, so each one converts and back); inference copies then default to channels-last.
+   */
+  readonly prefersBlockedLayout?: boolean;
   /** Emits features() into an ONNX graph (absent for encoders that cannot be exported yet). */
   emitOnnxFeatures?(e: OnnxEmitter, x: OnnxValue, name: string): OnnxValue[];
   /** Loads an ImageNet checkpoint in the backbone's torchvision key layout (its classifier's keys ignored). */
