@@ -3,7 +3,7 @@
 // leaves the caller's random stream untouched.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { dispose, liveTensors, manualSeed, noGrad, rand, randn, type Tensor, tidy } from '../../src/engine/index.js';
+import { cpuFeatures, dispose, liveTensors, manualSeed, noGrad, rand, randn, type Tensor, tidy } from '../../src/engine/index.js';
 import { predictProbs } from '../../src/eval/inference.js';
 import { architectures, createModel, PAN } from '../../src/models/index.js';
 import { BatchNorm2d } from '../../src/nn/index.js';
@@ -94,10 +94,12 @@ describe('the blocked (mkldnn) inference copy', () => {
     m.dispose();
   });
 
-  it('runs bfloat16 (by default blocked too), within bfloat16 rounding', () => {
+  it('runs bfloat16 blocked (the default on AMX; channels-last elsewhere), within bfloat16 rounding', () => {
     const m = calibrated({ encoderName: 'resnet18', classes: 3 });
-    const fast = m.optimizedForInference({ dtype: 'bfloat16' });
-    assert.deepEqual(fast.inferenceLayout, { mkldnn: true, channelsLast: false, dtype: 'bfloat16' });
+    const byDefault = m.optimizedForInference({ dtype: 'bfloat16' });
+    assert.deepEqual(byDefault.inferenceLayout, cpuFeatures().amx ? { mkldnn: true, channelsLast: false, dtype: 'bfloat16' } : { mkldnn: false, channelsLast: true, dtype: 'bfloat16' });
+    byDefault.dispose();
+    const fast = m.optimizedForInference({ dtype: 'bfloat16', layout: 'mkldnn' });
     tidy(() => {
       const x = randn([1, 3, 128, 128]);
       const want = m.predict(x);

@@ -4,7 +4,7 @@
 import { checkInputSize, type InputSizeRule, paddedSize } from '../../common/input-size.js';
 import { fail } from '../../common/errors.js';
 import * as v from '../../common/validate.js';
-import { F, getRngState, inferenceMode, mkldnnAvailable, setRngState, type Tensor, tidy } from '../../engine/index.js';
+import { cpuFeatures, F, getRngState, inferenceMode, mkldnnAvailable, setRngState, type Tensor, tidy } from '../../engine/index.js';
 import { Module } from '../../nn/index.js';
 import { createEncoder, type Encoder, type OutputStride, type Preprocessing, preprocessingParams } from '../encoders/index.js';
 import { loadEncoderWeights } from '../encoders/weights.js';
@@ -36,8 +36,15 @@ export interface InferenceCopyOptions {
   channelsLast?: boolean;
 }
 
-/** Dtypes whose default copy uses the blocked layout, from bench/pan.ts (see README, Inference speed). */
-const MKLDNN_DEFAULT_DTYPES: readonly InferenceDtype[] = ['float32', 'bfloat16'];
+/**
+ * Whether the default CPU copy in `dtype` uses the blocked layout, as measured with bench/models.ts: float32
+ * always (0.5-0.8x the channels-last copy's time); bfloat16 only on AMX, where oneDNN's blocked bf16 kernels
+ * won (README, Inference speed). With AVX512-BF16 alone (AMD EPYC, 2 threads, 512x512) channels-last won
+ * or tied: Unet 182 vs 207 ms, DeepLabV3 466 vs 521, DeepLabV3+ 182 vs 199, PAN 153 vs 151, PSPNet 68 vs 67.
+ */
+function blockedByDefault(dtype: InferenceDtype): boolean {
+  return dtype === 'float32' || (dtype === 'bfloat16' && cpuFeatures().amx);
+}
 
 /** Outputs of a forward pass with the auxiliary head. */
 export interface SegmentationOutput {
@@ -194,7 +201,7 @@ export abstract class SegmentationModel<R extends ResolvedCommon = ResolvedCommo
     if (o.channelsLast !== undefined) v.bool(op, 'channelsLast', o.channelsLast);
     const dev = this.parameters()[0].device;
     const mkldnn = o.layout === 'mkldnn' || (o.layout === undefined && o.channelsLast === undefined && dev === 'cpu' && mkldnnAvailable()
-      && MKLDNN_DEFAULT_DTYPES.includes(dtype) && this.encoder.prefersBlockedLayout !== false);
+      && blockedByDefault(dtype) && this.encoder.prefersBlockedLayout !== false);
     if (mkldnn) {
       if (o.channelsLast !== undefined) fail(op, 'channelsLast applies to the strided layout; drop it or pass layout: \'strided\'');
       if (dev !== 'cpu') fail(op, `the mkldnn layout is CPU-only, but the model is on ${dev}; use layout: 'strided'`);
