@@ -80,9 +80,9 @@ export function benchModels(o: ModelsBenchOptions = {}): ArchBench[] {
   return out;
 }
 
-export function printModels(rs: ArchBench[]): void {
+export function printModels(rs: ArchBench[], encoder = 'resnet34'): void {
   const r2 = (a: number, b?: [string, number]) => (b ? `${(a / b[1]).toFixed(2)} (${b[0]} ${b[1].toFixed(0)})` : 'n/a (torch failed)');
-  console.log('\nArchitectures, resnet34, 1x3x512x512 inference / 4x3x512x512 bf16 SGD step; ratio to PyTorch\'s fastest mode (its name and ms)');
+  console.log(`\nArchitectures, ${encoder}, 1x3x512x512 inference / 4x3x512x512 bf16 SGD step; ratio to PyTorch's fastest mode (its name and ms)`);
   console.log('arch            params   fp32 ms  vs torch                  bf16 ms  vs torch                  train ms  vs torch              load');
   for (const r of rs) {
     for (const [mode, err] of Object.entries(r.torch?.failed ?? {})) console.log(`  ${r.arch}: PyTorch ${mode} failed: ${err}`);

@@ -27,6 +27,9 @@ cfg = json.loads(sys.argv[1])
 torch.set_num_threads(cfg.get('threads', 2))
 torch.manual_seed(0)
 size, reps, arch = cfg.get('size', 512), cfg.get('repeats', 5), cfg['arch']
+import encoders_model  # noqa: E402
+
+encoders_model.use_in_architectures()  # MobileNetV2 and ResNeXt for every architecture reference
 try:
     cls = getattr(importlib.import_module(MODULES[arch]), arch)
 except (KeyError, ImportError, AttributeError):

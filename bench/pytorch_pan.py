@@ -17,7 +17,10 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts', 'reference'))
+import encoders_model  # noqa: E402
 import pan_model  # noqa: E402
+
+encoders_model.use_in_architectures()  # MobileNetV2 and ResNeXt encoders too
 
 cfg = json.loads(sys.argv[1])
 torch.set_num_threads(cfg.get('threads', 2))

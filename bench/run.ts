@@ -1,4 +1,4 @@
-// `npm run bench [engine|pan|models|onnx|train|distributed|cuda ...]`: the benchmarks in one run, each against its peer (PyTorch / onnxruntime)
+// `npm run bench [engine|pan|models|mobilenet|onnx|web|train|distributed|cuda ...]`: the benchmarks in one run, each against its peer (PyTorch / onnxruntime)
 // measured in the same process tree on the same machine. Prints tables, never asserts.
 import { cpus } from 'node:os';
 import { buildInfo, getNumThreads } from '../src/engine/index.js';
@@ -13,7 +13,14 @@ console.log('All ratios are panseg / peer: below 1 means panseg is faster.\n');
 if (want('engine')) await (await import('./engine.js')).runEngineBench();
 if (want('pan')) printPan(benchPan());
 if (want('models')) { const m = await import('./models.js'); m.printModels(m.benchModels()); }
+if (want('mobilenet')) {
+  // PAN and UNet on MobileNetV2 against PyTorch, and PAN-mobilenet_v2 in onnxruntime-node.
+  const m = await import('./models.js');
+  m.printModels(m.benchModels({ encoder: 'mobilenet_v2', archs: ['pan', 'unet'] }), 'mobilenet_v2');
+  await (await import('./onnx.js')).runOnnxBench({ encoder: 'mobilenet_v2' });
+}
 if (want('onnx')) await (await import('./onnx.js')).runOnnxBench();
+if (want('web')) { const w = await import('./web.js'); w.printWeb(await w.benchWeb()); }
 if (want('train')) await (await import('./train.js')).runTrainBench();
 if (want('distributed')) await (await import('./distributed.js')).runDistributedBench();
 // The GPU benchmark runs only when asked for by name (it needs a CUDA build and a GPU).

@@ -349,7 +349,7 @@ async function runInBrowser(src) {
   return {
     width: plan.width, height: plan.height, areas: classAreas(labels, spec.classes), ms, totalMs: performance.now() - t0,
     backend: backend.label, maskPixels, maskBitmap: null, attention,
-    inputSize: `${plan.width}×${plan.height}${plan.scaled ? ` (scaled from ${src.width}×${src.height})` : ''}, padded to ${plan.inputWidth}×${plan.inputHeight}`,
+    inputSize: `${plan.width}×${plan.height}${plan.scaled ? ` (scaled from ${src.width}×${src.height})` : ''}${plan.inputWidth !== plan.width || plan.inputHeight !== plan.height ? `, padded to ${plan.inputWidth}×${plan.inputHeight}` : ''}`,
   };
 }
 

@@ -131,24 +131,7 @@ class DeepLabV3PlusDecoder(nn.Module):
         return self.block2(torch.cat([aspp, high], dim=1))
 
 
-class _Model(nn.Module):
-    def check_input_shape(self, x):
-        h, w = x.shape[-2:]
-        s = self.encoder.output_stride
-        if h % s or w % s:
-            raise RuntimeError(f"Wrong input shape height={h}, width={w}. Expected image height "
-                               f"and width divisible by {s}.")
-
-    def forward(self, x):
-        self.check_input_shape(x)
-        features = self.encoder(x)
-        masks = self.segmentation_head(self.decoder(features))
-        if self.classification_head is not None:
-            return masks, self.classification_head(features[-1])
-        return masks
-
-
-class DeepLabV3(_Model):
+class DeepLabV3(pm.SegmentationModel):
     """smp.DeepLabV3(encoder_weights=None or a torchvision state dict)."""
 
     def __init__(self, encoder_name="resnet34", encoder_depth=5, encoder_output_stride=8,
@@ -175,7 +158,7 @@ class DeepLabV3(_Model):
         # no self.initialize(): smp's DeepLabV3 keeps PyTorch's default init
 
 
-class DeepLabV3Plus(_Model):
+class DeepLabV3Plus(pm.SegmentationModel):
     """smp.DeepLabV3Plus(encoder_weights=None or a torchvision state dict)."""
 
     def __init__(self, encoder_name="resnet34", encoder_depth=5, encoder_output_stride=16,

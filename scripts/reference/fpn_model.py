@@ -107,16 +107,7 @@ class FPNDecoder(nn.Module):
         return self.dropout(self.merge(pyramid))
 
 
-def initialize_decoder(module):
-    """smp base/initialization.py::initialize_decoder (GroupNorm included: weight 1, bias 0)."""
-    pm.initialize_decoder(module)  # Conv2d kaiming_uniform(fan_in, relu) + zero bias, BN 1/0, in modules() order
-    for m in module.modules():
-        if isinstance(m, nn.GroupNorm):
-            nn.init.constant_(m.weight, 1)
-            nn.init.constant_(m.bias, 0)
-
-
-class FPN(nn.Module):
+class FPN(pm.SegmentationModel):
     """smp.FPN(encoder_weights=None or a torchvision state dict)."""
 
     def __init__(self, encoder_name="resnet34", encoder_depth=5, decoder_pyramid_channels=256,
@@ -139,25 +130,7 @@ class FPN(nn.Module):
         else:
             self.classification_head = None
         self.name = f"fpn-{encoder_name}"
-        initialize_decoder(self.decoder)
-        pm.initialize_head(self.segmentation_head)
-        if self.classification_head is not None:
-            pm.initialize_head(self.classification_head)
-
-    def check_input_shape(self, x):
-        h, w = x.shape[-2:]
-        s = self.encoder.output_stride
-        if h % s or w % s:
-            raise RuntimeError(f"Wrong input shape height={h}, width={w}. Expected image height "
-                               f"and width divisible by {s}.")
-
-    def forward(self, x):
-        self.check_input_shape(x)
-        features = self.encoder(x)
-        masks = self.segmentation_head(self.decoder(features))
-        if self.classification_head is not None:
-            return masks, self.classification_head(features[-1])
-        return masks
+        self.initialize()
 
 
 if __name__ == "__main__":

@@ -440,7 +440,7 @@ def initialize_decoder(module):
             nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.constant_(m.bias, 0)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):  # GroupNorm (FPN): its defaults, no random draws
             nn.init.constant_(m.weight, 1)
             nn.init.constant_(m.bias, 0)
         elif isinstance(m, nn.Linear):
@@ -457,7 +457,35 @@ def initialize_head(module):
                 nn.init.constant_(m.bias, 0)
 
 
-class PAN(nn.Module):
+class SegmentationModel(nn.Module):
+    """smp's base/model.py: encoder -> decoder -> segmentation head (+ classification head)."""
+
+    requires_divisible_input_shape = True
+
+    def initialize(self):
+        initialize_decoder(self.decoder)
+        initialize_head(self.segmentation_head)
+        if self.classification_head is not None:
+            initialize_head(self.classification_head)
+
+    def check_input_shape(self, x):
+        h, w = x.shape[-2:]
+        s = self.encoder.output_stride
+        if h % s or w % s:
+            raise RuntimeError(f"Wrong input shape height={h}, width={w}. Expected image height "
+                               f"and width divisible by {s}.")
+
+    def forward(self, x):
+        if self.requires_divisible_input_shape:
+            self.check_input_shape(x)
+        features = self.encoder(x)
+        masks = self.segmentation_head(self.decoder(features))
+        if self.classification_head is not None:
+            return masks, self.classification_head(features[-1])
+        return masks
+
+
+class PAN(SegmentationModel):
     """smp.PAN(encoder_weights=None or a torchvision state dict)."""
 
     def __init__(self, encoder_name="resnet34", encoder_depth=5, encoder_output_stride=16,
@@ -481,25 +509,7 @@ class PAN(nn.Module):
         else:
             self.classification_head = None
         self.name = f"pan-{encoder_name}"
-        initialize_decoder(self.decoder)
-        initialize_head(self.segmentation_head)
-        if self.classification_head is not None:
-            initialize_head(self.classification_head)
-
-    def check_input_shape(self, x):
-        h, w = x.shape[-2:]
-        s = self.encoder.output_stride
-        if h % s or w % s:
-            raise RuntimeError(f"Wrong input shape height={h}, width={w}. Expected image height "
-                               f"and width divisible by {s}.")
-
-    def forward(self, x):
-        self.check_input_shape(x)
-        features = self.encoder(x)
-        masks = self.segmentation_head(self.decoder(features))
-        if self.classification_head is not None:
-            return masks, self.classification_head(features[-1])
-        return masks
+        self.initialize()
 
 
 def count_trainable(model):

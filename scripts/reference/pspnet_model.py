@@ -87,7 +87,7 @@ class PSPDecoder(nn.Module):
         return self.dropout(self.conv(self.psp(features[-1])))
 
 
-class PSPNet(nn.Module):
+class PSPNet(pm.SegmentationModel):
     """smp.PSPNet(encoder_weights=None or a torchvision state dict)."""
 
     def __init__(self, encoder_name="resnet34", encoder_depth=3, psp_out_channels=512,
@@ -106,25 +106,7 @@ class PSPNet(nn.Module):
         else:
             self.classification_head = None
         self.name = f"psp-{encoder_name}"
-        pm.initialize_decoder(self.decoder)
-        pm.initialize_head(self.segmentation_head)
-        if self.classification_head is not None:
-            pm.initialize_head(self.classification_head)
-
-    def check_input_shape(self, x):
-        h, w = x.shape[-2:]
-        s = self.encoder.output_stride
-        if h % s or w % s:
-            raise RuntimeError(f"Wrong input shape height={h}, width={w}. Expected image height "
-                               f"and width divisible by {s}.")
-
-    def forward(self, x):
-        self.check_input_shape(x)
-        features = self.encoder(x)
-        masks = self.segmentation_head(self.decoder(features))
-        if self.classification_head is not None:
-            return masks, self.classification_head(features[-1])
-        return masks
+        self.initialize()
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ class UnetDecoder(nn.Module):
         return x
 
 
-class Unet(nn.Module):
+class Unet(pm.SegmentationModel):
     """smp.Unet(encoder_weights=None or a torchvision state dict)."""
 
     requires_divisible_input_shape = False
@@ -169,18 +169,10 @@ class Unet(nn.Module):
         else:
             self.classification_head = None
         self.name = f"u-{encoder_name}"
-        # smp SegmentationModel.initialize()
-        pm.initialize_decoder(self.decoder)
-        pm.initialize_head(self.segmentation_head)
-        if self.classification_head is not None:
-            pm.initialize_head(self.classification_head)
+        self.initialize()
 
-    def forward(self, x):
-        features = self.encoder(x)
-        masks = self.segmentation_head(self.decoder(features))
-        if self.classification_head is not None:
-            return masks, self.classification_head(features[-1])
-        return masks
+    # smp 0.5: each decoder block resamples to its skip's size, so any input size works.
+    requires_divisible_input_shape = False
 
 
 if __name__ == "__main__":

@@ -5,4 +5,4 @@ export * from './unet/index.js';
 export * from './fpn/index.js';
 export * from './pspnet/index.js';
 export * from './deeplabv3/index.js';
-export { architecture, architectureIds, architectures, createModel, loadModel, loadModelWithMeta } from './registry.js';
+export { architecture, architectureIds, architectureOfDir, architectures, createModel, loadModel, loadModelWithMeta } from './registry.js';

@@ -1,5 +1,7 @@
 // The architecture registry: plain data, one line per architecture. createModel builds by name;
 // loadModel reads an smp save_pretrained directory and dispatches on its `_model_class`.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fail } from '../common/errors.js';
 import type { ArchitectureSpec, ResolvedCommon } from './base/config.js';
 import { loadPretrainedAs, type SegmentationModel } from './base/model.js';
@@ -66,6 +68,16 @@ export function loadModelWithMeta(dirOrRepo: string, options: PretrainedSourceOp
     fail('loadModel', `${files.configPath}: _model_class '${cls}' is not an architecture panseg implements; known: ${ARCHITECTURES.map((a) => a.name).join(', ')}`);
   }
   return loadPretrainedAs(spec, dir, files);
+}
+
+/** The architecture a local model directory holds (config.json's `_model_class`; none = PAN), without loading weights; null if unreadable. */
+export function architectureOfDir(dir: string): ArchitectureSpec<ResolvedCommon> | null {
+  try {
+    const cls = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { _model_class?: string })._model_class ?? 'PAN';
+    return ARCHITECTURES.find((a) => a.name === cls) ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /** loadModelWithMeta without the metadata. */

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fail } from '../common/errors.js';
 import { exportOnnx, type OnnxSidecar, pansegVersion, readSidecar, sidecarPathFor } from '../export/index.js';
-import { loadModelWithMeta } from '../models/index.js';
+import { architectureOfDir, loadModelWithMeta } from '../models/index.js';
 
 /** How `panseg serve` exports the model for the page. */
 export interface ExportSettings {
@@ -61,14 +61,16 @@ function cacheIsFresh(path: string, modelDir: string, s: Required<Omit<ExportSet
 
 /**
  * The ONNX model to serve: `onnxPath` with its sidecar when given, else `modelDir` exported with `settings`
- * (dynamic size and the attention output by default) into {@link onnxCachePath}, reusing a fresh cache.
+ * (dynamic size and, for PAN, the attention output by default) into {@link onnxCachePath}, reusing a fresh cache.
  */
 export async function prepareOnnx(modelDir: string, onnxPath: string | undefined, settings: ExportSettings, log: (line: string) => void): Promise<OnnxModel> {
   if (onnxPath) {
     const sidecar = readSidecar(onnxPath);
     return { path: onnxPath, sidecarPath: sidecarPathFor(onnxPath), sidecar, bytes: statSync(onnxPath).size, exported: false };
   }
-  const s = { dynamicSize: settings.dynamicSize ?? true, opset: settings.opset ?? 17, attention: settings.attention ?? true, height: settings.height, width: settings.width };
+  // The page's attention layer: on by default for architectures that have attention maps (PAN).
+  const attention = settings.attention ?? architectureOfDir(modelDir)?.attentionMaps === true;
+  const s = { dynamicSize: settings.dynamicSize ?? true, opset: settings.opset ?? 17, attention, height: settings.height, width: settings.width };
   if (s.dynamicSize && (s.height !== undefined || s.width !== undefined)) fail('serve', 'an export height/width fixes the input size; set dynamicSize: false with them');
   const path = onnxCachePath(modelDir);
   if (cacheIsFresh(path, modelDir, s)) {

@@ -83,6 +83,9 @@ for (const [arch, smpName, extra] of [['unet', 'Unet', ['--decoder-channels', '3
         server = await startServer({ model, port: 0, log: () => {} });
         const info = await (await fetch(new URL('/api/info', server.url))).json() as { model: { architecture: string } };
         assert.equal(info.model.architecture, smpName);
+        // The page's model: exported on start, without PAN's attention output.
+        const sidecar = await (await fetch(new URL('/model.onnx.json', server.url))).json() as { architecture: { _model_class: string }; attention: boolean };
+        assert.deepEqual([sidecar.architecture._model_class, sidecar.attention], [smpName, false]);
         const res = await fetch(new URL('/api/segment', server.url), { method: 'POST', body: readFileSync(img), headers: { 'Content-Type': 'image/png' } });
         assert.equal(res.status, 200);
         await res.arrayBuffer();

@@ -8,12 +8,12 @@
 //   ONNX in onnxruntime vs the model: <= 1e-4 x max(1, max |logits|).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { F, getNumThreads, liveTensors, manualSeed, setNumThreads, mkldnnAvailable, noGrad, randint, randn, type Tensor, tensor, tidy } from '../../src/engine/index.js';
 import { exportOnnx } from '../../src/export/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
-import { architecture, createModel, loadModel, optionsFromSmp, type SegmentationModel } from '../../src/models/index.js';
+import { architecture, createModel, loadModel, type SegmentationModel } from '../../src/models/index.js';
 import { Conv2d, Dropout, Dropout2d } from '../../src/nn/index.js';
 import { SGD } from '../../src/train/optimizers.js';
 import { calibrate, runOnnx, tempDir } from '../export/helpers.js';
@@ -214,10 +214,12 @@ function parityTests(t: ArchitectureTest, r: { script: string; deps: string[]; a
       const live0 = liveTensors();
       const { cfg, io, params } = load(name);
       const { input_shape: _s, smp_supported: _u, notes: _n, seed: _d, ...smp } = cfg;
-      const model = spec.create(optionsFromSmp(spec, smp, `${name}/config.json`));
-      const sd = loadSafetensors(join(ref, name, 'model.safetensors'));
-      model.loadStateDict(sd);
-      for (const x of sd.values()) x.dispose();
+      // Loaded as users load an smp save_pretrained directory: config.json (smp's kwargs + _model_class) and the weights.
+      using dir = tempDir();
+      writeFileSync(join(dir.dir, 'config.json'), JSON.stringify({ ...smp, _model_class: spec.name }));
+      symlinkSync(join(ref, name, 'model.safetensors'), join(dir.dir, 'model.safetensors'));
+      const model = loadModel(dir.dir);
+      assert.equal(model.architecture, spec.name);
       assert.deepEqual([...model.stateDict().keys()], params.keys);
       assert.equal(model.numParameters(true), params.trainable);
 

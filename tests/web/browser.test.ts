@@ -7,7 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { segmentImage } from '../../src/eval/predict.js';
-import { PAN } from '../../src/models/index.js';
+import { manualSeed } from '../../src/engine/index.js';
+import { createModel, PAN } from '../../src/models/index.js';
 import { type RunningServer, startServer } from '../../src/serve/index.js';
 import { agreement, CLASSES, COLORS, saveTinyModel, testImage, testPixels, tmp } from './helpers.js';
 
@@ -219,5 +220,31 @@ describe('web page in Chromium', { skip }, () => {
     await page.click('#webcam');
     assert.equal(await page.locator('#capture').isVisible(), false);
     assert.deepEqual(problems, []);
+  });
+
+  test('any architecture: a UNet export loads and segments like its torch path', { timeout: 180_000 }, async () => {
+    manualSeed(3);
+    const unetDir = join(dir, 'unet');
+    const unet = createModel('unet', { encoderName: 'resnet18', classes: 3, decoderChannels: [32, 16, 16, 16, 16] });
+    let want: Uint8Array;
+    try {
+      unet.savePretrained(unetDir, { classNames: CLASSES, colors: COLORS });
+      want = segmentImage(unet, { data: testPixels(W, H), width: W, height: H }, { precision: 'fp32' }).labels;
+    } finally {
+      unet.dispose();
+    }
+    const other = await startServer({ model: unetDir, port: 0 });
+    try {
+      await page.goto(other.url);
+      await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state ?? ''), null, { timeout: 120_000 });
+      assert.equal(await text('#model-name'), 'Unet-resnet18');
+      assert.equal(await nextResult(() => page.setInputFiles('#file', join(dir, 'test.png'))), 'done', await text('#status'));
+      // UNet takes any size: nothing is padded.
+      assert.equal(await text('#input-size'), `${W}×${H}`);
+      const agree = agreement((await pageLabels()).labels, want);
+      assert.ok(agree >= 0.99, `page vs torch: ${(100 * agree).toFixed(2)}% of pixels agree`);
+    } finally {
+      await other.close();
+    }
   });
 });

@@ -43,6 +43,8 @@ export interface ArchitectureSpec<R extends ResolvedCommon = ResolvedCommon> {
   readonly id: string;
   /** One line for `--help` and `panseg info`. */
   readonly description: string;
+  /** True when the model has attention maps to show (PAN's FPA: forwardWithAttention, the ONNX `attention` output). */
+  readonly attentionMaps?: boolean;
   /** Every option with its default: the config keys, in smp's order. */
   readonly defaults: R;
   /** Checks the architecture's own options (common ones are checked already); throws with `op: ...`. */

@@ -26,6 +26,7 @@ export const PAN_SPEC: ArchitectureSpec<ResolvedPANOptions> = {
   name: 'PAN',
   id: 'pan',
   description: 'Pyramid Attention Network (Li et al. 2018): dilated encoder, Feature Pyramid Attention, Global Attention Upsample',
+  attentionMaps: true,
   defaults: {
     encoderName: 'resnet34', encoderDepth: 5, encoderWeights: null, encoderOutputStride: 16, decoderChannels: 32,
     decoderInterpolation: 'bilinear', inChannels: 3, classes: 1, activation: null, upsampling: 4, auxParams: null,
