@@ -1,6 +1,6 @@
 // Flag groups shared by several subcommands.
 import { architectures } from '../models/index.js';
-import { type Flag, UsageError } from './args.js';
+import { type Flag, required, UsageError } from './args.js';
 
 /** Choosing and shaping a new model: train and info. */
 export const MODEL_FLAGS: Flag[] = [
@@ -9,6 +9,41 @@ export const MODEL_FLAGS: Flag[] = [
   { name: 'decoder-channels', type: 'string', desc: "decoder channels: a number (pan), or a comma list, one per stage (unet); default: the architecture's" },
   { name: 'arch-options', type: 'string', desc: `further architecture options as JSON with smp's camelCase names, e.g. '{"decoderAttentionType":"scse"}'` },
 ];
+
+/** The training recipe from `train`'s flags (data, encoder, optimization, runtime), shared by train and compare. */
+export function recipeFromFlags(o: Record<string, unknown>, cmd: string) {
+  return {
+    dataset: required<string>(o, 'dataset', 'dataset', cmd),
+    dataRoot: required<string>(o, 'dataRoot', 'data-root', cmd),
+    split: o.split as string | undefined,
+    valSplit: o.valSplit === 'none' ? null : (o.valSplit as string),
+    valRoot: o.valRoot as string | undefined,
+    encoder: o.encoder as string,
+    classes: o.classes as number | undefined,
+    encoderWeights: (o.encoderWeights as string | undefined) ?? null,
+    auxWeight: o.auxWeight as number,
+    crop: o.crop as number,
+    batchSize: o.batchSize as number,
+    epochs: o.epochs as number,
+    lr: o.lr as number | undefined,
+    optimizer: o.optimizer as 'sgd' | 'adamw',
+    schedule: o.schedule as 'poly',
+    warmupIters: o.warmupIters as number,
+    loss: o.loss as string,
+    labelSmoothing: o.labelSmoothing as number,
+    accumulate: o.accumulate as number,
+    freezeEncoderEpochs: o.freezeEncoderEpochs as number,
+    valEvery: o.valEvery as number,
+    precision: o.precision as 'fp32' | undefined,
+    device: o.device as string,
+    resume: Boolean(o.resume),
+    maxSteps: o.maxSteps as number | undefined,
+    threads: o.threads as number | undefined,
+    seed: o.seed as number,
+    workers: o.workers as number | undefined,
+    quiet: Boolean(o.quiet),
+  };
+}
 
 /** The architecture options MODEL_FLAGS set (only those given: the rest take the architecture's defaults). */
 export function archOptions(o: Record<string, unknown>): Record<string, unknown> {

@@ -3,6 +3,7 @@ import { duration, ms, pct } from '../../compare/summary.js';
 import { architectures } from '../../models/index.js';
 import { type CommandSpec, type Flag, required, UsageError } from '../args.js';
 import { spec as trainSpec } from './train.js';
+import { recipeFromFlags } from '../flags.js';
 
 // The training flags a comparison shares with `panseg train` (same names, text and defaults); the model-shaping
 // and distributed ones stay out: architecture options go per architecture in --arch-options.
@@ -52,40 +53,12 @@ function line(r: CompareRow, skipped: boolean): string {
 export async function run(o: Record<string, unknown>): Promise<void> {
   const cmd = 'compare';
   const res = await compareArchitectures({
+    ...recipeFromFlags(o, cmd),
     archs: o.archs as string[] | undefined,
     modelOptions: archOptionsJson(o.archOptions),
-    dataset: required(o, 'dataset', 'dataset', cmd),
-    dataRoot: required(o, 'dataRoot', 'data-root', cmd),
-    split: o.split as string | undefined,
-    valSplit: o.valSplit === 'none' ? null : (o.valSplit as string),
-    valRoot: o.valRoot as string | undefined,
-    encoder: o.encoder as string,
-    classes: o.classes as number | undefined,
-    encoderWeights: (o.encoderWeights as string | undefined) ?? null,
-    auxWeight: o.auxWeight as number,
-    crop: o.crop as number,
-    batchSize: o.batchSize as number,
-    epochs: o.epochs as number,
-    lr: o.lr as number | undefined,
-    optimizer: o.optimizer as 'sgd' | 'adamw',
-    schedule: o.schedule as 'poly',
-    warmupIters: o.warmupIters as number,
-    loss: o.loss as string,
-    labelSmoothing: o.labelSmoothing as number,
-    accumulate: o.accumulate as number,
-    freezeEncoderEpochs: o.freezeEncoderEpochs as number,
-    valEvery: o.valEvery as number,
-    precision: o.precision as 'fp32' | undefined,
-    device: o.device as string,
     out: required(o, 'out', 'out', cmd),
-    resume: Boolean(o.resume),
-    maxSteps: o.maxSteps as number | undefined,
     benchSize: o.benchSize as number,
     benchRepeats: o.benchRepeats as number,
-    threads: o.threads as number | undefined,
-    seed: o.seed as number,
-    workers: o.workers as number | undefined,
-    quiet: Boolean(o.quiet),
     onArchitecture: o.json ? undefined : (row, { skipped }) => console.log(line(row, skipped)),
   });
   if (o.json) {

@@ -5,7 +5,7 @@ import { recoverCheckpoint } from '../../train/checkpoint.js';
 import { writeTrainingReport } from '../../train/report.js';
 import { train } from '../../train/train.js';
 import { type CommandSpec, required } from '../args.js';
-import { archOptions, DATA_FLAGS, MODEL_FLAGS, RUN_FLAGS } from '../flags.js';
+import { archOptions, DATA_FLAGS, MODEL_FLAGS, recipeFromFlags, RUN_FLAGS } from '../flags.js';
 import { printMetrics } from '../output.js';
 
 export const spec: CommandSpec = {
@@ -82,40 +82,12 @@ export async function run(o: Record<string, unknown>): Promise<void> {
     return;
   }
   const res = await train({
-    dataset: required(o, 'dataset', 'dataset', 'train'),
-    dataRoot: required(o, 'dataRoot', 'data-root', 'train'),
-    split: o.split as string | undefined,
-    valSplit: o.valSplit === 'none' ? null : (o.valSplit as string),
-    valRoot: o.valRoot as string | undefined,
+    ...recipeFromFlags(o, 'train'),
     model: o.model as string | undefined,
     // --model brings its own architecture; an explicit --arch is checked against it.
     arch: o.model && o.arch === 'pan' ? undefined : o.arch as string,
-    encoder: o.encoder as string,
     ...(({ encoderOutputStride, decoderChannels, ...rest }) => ({ outputStride: encoderOutputStride as 8 | 16 | 32 | undefined, decoderChannels: decoderChannels as number | number[] | undefined, modelOptions: rest }))(archOptions(o)),
-    classes: o.classes as number | undefined,
-    encoderWeights: (o.encoderWeights as string | undefined) ?? null,
-    auxWeight: o.auxWeight as number,
-    crop: o.crop as number,
-    batchSize: o.batchSize as number,
-    epochs: o.epochs as number,
-    lr: o.lr as number | undefined,
-    optimizer: o.optimizer as 'sgd' | 'adamw',
-    schedule: o.schedule as 'poly',
-    warmupIters: o.warmupIters as number,
-    loss: o.loss as string,
-    labelSmoothing: o.labelSmoothing as number,
-    accumulate: o.accumulate as number,
-    freezeEncoderEpochs: o.freezeEncoderEpochs as number,
-    valEvery: o.valEvery as number,
-    precision: o.precision as 'fp32' | undefined,
-    device: o.device as string,
     out,
-    resume: Boolean(o.resume),
-    maxSteps: o.maxSteps as number | undefined,
-    threads: o.threads as number | undefined,
-    seed: o.seed as number,
-    workers: o.workers as number | undefined,
-    quiet: Boolean(o.quiet),
     distributed: worker ? { ...worker, syncBatchNorm: Boolean(o.syncBn) } : undefined,
   });
   if (res.distributed && res.distributed.rank !== 0) { // rank 0 writes the report
