@@ -38,6 +38,8 @@ test('panseg serve starts, logs requests and stops on SIGINT after finishing', {
     const res = await fetch(url);
     assert.equal(res.status, 200);
     await res.arrayBuffer();
+    // The access log line is written once the response has finished, which can be after the client has it.
+    for (let i = 0; i < 200 && !/^GET \/ 200 /m.test(out); i++) await new Promise((r) => setTimeout(r, 10));
     child.kill('SIGINT');
     assert.equal(await exited, 0, err);
   } finally {
