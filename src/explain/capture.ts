@@ -5,7 +5,7 @@ import * as v from '../common/validate.js';
 import { evalOptions, evalTransform, type RgbImage } from '../data/index.js';
 import { inferenceMode, type Tensor, tensor, tidy } from '../engine/index.js';
 import { probsToLabels } from '../eval/inference.js';
-import { type AttentionTrace, PAN, padToMultiple } from '../models/index.js';
+import { type AttentionTrace, PAN, padToMultiple, type SegmentationModel } from '../models/index.js';
 
 /** A single-channel map, row-major `width * height` values. */
 export interface Map2D {
@@ -117,9 +117,9 @@ export interface ExplainOptions {
  * e.fpa.attention // { width: 20, height: 15, values: [...] } at 1/16 of the input
  * e.gau.map((g) => g.top) // the most attended channels of gau3, gau2, gau1
  */
-export function explain(model: PAN, image: RgbImage, opts: ExplainOptions = {}): Explanation {
+export function explain(model: SegmentationModel, image: RgbImage, opts: ExplainOptions = {}): Explanation {
   const op = 'explain';
-  if (!(model instanceof PAN)) fail(op, 'expected a PAN model for model');
+  if (!(model instanceof PAN)) fail(op, `expected a PAN model for model, got a ${model.architecture} (only PAN has attention maps)`);
   checkImage(op, image);
   const channels = model.config.decoderChannels;
   const topK = Math.min(v.int(op, 'topK', opts.topK ?? 5, 1), channels);

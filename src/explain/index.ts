@@ -7,7 +7,7 @@ import type { RGB } from '../common/palette.js';
 import * as v from '../common/validate.js';
 import type { RgbImage } from '../data/decode.js';
 import { COLORMAPS, type ColormapName, writeFileAtomic } from '../eval/visualize.js';
-import type { PAN } from '../models/index.js';
+import type { SegmentationModel } from '../models/index.js';
 import { type Explanation, explain } from './capture.js';
 import { attentionSectionHtml, explanationIndexHtml, explanationPageHtml, type IndexEntry } from './page.js';
 import { type ExplanationFiles, overviewFigure, pyramidFigure, writeExplanationPictures } from './pictures.js';
@@ -103,7 +103,7 @@ export interface AttentionSectionOptions {
  * A failure is reported inside the section instead of failing the report.
  * @example sections.push(await attentionReportSection(model, samples, outDir, { classes, colors }))
  */
-export async function attentionReportSection(model: PAN, samples: readonly { id: string; image: RgbImage }[], reportDir: string, opts: AttentionSectionOptions): Promise<{ title: string; html: string }> {
+export async function attentionReportSection(model: SegmentationModel, samples: readonly { id: string; image: RgbImage }[], reportDir: string, opts: AttentionSectionOptions): Promise<{ title: string; html: string }> {
   const title = 'Attention';
   const assetDir = opts.assetDir ?? 'report';
   const assets = join(reportDir, assetDir);

@@ -7,7 +7,7 @@ import { segmentImage } from '../eval/predict.js';
 import { type ReportHistoryEntry, type ReportSample, writeReport } from '../eval/report.js';
 import type { EvaluationResult } from '../eval/evaluate.js';
 import { attentionReportSection } from '../explain/index.js';
-import { PAN, type SegmentationModel } from '../models/index.js';
+import type { SegmentationModel } from '../models/index.js';
 
 export interface TrainingReportInput {
   model: SegmentationModel;
@@ -44,7 +44,7 @@ export async function writeTrainingReport(r: TrainingReportInput): Promise<strin
   }
   const colors = ds.colors.map((c) => [...c] as RGB);
   // Attention pictures are PAN's (its FPA map and GAU weights); other architectures have none.
-  const attention = r.attention === false || !samples.length || !(r.model instanceof PAN) ? [] : [await attentionReportSection(r.model, samples, r.outDir, { classes: [...ds.classes], colors })];
+  const attention = r.attention === false || !samples.length || !r.model.spec.attentionMaps ? [] : [await attentionReportSection(r.model, samples, r.outDir, { classes: [...ds.classes], colors })];
   const ev = r.evaluation;
   return writeReport(r.outDir, {
     title: r.title ?? `${r.model.architecture} training report: ${r.model.config.encoderName} on ${ds.name}`,

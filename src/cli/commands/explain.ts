@@ -6,7 +6,7 @@ import { setNumThreads } from '../../engine/index.js';
 import { collectInputs } from '../../eval/predict.js';
 import { COLORMAPS, type ColormapName } from '../../eval/visualize.js';
 import { explain, type IndexEntry, writeExplanation, writeExplanationIndex } from '../../explain/index.js';
-import { loadModelWithMeta, PAN } from '../../models/index.js';
+import { loadModelWithMeta } from '../../models/index.js';
 import { type CommandSpec, required, UsageError } from '../args.js';
 
 export const spec: CommandSpec = {
@@ -38,13 +38,12 @@ export async function run(o: Record<string, unknown>, positionals: string[]): Pr
   if (!(topK >= 1)) throw new UsageError(`--top-k expects a positive integer, got '${topK}'`);
   if (o.threads !== undefined) setNumThreads(o.threads as number);
   const files = collectInputs(inputs);
-  const loaded = loadModelWithMeta(dir);
-  if (!(loaded.model instanceof PAN)) {
-    const arch = loaded.model.architecture;
-    loaded.model.dispose();
+  const { model, meta } = loadModelWithMeta(dir);
+  if (!model.spec.attentionMaps) {
+    const arch = model.architecture;
+    model.dispose();
     throw new UsageError(`'panseg explain' draws PAN's attention (FPA and GAU); ${dir} holds a ${arch}, which has none. Use 'panseg predict' for its masks`);
   }
-  const { model, meta } = loaded as { model: PAN; meta: typeof loaded.meta };
   const n = Math.max(2, model.config.classes);
   const classes = meta.classNames ?? Array.from({ length: n }, (_, i) => `class ${i}`);
   const colors = (meta.colors as RGB[] | undefined) ?? VOC_PALETTE.slice(0, n);
