@@ -10,14 +10,14 @@ step (momentum 0.9) in bf16 autocast, channels-last and NCHW. Prints {"infer": {
 import importlib
 import json
 import os
-import statistics
 import sys
-import time
 import warnings
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts', 'reference'))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pytorch_timing import median_ms  # noqa: E402
 
 # smp class name -> reference module
 MODULES = {'PAN': 'pan_model', 'Unet': 'unet_model', 'FPN': 'fpn_model', 'PSPNet': 'pspnet_model',
@@ -35,16 +35,6 @@ try:
 except (KeyError, ImportError, AttributeError):
     print(json.dumps({'missing': arch}))
     sys.exit(0)
-
-
-def median_ms(fn, n):
-    fn()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t) * 1000)
-    return statistics.median(ts)
 
 
 def build(cl):

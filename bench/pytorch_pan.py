@@ -9,14 +9,14 @@ Prints one JSON object: {"infer": {mode: ms}, "train": {mode: ms}} (medians afte
 """
 import json
 import os
-import statistics
 import sys
-import time
 import warnings
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts', 'reference'))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pytorch_timing import median_ms  # noqa: E402
 import encoders_model  # noqa: E402
 import pan_model  # noqa: E402
 
@@ -26,16 +26,6 @@ cfg = json.loads(sys.argv[1])
 torch.set_num_threads(cfg.get('threads', 2))
 torch.manual_seed(0)
 size, reps = cfg.get('size', 512), cfg.get('repeats', 5)
-
-
-def median_ms(fn, n):
-    fn()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t) * 1000)
-    return statistics.median(ts)
 
 
 def setup(mode):

@@ -40,33 +40,7 @@ import pan_model as pm  # noqa: E402
 _resnet_get_encoder = pm.get_encoder
 
 
-class EncoderMixin:
-    """smp encoders/_base.py::EncoderMixin (out_channels, output_stride, set_in_channels, make_dilated)."""
-
-    @property
-    def out_channels(self):
-        return self._out_channels[: self._depth + 1]
-
-    @property
-    def output_stride(self):
-        return min(self._output_stride, 2 ** self._depth)
-
-    def set_in_channels(self, in_channels, pretrained=True):
-        if in_channels == 3:
-            return
-        self._in_channels = in_channels
-        if self._out_channels[0] == 3:
-            self._out_channels = [in_channels] + self._out_channels[1:]
-        pm.patch_first_conv(self, in_channels, pretrained=pretrained)
-
-    def make_dilated(self, output_stride):
-        if output_stride not in [8, 16]:
-            raise ValueError(f"Output stride should be 16 or 8, got {output_stride}.")
-        for stage_stride, modules in self.get_stages().items():
-            if stage_stride <= output_stride:
-                continue
-            for m in modules:
-                pm.replace_strides_with_dilation(m, stage_stride // output_stride)
+EncoderMixin = pm.EncoderMixin
 
 
 # --------------------------------------------------------------------------------------

@@ -196,19 +196,8 @@ def replace_strides_with_dilation(module, rate):
             mod.padding = ((kh // 2) * rate, (kh // 2) * rate)
 
 
-class ResNetEncoder(TorchvisionResNet):
-    """smp encoders/resnet.py::ResNetEncoder (a torchvision ResNet minus fc/avgpool)."""
-
-    def __init__(self, out_channels, block, layers, depth=5, output_stride=32):
-        if depth > 5 or depth < 1:
-            raise ValueError(f"ResNetEncoder depth should be in range [1, 5], got {depth}")
-        super().__init__(block, layers)
-        self._depth = depth
-        self._in_channels = 3
-        self._out_channels = list(out_channels)
-        self._output_stride = output_stride
-        del self.fc
-        del self.avgpool
+class EncoderMixin:
+    """smp encoders/_base.py::EncoderMixin (out_channels, output_stride, set_in_channels, make_dilated)."""
 
     @property
     def out_channels(self):
@@ -226,11 +215,7 @@ class ResNetEncoder(TorchvisionResNet):
             self._out_channels = [in_channels] + self._out_channels[1:]
         patch_first_conv(self, in_channels, pretrained=pretrained)
 
-    def get_stages(self):
-        return {16: [self.layer3], 32: [self.layer4]}
-
     def make_dilated(self, output_stride):
-        # OS16: layer4 dilation 2.  OS8: layer3 dilation 2, layer4 dilation 4.
         if output_stride not in [8, 16]:
             raise ValueError(f"Output stride should be 16 or 8, got {output_stride}.")
         for stage_stride, modules in self.get_stages().items():
@@ -238,6 +223,25 @@ class ResNetEncoder(TorchvisionResNet):
                 continue
             for m in modules:
                 replace_strides_with_dilation(m, stage_stride // output_stride)
+
+
+class ResNetEncoder(TorchvisionResNet, EncoderMixin):
+    """smp encoders/resnet.py::ResNetEncoder (a torchvision ResNet minus fc/avgpool)."""
+
+    def __init__(self, out_channels, block, layers, depth=5, output_stride=32):
+        if depth > 5 or depth < 1:
+            raise ValueError(f"ResNetEncoder depth should be in range [1, 5], got {depth}")
+        super().__init__(block, layers)
+        self._depth = depth
+        self._in_channels = 3
+        self._out_channels = list(out_channels)
+        self._output_stride = output_stride
+        del self.fc
+        del self.avgpool
+
+    def get_stages(self):
+        # OS16: layer4 dilation 2.  OS8: layer3 dilation 2, layer4 dilation 4.
+        return {16: [self.layer3], 32: [self.layer4]}
 
     def forward(self, x):
         features = [x]
