@@ -1,7 +1,10 @@
 // Positional reads from a file handle, so weight files of any size are read piece by piece
-// and every read is checked against the file's real size before anything is allocated.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+// and every read is checked against the file's real size before anything is allocated;
+// and durable writes, so a crash, kill -9 or power loss leaves a file's old or new content, never a mix.
+import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { constants } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
 
 /** Throws a PansegError naming the public op and the file. */
 export type Fail = (msg: string) => never;
@@ -14,6 +17,9 @@ export function ioReason(e: unknown): string {
   if (code === 'ENOENT') return 'no such file';
   if (code === 'EISDIR') return 'is a directory, not a file';
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'ENOSPC') return 'no space left on device';
+  if (code === 'EDQUOT') return 'disk quota exceeded';
+  if (code === 'EROFS') return 'read-only file system';
   return (e as Error)?.message ?? String(e);
 }
 
@@ -52,4 +58,64 @@ export class RandomAccessFile {
   close(): void {
     if (this.fd !== null) { closeSync(this.fd); this.fd = null; }
   }
+}
+
+// Test hook (only with PANSEG_TEST=1): PANSEG_TEST_FAIL_WRITE_AFTER=N lets this process's first N
+// durable writes succeed and fails every later one with ENOSPC, as a full disk would.
+let writes = 0;
+
+/** Call before writing a file that holds state; throws ENOSPC under the test hook. */
+export function beforeDurableWrite(path: string): void {
+  if (process.env.PANSEG_TEST !== '1' || process.env.PANSEG_TEST_FAIL_WRITE_AFTER === undefined) return;
+  if (writes++ < Number(process.env.PANSEG_TEST_FAIL_WRITE_AFTER)) return;
+  throw Object.assign(new Error(`ENOSPC: no space left on device, write '${path}'`), { code: 'ENOSPC', path });
+}
+
+/** fsync a directory, so the renames and creations in it survive a power loss. A no-op where directories cannot be opened (Windows). */
+export function syncDir(dir: string): void {
+  let fd: number;
+  try { fd = openSync(dir, 'r'); } catch { return; }
+  try { fsyncSync(fd); } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EINVAL' && code !== 'EISDIR' && code !== 'EPERM') throw e;
+  } finally { closeSync(fd); }
+}
+
+/**
+ * Writes `path` atomically and durably: a new temporary file beside it (exclusive create), written
+ * and fsynced, renamed over `path`, then the directory fsynced. After a crash the file holds its old
+ * or its new content. A failed write (a full disk) removes the temporary file and rethrows.
+ */
+export function writeFileDurable(path: string, data: string | Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  let fd: number | null = null;
+  try {
+    fd = openSync(tmp, 'wx', 0o644);
+    beforeDurableWrite(path);
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    for (let done = 0; done < buf.byteLength;) done += writeSync(fd, buf, done, Math.min(CHUNK, buf.byteLength - done));
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = null;
+    renameSync(tmp, path);
+  } catch (e) {
+    if (fd !== null) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  syncDir(dirname(path));
+}
+
+/** Whether a directory entry is a temporary left by an interrupted write (writeFileDurable, saveSafetensors, checkpoint and save_pretrained directories). */
+export function isWriteLeftover(name: string): boolean {
+  return /\.(tmp|partial)-\d+/.test(name) || /^\..+\.\d+\.[0-9a-f]+\.tmp$/.test(name);
+}
+
+/** Removes the leftovers of interrupted writes directly in `dir` (not below); returns their paths. */
+export function removeWriteLeftovers(dir: string): string[] {
+  let names: string[];
+  try { names = readdirSync(dir); } catch { return []; }
+  const gone = names.filter(isWriteLeftover).map((f) => join(dir, f));
+  for (const p of gone) rmSync(p, { recursive: true, force: true });
+  return gone;
 }

@@ -8,7 +8,7 @@ import { describe, fail, PansegError } from '../common/errors.js';
 import { fromBytes, toBytes } from '../engine/bytes.js';
 import { BYTES, type DType } from '../engine/dtype.js';
 import { type Tensor, isTensor } from '../engine/tensor.js';
-import { type Fail, RandomAccessFile, ioReason } from './file.js';
+import { type Fail, RandomAccessFile, beforeDurableWrite, ioReason, syncDir } from './file.js';
 
 const FROM_ST: Record<string, DType> = {
   F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', U8: 'uint8', BOOL: 'bool',
@@ -200,6 +200,7 @@ export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Rec
   let fd: number | null = null;
   try {
     fd = openSync(tmp, 'wx');
+    beforeDurableWrite(path);
     writeAll(fd, len);
     writeAll(fd, header);
     for (const [name, t] of entries) {
@@ -211,6 +212,7 @@ export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Rec
     closeSync(fd);
     fd = null;
     renameSync(tmp, path);
+    syncDir(dirname(path)); // the rename itself survives a power loss
   } catch (e) {
     if (fd !== null) closeSync(fd);
     rmSync(tmp, { force: true });

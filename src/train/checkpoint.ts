@@ -1,10 +1,11 @@
 // Training checkpoints: an smp save_pretrained directory plus optimizer state (safetensors),
 // and trainer.json (epoch, iteration, scheduler, history, best score) with the RNG state.
-// Each checkpoint is assembled in a temporary directory and renamed into place, so a crash
-// mid-write leaves the previous checkpoint intact.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// Each checkpoint is assembled in a temporary directory and renamed into place, every file and
+// directory fsynced, so a crash, kill -9, full disk or power loss leaves the previous checkpoint intact.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { fail } from '../common/errors.js';
+import { fail, PansegError } from '../common/errors.js';
+import { ioReason, removeWriteLeftovers, syncDir, writeFileDurable } from '../io/file.js';
 import { getRngState, setRngState, type Tensor } from '../engine/index.js';
 import { loadSafetensors, readSafetensors, saveSafetensors } from '../io/safetensors.js';
 import type { PansegMeta, SegmentationModel } from '../models/index.js';
@@ -20,6 +21,10 @@ export interface TrainerState {
   history: Record<string, number>[];
   /** A hash of the options that must not change on resume. */
   configHash: string;
+  /** The float16 loss scaler's state (GradScaler.state()), so a resumed run scales as the uninterrupted one. */
+  scaler?: { scale: number; goodSteps: number };
+  /** Files of the training set skipped as unreadable or invalid so far. */
+  skipped?: string[];
 }
 
 /** Writes `dir` (replacing it atomically): model files, optimizer.safetensors, trainer.json, rng.safetensors. */
@@ -33,31 +38,64 @@ export function saveCheckpoint(dir: string, model: SegmentationModel, optimizer:
     saveSafetensors(join(tmp, 'optimizer.safetensors'), tensors, { steps: JSON.stringify(steps) });
     const rng = getRngState();
     try { saveSafetensors(join(tmp, 'rng.safetensors'), new Map([['cpu', rng]])); } finally { rng.dispose(); }
-    writeFileSync(join(tmp, 'trainer.json'), `${JSON.stringify(state, null, 1)}\n`);
+    writeFileDurable(join(tmp, 'trainer.json'), `${JSON.stringify(state, null, 1)}\n`);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true }); // the previous checkpoint stays as it was
-    throw e;
+    removeWriteLeftovers(dirname(dir));
+    if (!(e instanceof PansegError) && (e as NodeJS.ErrnoException)?.code === undefined) throw e; // a bug, not the disk
+    const intact = existsSync(dir) ? `; the previous checkpoint in ${dir} is intact` : '';
+    fail('saveCheckpoint', `cannot write ${dir}: ${e instanceof PansegError ? e.message : ioReason(e)}${intact}`);
   }
   const old = `${dir}.old-${process.pid}`;
   if (existsSync(dir)) renameSync(dir, old);
   renameSync(tmp, dir);
+  syncDir(dirname(dir));
   rmSync(old, { recursive: true, force: true });
 }
 
 /**
- * A crash between saveCheckpoint's two renames leaves only `<dir>.old-<pid>`: move the newest such
- * directory back to `dir`. Returns true when `dir` exists afterwards.
+ * A crash between saveCheckpoint's (or savePretrained's) two renames leaves only `<dir>.old-<pid>`: move
+ * the newest such directory holding `marker` back to `dir`. Returns true when `dir` exists afterwards.
  */
-export function recoverCheckpoint(dir: string): boolean {
+export function recoverCheckpoint(dir: string, marker = 'trainer.json'): boolean {
   if (existsSync(dir)) return true;
   const parent = dirname(dir);
   if (!existsSync(parent)) return false;
   const prefix = `${basename(dir)}.old-`;
   const olds = readdirSync(parent).filter((f) => f.startsWith(prefix)).map((f) => join(parent, f))
-    .filter((p) => existsSync(join(p, 'trainer.json'))).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+    .filter((p) => existsSync(join(p, marker))).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   if (!olds.length) return false;
   renameSync(olds[0], dir);
   return true;
+}
+
+/**
+ * Before a resume, undoes what a crash or a full disk interrupted in `ckptDir`: last/ and best/ come back
+ * from their `.old-` copies, and temporaries (`*.partial-*`, `*.tmp-*`, stale `.old-*`) are removed.
+ * Returns the removed paths.
+ */
+export function tidyCheckpoints(ckptDir: string): string[] {
+  if (!existsSync(ckptDir)) return [];
+  recoverCheckpoint(join(ckptDir, 'last'));
+  recoverCheckpoint(join(ckptDir, 'best'), 'model.safetensors');
+  const removed = removeWriteLeftovers(ckptDir);
+  for (const f of readdirSync(ckptDir)) {
+    const m = /^(.+)\.old-\d+$/.exec(f);
+    if (m && existsSync(join(ckptDir, m[1]))) {
+      rmSync(join(ckptDir, f), { recursive: true, force: true });
+      removed.push(join(ckptDir, f));
+    }
+  }
+  return removed;
+}
+
+/** best/'s score and epoch from its panseg.json, or null when there is no readable best/. */
+export function readBestMeta(bestDir: string): { miou: number; epoch: number } | null {
+  try {
+    const m = JSON.parse(readFileSync(join(bestDir, 'panseg.json'), 'utf8')) as { miou?: unknown; epoch?: unknown };
+    if (!existsSync(join(bestDir, 'model.safetensors')) || typeof m.miou !== 'number' || typeof m.epoch !== 'number') return null;
+    return { miou: m.miou, epoch: m.epoch };
+  } catch { return null; }
 }
 
 /** Restores optimizer and RNG state from a checkpoint directory; returns the trainer state. */

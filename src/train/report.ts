@@ -38,7 +38,9 @@ export async function writeTrainingReport(r: TrainingReportInput): Promise<strin
   const samples: ReportSample[] = [];
   for (let i = 0; i < n; i++) {
     const idx = Math.floor((i * ds.length) / n);
-    const s = await ds.load(idx);
+    let s: Awaited<ReturnType<Dataset['load']>>;
+    try { s = await ds.load(idx); } catch { continue; } // a corrupt sample was skipped in training; it must not end the run here
+
     const seg = segmentImage(r.model, s.image);
     samples.push({ id: s.id, image: s.image, gt: s.mask, pred: seg.labels });
   }

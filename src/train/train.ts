@@ -1,17 +1,18 @@
 // The training loop: data -> model (any registered architecture) -> loss -> optimizer/schedule, with validation, atomic
 // checkpoints, exact resume, a progress bar, a JSONL metrics log and the final report data.
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fail } from '../common/errors.js';
+import { fail, PansegError } from '../common/errors.js';
 import * as v from '../common/validate.js';
-import { DataLoader, type Dataset, openDataset, type DatasetOptions } from '../data/index.js';
+import { type BadSample, DataLoader, type Dataset, type DatasetOptions, openTrainVal, writeSplitFile } from '../data/index.js';
 import { cpuFeatures, cudaAvailable, getNumThreads, manualSeed, type Precision, resolvePrecision, setNumThreads, type Tensor, tidy } from '../engine/index.js';
 import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
 import { withPrecision } from '../eval/inference.js';
 import { architecture, createModel, loadModel, type OutputStride, type SegmentationModel } from '../models/index.js';
 import { checkResumeWorld, comparableConfig, DistributedRun, type DistributedTrainOptions, worldSuffix } from '../distributed/trainer.js';
-import { recoverCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { ioReason, writeFileDurable } from '../io/file.js';
+import { readBestMeta, recoverCheckpoint, restoreCheckpoint, saveCheckpoint, tidyCheckpoints, type TrainerState } from './checkpoint.js';
 import { auxPresenceLoss, combinedLoss, parseLoss } from './losses.js';
 import { AdamW, type Optimizer, SGD } from './optimizers.js';
 import { GradScaler } from './grad-scaler.js';
@@ -30,6 +31,11 @@ export interface TrainOptions {
   /** A separate root for validation (e.g. the folder layout's val/ dir). Default dataRoot. */
   valRoot?: string;
   datasetOptions?: DatasetOptions;
+  /**
+   * Validate on this share of `split` (default 'all' then) instead of a val split: a seeded split by `seed`,
+   * saved as `<out>/split.json` (reused by --resume and by `panseg eval --split-file`). E.g. 0.1.
+   */
+  valFraction?: number;
   // model
   /** Start from an smp/panseg pretrained directory instead of a fresh model. */
   model?: string;
@@ -112,6 +118,8 @@ export interface TrainResult {
   distributed: { rank: number; worldSize: number; commWaitMsPerStep: number } | null;
   trainDataset: Dataset;
   valDataset: Dataset | null;
+  /** Training files skipped as unreadable or invalid (over the whole run, resumed parts included); each epoch record counts its own as `skipped`. */
+  skipped: string[];
 }
 
 const RESUME_KEYS = ['dataset', 'arch', 'encoder', 'outputStride', 'decoderChannels', 'modelOptions', 'classes', 'batchSize', 'lr', 'optimizer', 'schedule', 'loss', 'accumulate', 'seed', 'crop', 'epochs'] as const;
@@ -182,8 +190,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (c.threads !== undefined) setNumThreads(c.threads);
   manualSeed(c.seed);
 
-  const trainDs = openDataset(c.dataset, c.dataRoot, { ...c.datasetOptions, split: c.split });
-  const valDs = c.valSplit === null ? null : openDataset(c.dataset, c.valRoot ?? c.dataRoot, { ...c.datasetOptions, split: c.valSplit });
+  const splitPath = join(c.out, 'split.json'); // --val-fraction's lists, reused on --resume
+  const { train: trainDs, val: valDs, file: splitFile } = openTrainVal({ ...c, split: options.split, splitFile: c.resume && c.valFraction !== undefined ? splitPath : undefined });
   if (trainDs.length < c.batchSize) fail('train', `the training split has ${trainDs.length} samples, fewer than one batch of ${c.batchSize}`);
   const classes = c.classes ?? trainDs.numClasses;
   // [distributed] rendezvous and config check; only rank 0 talks
@@ -222,7 +230,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const loaderOptions = {
     mode: 'train', batchSize: c.batchSize, crop: c.crop, scaleRange: c.scaleRange, colorJitter: c.colorJitter,
     mean: pre.mean, std: pre.std, seed: c.seed, workers: c.workers, shuffle: true, dropLast: true,
+    onWarning: (b: BadSample) => { epochBad.push(b); }, // one line per epoch instead of one per sample
   } as const;
+  const epochBad: BadSample[] = [];
   const valOptions = { mode: 'eval', batchSize: 1, stride: model.inputSizeRule.stride, mean: pre.mean, std: pre.std, workers: c.workers } as const;
   // [distributed] each rank loads its shard of every epoch and of the validation set
   const loader = dist ? dist.trainLoader(trainDs, loaderOptions) : new DataLoader(trainDs, loaderOptions);
@@ -247,6 +257,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let state: TrainerState = { epoch: 0, iter: 0, bestMiou: -1, bestEpoch: -1, history: [], configHash };
   if (c.resume && isMain) {
     const last = join(ckptDir, 'last');
+    tidyCheckpoints(ckptDir); // a killed or failed run's temporaries go; last/ and best/ come back from a rename cut short
     if (!recoverCheckpoint(last)) fail('train', `--resume: no checkpoint at ${last}; start without --resume`);
     const fresh = loadModel(last);
     model.loadStateDict(fresh.stateDict());
@@ -255,14 +266,22 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     checkResumeWorld(state.configHash, dist?.size ?? 1); // [distributed]
     if (state.configHash !== configHash) fail('train', `--resume: the options differ from the checkpoint's run in one of ${RESUME_KEYS.join(', ')}; resume with the same options or use a new --out`);
     scheduler.setIter(state.iter);
+    // best/ is written before last/ records its score, so a crash between the two leaves a best/ that
+    // trainer.json does not know: best/ itself is the truth.
+    const best = readBestMeta(join(ckptDir, 'best'));
+    [state.bestMiou, state.bestEpoch] = best ? [best.miou, best.epoch] : [-1, -1];
+    truncateLog(logPath, state);
   } else if (isMain) {
-    writeFileSync(logPath, '');
+    writeFileDurable(logPath, '');
   }
   if (c.resume && dist) { // [distributed] rank 0's restored state on every rank
     state = dist.syncResume(model, optimizer, state);
     scheduler.setIter(state.iter);
   }
-  if (isMain) writeFileSync(join(c.out, 'config.json'), `${JSON.stringify({ ...options, onLog: undefined, distributed: undefined }, null, 2)}\n`);
+  if (c.resume && scaler && state.scaler) scaler.loadState(state.scaler);
+  const skippedFiles = new Set(state.skipped ?? []);
+  if (isMain && splitFile && !c.resume) writeSplitFile(splitPath, splitFile);
+  if (isMain) writeFileDurable(join(c.out, 'config.json'), `${JSON.stringify({ ...options, onLog: undefined, distributed: undefined }, null, 2)}\n`);
 
   const log = (rec: Record<string, number | string>): void => {
     if (!isMain) return;
@@ -287,6 +306,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const tEpoch = performance.now();
       let images = 0;
       let tStep = performance.now();
+      let ranToEnd = true;
+      epochBad.length = 0;
       for await (const batch of loader) {
         waitMs += batch.waitMs;
         const t = loader.toTensors(batch, c.device);
@@ -327,15 +348,22 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         const ips = images / ((now - tEpoch) / 1000);
         bar.update(micro, { loss: emaLoss.toFixed(4), lr: scheduler.lr.toExponential(2), 'img/s': ips.toFixed(1) });
         if (micro % 10 === 0 || micro === loader.length) log({ epoch: epoch + 1, iter: state.iter, loss: lossValue, lr: scheduler.lr, imgPerSec: ips });
-        if (c.maxSteps !== undefined && state.iter >= c.maxSteps) { stop = true; break; }
+        if (c.maxSteps !== undefined && state.iter >= c.maxSteps) { stop = true; ranToEnd = micro >= loader.length; break; }
       }
       // Gradients of a trailing partial accumulation are dropped (stepsPerEpoch counts whole steps), so they
       // neither leak into the next epoch's first step nor make a resumed run differ from an uninterrupted one.
       if (micro % c.accumulate !== 0) optimizer.zeroGrad();
-      // A run stopped mid-epoch (maxSteps) keeps the last complete checkpoint.
-      const complete = micro >= loader.length;
+      // A run stopped mid-epoch (maxSteps) keeps the last complete checkpoint. An epoch with skipped
+      // samples has fewer batches than loader.length, and is complete all the same.
+      const complete = ranToEnd;
       bar.finish({ loss: emaLoss.toFixed(4) });
       const rec: Record<string, number> = { epoch: epoch + 1, iter: state.iter, loss: emaLoss, lr: scheduler.lr, imgPerSec: images / ((performance.now() - tEpoch) / 1000) };
+      if (epochBad.length) {
+        const files = epochBad.map((b) => badFile(trainDs, b));
+        for (const f of files) skippedFiles.add(f);
+        rec.skipped = files.length;
+        console.warn(`panseg: epoch ${epoch + 1} skipped ${files.length} unreadable or invalid training sample${files.length > 1 ? 's' : ''}: ${files.slice(0, 3).join(', ')}${files.length > 3 ? ` and ${files.length - 3} more` : ''} (${epochBad[0].message}); fix or remove ${files.length > 1 ? 'them' : 'it'}`);
+      }
       const last = epoch + 1 === c.epochs || stop;
       if (valLoader && ((epoch + 1) % c.valEvery === 0 || last)) {
         const vbar = new ProgressBar('  val', valLoader.dataset.length, { silent: c.quiet }); // [distributed] this rank's share
@@ -348,13 +376,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         if (lastEval.miou > state.bestMiou) {
           state.bestMiou = lastEval.miou;
           state.bestEpoch = epoch + 1;
-          if (isMain) model.savePretrained(join(ckptDir, 'best'), { ...meta, epoch: epoch + 1, miou: lastEval.miou });
+          if (isMain) {
+            try { model.savePretrained(join(ckptDir, 'best'), { ...meta, epoch: epoch + 1, miou: lastEval.miou }); } catch (e) { saveFailed(join(ckptDir, 'best'), e); }
+          }
         }
       }
       state.history.push(rec);
       log({ ...rec, type: 'epoch' });
       state.epoch = epoch + 1;
-      if (complete && isMain) saveCheckpoint(join(ckptDir, 'last'), model, optimizer, state, meta);
+      if (complete && isMain) {
+        if (scaler) state.scaler = scaler.state();
+        state.skipped = [...skippedFiles];
+        try { saveCheckpoint(join(ckptDir, 'last'), model, optimizer, state, meta); } catch (e) { saveFailed(join(ckptDir, 'last'), e); }
+      }
     }
     await dist?.finish(); // [distributed] every rank leaves together
   } finally {
@@ -365,7 +399,35 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   return {
     model, outDir: c.out, bestMiou: state.bestMiou, bestEpoch: state.bestEpoch, history: state.history, lastEval,
-    seconds: (performance.now() - t0) / 1000, dataWaitFraction: stepMs > 0 ? waitMs / stepMs : 0, trainDataset: trainDs, valDataset: valDs,
+    seconds: (performance.now() - t0) / 1000, dataWaitFraction: stepMs > 0 ? waitMs / stepMs : 0, trainDataset: trainDs, valDataset: valDs, skipped: [...skippedFiles],
     distributed: dist ? { rank: dist.rank, worldSize: dist.size, commWaitMsPerStep: dist.syncedSteps ? dist.commWaitMs / dist.syncedSteps : 0 } : null,
   };
+}
+
+/** The file a skipped sample's message names (the image or its mask), else its image. */
+function badFile(ds: Dataset, bad: BadSample): string {
+  const s = ds.samples.find((x) => x.id === bad.id);
+  if (!s) return bad.id;
+  return bad.message.includes(s.maskPath) && !bad.message.includes(s.imagePath) ? s.maskPath : s.imagePath;
+}
+
+/** A checkpoint that could not be written (a full disk, say) ends the run with one line; the previous one stays loadable. */
+function saveFailed(dir: string, e: unknown): never {
+  if (!(e instanceof PansegError) && (e as NodeJS.ErrnoException)?.code === undefined) throw e; // a bug, not the disk
+  const why = e instanceof PansegError ? e.message.replace(/^\w+: /, '') : ioReason(e);
+  fail('train', `${why.startsWith('cannot write') ? why : `cannot write ${dir}: ${why}`}; free disk space and continue with --resume`);
+}
+
+/**
+ * On resume: drops the records metrics.jsonl holds beyond the checkpoint (the epochs the crashed run
+ * had started or finished after it), and a last line cut short, so the log matches an uninterrupted run.
+ */
+function truncateLog(path: string, state: TrainerState): void {
+  if (!existsSync(path)) return;
+  const keep = readFileSync(path, 'utf8').split('\n').filter((line) => {
+    let r: { epoch?: unknown; iter?: unknown };
+    try { r = JSON.parse(line) as typeof r; } catch { return false; }
+    return !(typeof r.epoch === 'number' && r.epoch > state.epoch) && !(typeof r.iter === 'number' && r.iter > state.iter);
+  });
+  writeFileDurable(path, keep.map((l) => `${l}\n`).join(''));
 }

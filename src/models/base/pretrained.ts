@@ -1,9 +1,10 @@
 // smp's save_pretrained directory: config.json (snake_case init arguments + _model_class) and
 // model.safetensors, for every architecture. panseg's own extras (class names, colors) go to panseg.json, which smp ignores.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, fail } from '../../common/errors.js';
 import { loadSafetensors, saveSafetensors } from '../../io/safetensors.js';
+import { syncDir, writeFileDurable } from '../../io/file.js';
 import type { Tensor } from '../../engine/index.js';
 
 /** Extra metadata panseg keeps beside an smp directory. */
@@ -55,16 +56,23 @@ export function writePretrained(dir: string, config: Record<string, unknown>, st
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
-  writeFileSync(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
-  saveSafetensors(join(tmp, 'model.safetensors'), stateDict, { format: 'pt' });
-  writeFileSync(join(tmp, 'panseg.json'), `${JSON.stringify(meta, null, 2)}\n`);
-  writeFileSync(join(tmp, 'README.md'), [
-    `# ${String(config._model_class)} model card`, '', 'Written by panseg; loadable with segmentation_models.pytorch:', '',
-    '```python', 'import segmentation_models_pytorch as smp', `model = smp.from_pretrained("${dir}")`, '```', '',
-    '```ts', "import { loadModel } from 'panseg';", `const model = loadModel('${dir}');`, '```', '',
-  ].join('\n'));
+  // Every file is fsynced and the directories too, so after a power loss `dir` is the old or the new one, whole.
+  try {
+    writeFileDurable(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    saveSafetensors(join(tmp, 'model.safetensors'), stateDict, { format: 'pt' });
+    writeFileDurable(join(tmp, 'panseg.json'), `${JSON.stringify(meta, null, 2)}\n`);
+    writeFileDurable(join(tmp, 'README.md'), [
+      `# ${String(config._model_class)} model card`, '', 'Written by panseg; loadable with segmentation_models.pytorch:', '',
+      '```python', 'import segmentation_models_pytorch as smp', `model = smp.from_pretrained("${dir}")`, '```', '',
+      '```ts', "import { loadModel } from 'panseg';", `const model = loadModel('${dir}');`, '```', '',
+    ].join('\n'));
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true }); // a full disk leaves no half-written directory behind
+    throw e;
+  }
   const old = `${dir}.old-${process.pid}`;
   if (existsSync(dir)) renameSync(dir, old);
   renameSync(tmp, dir);
+  syncDir(dirname(dir));
   rmSync(old, { recursive: true, force: true });
 }
