@@ -1,14 +1,14 @@
 // Segmenting image files: index PNG masks, colour overlays, per-class area stats and,
 // on request, class probabilities as .npy.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { fail } from '../common/errors.js';
 import { type RGB, VOC_PALETTE } from '../common/palette.js';
-import { decodeImage, evalOptions, evalTransform, type RgbImage } from '../data/index.js';
-import { type Tensor, tensor, tidy } from '../engine/index.js';
+import { decodeImage, type RgbImage } from '../data/index.js';
+import { tensor } from '../engine/index.js';
 import { saveNpy } from '../io/npy.js';
-import type { SegmentationModel } from '../models/index.js';
-import { type InferenceOptions, type LogitsSource, modelSource, openSource, probs, probsSync, probsToLabels, type Segmentable } from './segmenter.js';
+import { type InferenceOptions, openSource, type Segmentable } from './segmenter.js';
+import { type Segmentation, segment } from './segment-image.js';
 import { type ClassArea, classAreas, overlay, saveIndexMask, savePng, writeFileAtomic } from './visualize.js';
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.bmp', '.gif']);
@@ -38,58 +38,7 @@ export interface SegmentOptions extends InferenceOptions {
   colors?: readonly RGB[];
 }
 
-export interface Segmentation {
-  /** Class index per pixel, original size. */
-  labels: Uint8Array;
-  width: number;
-  height: number;
-  /** Class probabilities [classes, H, W] at original size (only when asked for). */
-  probs?: Float32Array;
-  ms: number;
-}
-
-/** The network input for an image: the source's preprocessing, padded to its stride. */
-function prepare(src: LogitsSource, img: RgbImage) {
-  const pre = src.preprocessing;
-  const t = evalTransform(img, null, evalOptions('predict', { stride: src.outputStride, mean: pre.mean, std: pre.std }, 255));
-  return { x: tensor(t.image, [1, 3, t.info.inputHeight, t.info.inputWidth]), info: t.info };
-}
-
-/** Labels (and probabilities) at the image's size from probabilities at the input size. */
-function finish(p: Tensor, info: { width: number; height: number }, withProbs: boolean, t0: number): Segmentation {
-  const out = tidy(() => {
-    const probs = p.narrow(2, 0, info.height).narrow(3, 0, info.width);
-    return { labels: probsToLabels(probs).to('uint8').toArray() as Uint8Array, probs: withProbs ? (probs.to('cpu').contiguous().toArray() as Float32Array) : undefined };
-  });
-  return { labels: out.labels, probs: out.probs, width: info.width, height: info.height, ms: performance.now() - t0 };
-}
-
-/** Segments one decoded RGB image with the model's preprocessing, padding to a valid size and cropping back (libtorch, synchronous). */
-export function segmentImage(model: SegmentationModel, img: RgbImage, o: SegmentOptions & { withProbs?: boolean } = {}): Segmentation {
-  const t0 = performance.now();
-  const src = modelSource(model, o.precision ?? 'auto');
-  const { x, info } = prepare(src, img);
-  try {
-    const p = probsSync(src, x, o);
-    try { return finish(p, info, o.withProbs ?? false, t0); } finally { p.dispose(); }
-  } finally {
-    x.dispose();
-  }
-}
-
-/** segmentImage for any engine: a model, or an OnnxSegmenter. */
-export async function segment(m: Segmentable, img: RgbImage, o: SegmentOptions & { withProbs?: boolean } = {}): Promise<Segmentation> {
-  const t0 = performance.now();
-  const { src, close } = openSource(m, o.precision);
-  const { x, info } = prepare(src, img);
-  try {
-    const p = await probs(src, x, o);
-    try { return finish(p, info, o.withProbs ?? false, t0); } finally { p.dispose(); }
-  } finally {
-    x.dispose();
-    close();
-  }
-}
+export { type Segmentation, segment, segmentImage } from './segment-image.js';
 
 export interface PredictFilesOptions extends SegmentOptions {
   classNames?: readonly string[];
@@ -126,19 +75,38 @@ export interface WritePredictionsOptions {
 }
 
 /**
+ * Output names for input files, without suffix: each file's path relative to the folder all inputs share,
+ * less its extension (a/x.png and b/x.png -> a/x and b/x; one folder's images -> their stems), so no two
+ * inputs write the same file. Files differing only in extension keep it (x.jpg, x.png -> x_jpg, x_png).
+ */
+export function outputStems(files: readonly string[]): string[] {
+  const abs = files.map((f) => resolve(f));
+  let base = abs.length ? dirname(abs[0]) : '';
+  for (const f of abs) while (!(f.startsWith(base.endsWith(sep) ? base : base + sep))) base = dirname(base);
+  const rel = abs.map((f) => relative(base, f));
+  const stems = rel.map((r) => r.slice(0, r.length - extname(r).length));
+  const count = new Map<string, number>();
+  for (const [i, s] of stems.entries()) if (abs.indexOf(abs[i]) === i) count.set(s, (count.get(s) ?? 0) + 1);
+  return stems.map((s, i) => ((count.get(s) ?? 0) > 1 ? `${s}_${extname(rel[i]).slice(1)}` : s));
+}
+
+/**
  * Runs `segment` on each file and writes `<name>_mask.png` (palette PNG of class indices),
  * `<name>_overlay.png`, optional `<name>_probs.npy`, and `stats.json` with per-image class areas.
+ * `<name>` keeps each input's path below the folder the inputs share (see outputStems).
  */
 export async function writePredictions(segment: ImageSegmenter, files: string[], outDir: string, o: WritePredictionsOptions): Promise<PredictedFile[]> {
   mkdirSync(outDir, { recursive: true });
   const { classNames, colors } = o;
   const palette: RGB[] = Array.from({ length: 256 }, (_, i) => (colors[i] ?? VOC_PALETTE[i]) as RGB);
   const results: PredictedFile[] = [];
+  const stems = outputStems(files);
   for (const [i, file] of files.entries()) {
     let img: RgbImage;
     try { img = await decodeImage(file); } catch (e) { fail('predict', `cannot decode ${file}: ${(e as Error).message}`); }
     const seg = await segment(img, o.probs ?? false);
-    const stem = basename(file, extname(file));
+    const stem = stems[i];
+    if (stem.includes(sep)) mkdirSync(join(outDir, dirname(stem)), { recursive: true });
     const r: PredictedFile = { input: file, mask: join(outDir, `${stem}_mask.png`), width: seg.width, height: seg.height, ms: seg.ms, areas: classAreas(seg.labels, classNames, 255) };
     await saveIndexMask(r.mask, seg.labels, seg.width, seg.height, palette);
     if (o.overlay ?? true) {

@@ -1,9 +1,12 @@
 // Inference written once for both engines: padding to a valid size, test-time augmentation (scales and
 // flips), probabilities from logits, and labels. An engine only supplies logits for a padded batch:
-// a libtorch model (modelSource) or an ONNX export in onnxruntime (OnnxSegmenter).
+// a libtorch model (modelSource) or an ONNX export in onnxruntime (OnnxSegmenter). Large images can be
+// segmented in overlapping windows (tiles.ts) or at a smaller scale (resizeLong), then brought back to size.
 import { paddedSize } from '../common/input-size.js';
-import { autocast, F, inferenceMode, type Precision, resolvePrecision, type Tensor, tidy } from '../engine/index.js';
+import * as v from '../common/validate.js';
+import { autocast, F, inferenceMode, keep, type Precision, resolvePrecision, type Tensor, tidy } from '../engine/index.js';
 import type { Preprocessing, SegmentationModel } from '../models/index.js';
+import { blendWindows, checkTiling, driveAsync, driveSync, type Rect } from './tiles.js';
 
 export interface InferenceOptions {
   /** Average with the horizontally flipped input. Default false. */
@@ -15,6 +18,43 @@ export interface InferenceOptions {
    * fp32 elsewhere; bf16/fp16 run convolutions under autocast (or in a model copy made by inferenceCopy).
    */
   precision?: Precision | 'auto';
+  /**
+   * Sliding-window inference: segment in windows of this many pixels a side (rounded up to a size the
+   * model takes), blended where they overlap, so memory does not grow with the image (see tiles.ts).
+   * Images no larger than a window run whole. Default: none, the whole image at once.
+   */
+  tile?: number;
+  /** Fraction of a window its neighbours share, in [0, 0.9]. Default 0.25 (with `tile`). */
+  overlap?: number;
+  /**
+   * Infer with the image resized (bilinear) so its longer side is this many pixels, e.g. the training
+   * scale, then resize the probabilities back (bilinear) before the argmax. Default: the image's own size.
+   */
+  resizeLong?: number;
+}
+
+/** The checked size options of InferenceOptions: tiling and resizing, either may be null. */
+export interface SizeOptions {
+  tile: { tile: number; overlap: number } | null;
+  resizeLong: number | null;
+}
+
+export function checkSizeOptions(op: string, o: InferenceOptions): SizeOptions {
+  return {
+    tile: checkTiling(op, o.tile, o.overlap),
+    resizeLong: o.resizeLong === undefined || o.resizeLong === 0 ? null : v.int(op, 'resizeLong', o.resizeLong, 1),
+  };
+}
+
+/** h x w scaled so the longer side is `long` (aspect kept, sides at least 1). */
+export function resizedSize(h: number, w: number, long: number): [number, number] {
+  const s = long / Math.max(h, w);
+  return [Math.max(1, Math.round(h * s)), Math.max(1, Math.round(w * s))];
+}
+
+/** The window size for `tile` on this engine: `tile` rounded up to a size the model takes (a fixed-size export: its size). */
+export function windowSize(src: LogitsSource, tile: number): [number, number] {
+  return src.paddedSize(tile, tile);
 }
 
 /** What the Segmenter needs from an engine. */
@@ -113,19 +153,16 @@ function toProbs(src: LogitsSource, out: Tensor): Tensor {
   }
 }
 
-/**
- * Class probabilities [N, classes, H, W] for normalized images [N, C, H, W] of any size, with an engine
- * whose logits are synchronous (libtorch): each scale is padded to a valid size and cropped back, flips are averaged.
- */
-export function probsSync(src: LogitsSource, x: Tensor, o: InferenceOptions = {}): Tensor {
+/** probsSync without tiling or resizing: the whole input at once. */
+function wholeSync(src: LogitsSource, x: Tensor, o: InferenceOptions): Tensor {
   return inferenceMode(() => tidy(() => {
     const vs = views(src, x, o);
     return combine(src, x.shape[2], x.shape[3], vs, vs.map((v) => src.logits(v.input) as Tensor));
   }));
 }
 
-/** probsSync for any engine, onnxruntime's included. */
-export async function probs(src: LogitsSource, x: Tensor, o: InferenceOptions = {}): Promise<Tensor> {
+/** probs without tiling or resizing. */
+async function wholeAsync(src: LogitsSource, x: Tensor, o: InferenceOptions): Promise<Tensor> {
   const vs = tidy(() => views(src, x, o));
   const logits: Tensor[] = [];
   try {
@@ -134,6 +171,87 @@ export async function probs(src: LogitsSource, x: Tensor, o: InferenceOptions = 
   } finally {
     for (const v of vs) if (v.input !== x) v.input.dispose();
     for (const l of logits) l.dispose();
+  }
+}
+
+/** A view of window r of x [N, C, H, W]. */
+export function windowOf(x: Tensor, r: Rect): Tensor {
+  return tidy(() => x.narrow(2, r.y, r.height).narrow(3, r.x, r.width));
+}
+
+/** The blended bands of a sliding-window pass, joined into [N, K, H, W]. */
+function joinBands(bands: Tensor[]): Tensor {
+  try { return tidy(() => (bands.length === 1 ? bands[0].clone() : F.cat(bands, 2))); } finally { for (const b of bands) b.dispose(); }
+}
+
+const collect = (bands: Tensor[]) => (_y: number, band: Tensor) => { bands.push(keep(band.clone())); };
+
+/** The input resized for `resizeLong` (or x itself). */
+function resizedInput(x: Tensor, long: number | null): Tensor {
+  if (long === null) return x;
+  const [h, w] = resizedSize(x.shape[2], x.shape[3], long);
+  if (h === x.shape[2] && w === x.shape[3]) return x;
+  return inferenceMode(() => tidy(() => F.interpolate(x, { size: [h, w], mode: 'bilinear', alignCorners: false })));
+}
+
+/** p resized back to h x w (or p itself), disposing p. */
+function restoreSize(p: Tensor, h: number, w: number): Tensor {
+  if (p.shape[2] === h && p.shape[3] === w) return p;
+  try { return inferenceMode(() => tidy(() => F.interpolate(p, { size: [h, w], mode: 'bilinear', alignCorners: false }))); } finally { p.dispose(); }
+}
+
+/**
+ * Class probabilities [N, classes, H, W] for normalized images [N, C, H, W] of any size, with an engine
+ * whose logits are synchronous (libtorch): each scale is padded to a valid size and cropped back, flips are averaged;
+ * with `tile`, windows are blended; with `resizeLong`, the input is resized and the probabilities resized back.
+ * The result is the whole [N, K, H, W]: for images too large for that, segment() keeps only labels.
+ */
+export function probsSync(src: LogitsSource, x: Tensor, o: InferenceOptions = {}): Tensor {
+  const so = checkSizeOptions('probs', o);
+  if (!so.tile && !so.resizeLong) return wholeSync(src, x, o);
+  const xs = resizedInput(x, so.resizeLong);
+  try {
+    let p: Tensor;
+    if (!so.tile) p = wholeSync(src, xs, o);
+    else {
+      const [th, tw] = windowSize(src, so.tile.tile);
+      const bands: Tensor[] = [];
+      try {
+        driveSync(blendWindows(xs.shape[2], xs.shape[3], th, tw, so.tile.overlap, collect(bands)), (r) => {
+          const win = windowOf(xs, r);
+          try { return wholeSync(src, win, o); } finally { win.dispose(); }
+        });
+      } catch (e) { for (const b of bands) b.dispose(); throw e; }
+      p = joinBands(bands);
+    }
+    return restoreSize(p, x.shape[2], x.shape[3]);
+  } finally {
+    if (xs !== x) xs.dispose();
+  }
+}
+
+/** probsSync for any engine, onnxruntime's included. */
+export async function probs(src: LogitsSource, x: Tensor, o: InferenceOptions = {}): Promise<Tensor> {
+  const so = checkSizeOptions('probs', o);
+  if (!so.tile && !so.resizeLong) return wholeAsync(src, x, o);
+  const xs = resizedInput(x, so.resizeLong);
+  try {
+    let p: Tensor;
+    if (!so.tile) p = await wholeAsync(src, xs, o);
+    else {
+      const [th, tw] = windowSize(src, so.tile.tile);
+      const bands: Tensor[] = [];
+      try {
+        await driveAsync(blendWindows(xs.shape[2], xs.shape[3], th, tw, so.tile.overlap, collect(bands)), async (r) => {
+          const win = windowOf(xs, r);
+          try { return await wholeAsync(src, win, o); } finally { win.dispose(); }
+        });
+      } catch (e) { for (const b of bands) b.dispose(); throw e; }
+      p = joinBands(bands);
+    }
+    return restoreSize(p, x.shape[2], x.shape[3]);
+  } finally {
+    if (xs !== x) xs.dispose();
   }
 }
 
