@@ -54,7 +54,9 @@ export class InferenceQueue {
   private restarting = false;
   /** Why no thread could be restarted; every job then fails with it. */
   private broken: string | null = null;
-  private readonly maxQueue: number;
+  readonly maxQueue: number;
+  /** Requests admitted by {@link admit} and not yet finished: reading, decoding, queued or running. */
+  private admitted = 0;
 
   private constructor(private readonly cfg: QueueOptions, worker: Worker, readonly info: ModelInfo) {
     this.maxQueue = cfg.maxQueue ?? 32;
@@ -135,16 +137,54 @@ export class InferenceQueue {
     return this.jobs.length + (this.running ? 1 : 0);
   }
 
+  /** Requests holding a place: admitted ones (still uploading or decoding) or queued jobs, whichever is more. */
+  get load(): number {
+    return Math.max(this.admitted, this.pending);
+  }
+
+  /** 'ok', 'restarting' (a crashed thread is being replaced), 'broken' (it could not be) or 'closed'. */
+  get state(): 'ok' | 'restarting' | 'broken' | 'closed' {
+    return this.closed ? 'closed' : this.broken ? 'broken' : this.restarting ? 'restarting' : 'ok';
+  }
+
+  private refusal(): HttpError | null {
+    if (this.closed) return new HttpError(503, 'shutting_down', 'the server is shutting down');
+    if (this.broken) return new HttpError(500, 'inference_unavailable', this.broken);
+    return null;
+  }
+
+  private busy(n: number): HttpError {
+    return new HttpError(503, 'busy', `the server has ${n} images queued (limit ${this.maxQueue}); retry shortly`, { 'Retry-After': '1' });
+  }
+
+  /**
+   * Takes a place in the queue for a request before its upload is read, so a full server refuses it
+   * without buffering or decoding anything. Call the returned function when the request ends (twice is harmless);
+   * pass `admitted: true` to {@link segment} for the admitted request.
+   * @throws HttpError 503 when `maxQueue` requests hold places or the queue is closed
+   */
+  admit(): () => void {
+    const refused = this.refusal();
+    if (refused) throw refused;
+    if (this.load >= this.maxQueue) throw this.busy(this.load);
+    this.admitted++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.admitted--;
+    };
+  }
+
   /**
    * Queues an image; resolves with its mask and class areas. An aborted `signal` drops the job if it has not started.
+   * `admitted`: the request already holds a place from {@link admit}, so the capacity is not checked again.
    * @throws HttpError 503 when the queue is full or closed, 500 when inference fails
    */
-  segment(image: RgbImage, signal?: AbortSignal): Promise<SegmentResult> {
-    if (this.closed) return Promise.reject(new HttpError(503, 'shutting_down', 'the server is shutting down'));
-    if (this.broken) return Promise.reject(new HttpError(500, 'inference_unavailable', this.broken));
-    if (this.pending >= this.maxQueue) {
-      return Promise.reject(new HttpError(503, 'busy', `the server has ${this.pending} images queued (limit ${this.maxQueue}); retry shortly`, { 'Retry-After': '1' }));
-    }
+  segment(image: RgbImage, signal?: AbortSignal, admitted = false): Promise<SegmentResult> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    if (!admitted && this.pending >= this.maxQueue) return Promise.reject(this.busy(this.pending));
     return new Promise<SegmentResult>((resolve, reject) => {
       const job: Job = { id: this.nextId++, image, queuedAt: performance.now(), signal, resolve, reject };
       this.jobs.push(job);
@@ -167,12 +207,14 @@ export class InferenceQueue {
       return;
     }
     const queuedMs = performance.now() - job.queuedAt;
+    const req: WorkerRequest = { id: job.id, data: job.image.data, width: job.image.width, height: job.image.height };
+    // The thread gets a copy; the job need not keep the pixels alive while it works.
+    job.image = { data: new Uint8Array(0), width: job.image.width, height: job.image.height };
     this.running = {
       ...job,
       resolve: (r) => job.resolve({ ...r, queuedMs }),
     };
     this.worker.ref();
-    const req: WorkerRequest = { id: job.id, data: job.image.data, width: job.image.width, height: job.image.height };
     this.worker.postMessage(req);
   }
 

@@ -1,11 +1,11 @@
-// POST /api/segment: upload -> decode -> queue (the thread segments and encodes) -> palette PNG mask + per-class areas.
+// POST /api/segment: admit (503 when full) -> upload (sniffed, timed) -> decode (pixel budget from the header) -> queue (the thread segments and encodes) -> palette PNG mask + per-class areas.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RGB } from '../common/palette.js';
 import type { ClassArea } from '../eval/visualize.js';
 import { asciiJson, HttpError, sendJson } from './http.js';
 import { decodeUploadedImage } from './image.js';
 import type { ServerContext } from './server.js';
-import { readUpload } from './upload.js';
+import { readUpload, type Upload } from './upload.js';
 
 /** The statistics of one segmentation (the JSON body, less the mask; or the `X-Panseg-Stats` header). */
 export interface SegmentStats {
@@ -29,14 +29,23 @@ export async function handleSegment(ctx: ServerContext, req: IncomingMessage, re
   const t0 = performance.now();
   const format = new URL(req.url ?? '/', 'http://localhost').searchParams.get('format') ?? 'json';
   if (format !== 'json' && format !== 'png') throw new HttpError(400, 'bad_format', `expected format=json or format=png but received format=${format}`);
-  const upload = await readUpload(req, ctx.opts.maxUploadBytes);
+  // A place in the queue first: a full server answers 503 before reading or decoding anything.
+  const release = ctx.queue.admit();
+  res.on('close', release);
+  const { opts } = ctx;
+  let upload: Upload | null = await readUpload(req, { maxBytes: opts.maxUploadBytes, timeoutMs: opts.bodyTimeoutMs });
   const tRead = performance.now();
-  const image = await decodeUploadedImage(upload.bytes, ctx.opts.maxImageSide);
+  // From here the client waits on us: the idle timeout leaves its socket alone.
+  const socket = req.socket;
+  ctx.awaiting.add(socket);
+  res.on('close', () => ctx.awaiting.delete(socket));
+  const image = await decodeUploadedImage(upload.bytes, { maxSide: opts.maxImageSide, maxPixels: opts.maxPixels });
+  upload = null; // the encoded bytes are not needed any more
   const tDecode = performance.now();
   // Drop the job if the client leaves while it waits.
   const gone = new AbortController();
   res.on('close', () => { if (!res.writableFinished) gone.abort(); });
-  const r = await ctx.queue.segment(image, gone.signal);
+  const r = await ctx.queue.segment(image, gone.signal, true);
   const { classes, colors } = ctx.queue.info;
   const mask = r.mask;
   const stats: SegmentStats = {

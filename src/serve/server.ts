@@ -3,11 +3,13 @@
 import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
 import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
+import { type AccessPolicy, applyCors, checkHost } from './guard.js';
 import { HttpError, sendError, sendJson, setBaseHeaders } from './http.js';
 import { type ExportSettings, type OnnxModel, prepareOnnx } from './onnx-model.js';
 import { InferenceQueue } from './queue.js';
@@ -33,8 +35,34 @@ export interface ServeOptions {
   maxUploadBytes?: number;
   /** Largest image side /api/segment segments, pixels. Default 4096. */
   maxImageSide?: number;
-  /** Images queued or running before /api/segment answers 503. Default 32. */
+  /**
+   * Largest image /api/segment segments, width x height, read from the header before decoding (413 above).
+   * Default 12,582,912 (12 MiP): a 12 MP phone photo (4032x3024) fits, 4096x4096 does not.
+   */
+  maxPixels?: number;
+  /**
+   * Requests admitted to /api/segment at once (uploading, decoding, queued or running) before the next gets
+   * 503, answered before its upload is read. Default 32.
+   */
   maxQueue?: number;
+  /** An upload must arrive within this time, ms, or gets 408 and the connection is closed. Default 60 s. */
+  bodyTimeoutMs?: number;
+  /**
+   * A connection with no traffic for this long is closed, ms (not while its segmentation is queued or running).
+   * Default 30 s.
+   */
+  idleTimeoutMs?: number;
+  /** The request headers must arrive within this time, ms, from the connection's first byte. Default 15 s. */
+  headersTimeoutMs?: number;
+  /** Open connections at most; more are closed on arrival. Default 256. */
+  maxConnections?: number;
+  /**
+   * Host header names accepted besides localhost, *.localhost, IP literals and `host` (DNS rebinding guard):
+   * `name`, `.example.com` (it and its subdomains) or `*` (any: turns the guard off). Default none.
+   */
+  allowedHosts?: string[];
+  /** Origins (`https://app.example`, or `*`) whose pages may call the API cross-origin; others get 403 on POST. Default none. */
+  cors?: string[];
   /** libtorch threads for inference. Default all cores. */
   threads?: number;
   /** How the model is exported when `onnx` is not given. */
@@ -63,7 +91,14 @@ export interface ResolvedServeOptions {
   host: string;
   maxUploadBytes: number;
   maxImageSide: number;
+  maxPixels: number;
   maxQueue: number;
+  bodyTimeoutMs: number;
+  idleTimeoutMs: number;
+  headersTimeoutMs: number;
+  maxConnections: number;
+  allowedHosts: string[];
+  cors: string[];
   threads: number | undefined;
   export: ExportSettings;
   log: (line: string) => void;
@@ -86,11 +121,28 @@ export function resolveServeOptions(o: ServeOptions): ResolvedServeOptions {
     host: typeof o.host === 'string' && o.host ? o.host : o.host === undefined ? '127.0.0.1' : fail(op, `expected a host name or address for host but received ${String(o.host)}`),
     maxUploadBytes: v.int(op, 'maxUploadBytes', o.maxUploadBytes ?? 10 * 1024 * 1024, 1),
     maxImageSide: v.int(op, 'maxImageSide', o.maxImageSide ?? 4096, 1),
+    maxPixels: v.int(op, 'maxPixels', o.maxPixels ?? DEFAULT_MAX_PIXELS, 1),
     maxQueue: v.int(op, 'maxQueue', o.maxQueue ?? 32, 1),
+    bodyTimeoutMs: v.int(op, 'bodyTimeoutMs', o.bodyTimeoutMs ?? 60_000, 100),
+    idleTimeoutMs: v.int(op, 'idleTimeoutMs', o.idleTimeoutMs ?? 30_000, 100),
+    headersTimeoutMs: v.int(op, 'headersTimeoutMs', o.headersTimeoutMs ?? 15_000, 100),
+    maxConnections: v.int(op, 'maxConnections', o.maxConnections ?? 256, 1),
+    allowedHosts: stringList(op, 'allowedHosts', o.allowedHosts, (h) => h === '*' || /^\.?[a-z0-9_.-]+$/i.test(h) || /^\[[0-9a-f:.]+\]$/i.test(h), 'a host name, .domain or *'),
+    cors: stringList(op, 'cors', o.cors, (c) => c === '*' || c === 'null' || /^https?:\/\/[^/\s]+$/i.test(c), 'an origin like https://app.example (scheme and host, no path) or *'),
     threads: o.threads === undefined ? undefined : v.int(op, 'threads', o.threads, 1, 1024),
     export: o.export ?? {},
     log: o.log ?? (() => {}),
   };
+}
+
+/** 12 MiP: a 12 MP phone photo (4032x3024) fits; 4096x4096 (16.8 MP, 6.4 GB to segment in issue 15) does not. */
+export const DEFAULT_MAX_PIXELS = 12 * 1024 * 1024;
+
+function stringList(op: string, name: string, value: unknown, ok: (s: string) => boolean, what: string): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) return fail(op, `expected an array of strings for ${name} but received ${String(value)}`);
+  for (const s of value) if (typeof s !== 'string' || !ok(s)) fail(op, `expected ${what} in ${name} but received '${String(s)}'`);
+  return value as string[];
 }
 
 /** The folder holding the page: web/ at the package root, found from this file in src/ or dist/src/. */
@@ -124,6 +176,9 @@ export interface ServerContext {
   onnxError: string | null;
   web: string;
   ort: string;
+  policy: AccessPolicy;
+  /** Sockets whose request has arrived and waits for inference: the idle timeout spares them. */
+  awaiting: WeakSet<Socket>;
 }
 
 /**
@@ -155,8 +210,24 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     opts.log(`serve: no browser model: ${onnxError}`);
   }
   const queue = await queuing;
-  const ctx: ServerContext = { opts, queue, onnx, onnxError, web, ort };
-  const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => void handle(ctx, req, res));
+  const policy: AccessPolicy = { host: opts.host, allowedHosts: opts.allowedHosts, cors: opts.cors };
+  const ctx: ServerContext = { opts, queue, onnx, onnxError, web, ort, policy, awaiting: new WeakSet() };
+  // libvips' operation cache would keep decoded uploads alive between requests.
+  sharp.cache(false);
+  const server = createServer({
+    keepAliveTimeout: 5000,
+    headersTimeout: opts.headersTimeoutMs,
+    // Node's own whole-request limit (a plain-text 408) backs up the JSON 408 of readUpload for bodies nobody reads.
+    requestTimeout: opts.headersTimeoutMs + opts.bodyTimeoutMs + 5000,
+    // How often Node checks those two; its default, 30 s, would let a stalled request live that much longer.
+    connectionsCheckingInterval: Math.min(1000, opts.headersTimeoutMs, opts.bodyTimeoutMs),
+  }, (req, res) => void handle(ctx, req, res));
+  server.maxConnections = opts.maxConnections;
+  server.timeout = opts.idleTimeoutMs;
+  server.on('timeout', (socket: Socket) => {
+    // Waiting for our own answer is not idleness: the client has sent everything and inference may take a while.
+    if (!ctx.awaiting.has(socket)) socket.destroy();
+  });
   try {
     await listen(server, opts.port, opts.host);
   } catch (e) {
@@ -220,12 +291,22 @@ function allow(req: IncomingMessage, methods: string[]): void {
 
 async function route(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
+  // Load balancers probe by whatever name they know the service by, so the Host check comes after this.
+  if (path === '/healthz') {
+    allow(req, ['GET', 'HEAD']);
+    const h = health(ctx);
+    sendJson(res, h.status === 'ok' ? 200 : 503, h);
+    return;
+  }
+  checkHost(req, ctx.policy);
   if (path === '/api/segment') {
+    if (applyCors(req, res, ctx.policy, path, ['POST'])) return;
     allow(req, ['POST']);
     await handleSegment(ctx, req, res);
     return;
   }
   if (path === '/api/info') {
+    if (applyCors(req, res, ctx.policy, path, ['GET', 'HEAD'])) return;
     allow(req, ['GET', 'HEAD']);
     sendJson(res, 200, apiInfo(ctx));
     return;
@@ -251,7 +332,13 @@ function apiInfo(ctx: ServerContext): Record<string, unknown> {
     model: queue.info,
     browserModel: onnx ? { url: '/model.onnx', sidecar: '/model.onnx.json', bytes: onnx.bytes } : null,
     browserModelError: onnxError,
-    limits: { maxUploadBytes: opts.maxUploadBytes, maxImageSide: opts.maxImageSide, imageTypes: IMAGE_TYPES, maxQueue: opts.maxQueue },
+    limits: { maxUploadBytes: opts.maxUploadBytes, maxImageSide: opts.maxImageSide, maxPixels: opts.maxPixels, imageTypes: IMAGE_TYPES, maxQueue: opts.maxQueue },
     queue: queue.pending,
   };
+}
+
+/** /healthz: `status` is 'ok' (200), else 'restarting', 'broken' or 'closed' (503). */
+function health(ctx: ServerContext): { status: string; model: string; queue: number; maxQueue: number } {
+  const { queue } = ctx;
+  return { status: queue.state, model: `${queue.info.architecture}-${queue.info.encoder}`, queue: queue.load, maxQueue: queue.maxQueue };
 }

@@ -26,10 +26,29 @@ export function mediaType(header: string | undefined): string {
 
 /** The image type the bytes start with (PNG, JPEG or WebP signature), or null. */
 export function sniffImageType(b: Uint8Array): string | null {
-  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return 'image/png';
+  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47 && b[4] === 0x0d && b[5] === 0x0a && b[6] === 0x1a && b[7] === 0x0a) return 'image/png';
   if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'image/jpeg';
-  if (b.length >= 12 && String.fromCharCode(...b.subarray(0, 4)) === 'RIFF' && String.fromCharCode(...b.subarray(8, 12)) === 'WEBP') return 'image/webp';
+  if (b.length >= 12 && ascii(b, 0, 4) === 'RIFF' && ascii(b, 8, 12) === 'WEBP') return 'image/webp';
   return null;
+}
+
+const ascii = (b: Uint8Array, from: number, to: number): string => String.fromCharCode(...b.subarray(from, to));
+
+/** What refused bytes look like, for the 415 message: 'GIF', 'TIFF', 'SVG', ... or 'not a known image format'. */
+export function describeBytes(b: Uint8Array): string {
+  const head = ascii(b, 0, 16);
+  if (head.startsWith('GIF8')) return 'GIF';
+  if (head.startsWith('II*\0') || head.startsWith('MM\0*')) return 'TIFF';
+  if (head.startsWith('BM')) return 'BMP';
+  if (head.startsWith('%PDF')) return 'PDF';
+  if (ascii(b, 4, 8) === 'ftyp') return 'HEIF/AVIF';
+  if (b.length >= 2 && b[0] === 0xff && b[1] === 0x0a) return 'JPEG XL';
+  if (head.startsWith('\0\0\0\x0cJXL')) return 'JPEG XL';
+  const text = Buffer.from(b.subarray(0, 512)).toString('latin1').replace(/^\uFEFF/, '').trimStart().toLowerCase();
+  if (text.startsWith('<svg') || (text.startsWith('<') && text.includes('<svg'))) return 'SVG';
+  if (text.startsWith('<')) return 'XML or HTML';
+  if (b.length >= 4 && b[0] === 0x89 && ascii(b, 1, 4) === 'PNG') return 'a PNG with a damaged signature';
+  return 'not a known image format';
 }
 
 function tooLarge(received: string, maxBytes: number): HttpError {
@@ -41,22 +60,60 @@ function unsupported(type: string): HttpError {
   return new HttpError(415, 'unsupported_media_type', `expected an image (${IMAGE_TYPES.join(', ')}) as the request body, or a multipart/form-data form with an image file, but received ${got}`);
 }
 
+function wrongBytes(declared: string, bytes: Uint8Array): HttpError {
+  const label = declared ? `labelled ${declared}` : 'unlabelled';
+  return new HttpError(415, 'unsupported_image_format', `the upload is ${label} but its bytes are ${describeBytes(bytes)}; send a PNG, JPEG or WebP file`);
+}
+
+function timedOut(ms: number): HttpError {
+  // Connection: close: the rest of a stalled body is not worth waiting for.
+  return new HttpError(408, 'upload_timeout', `the upload did not arrive within ${+(ms / 1000).toFixed(1)} s; send it over a faster link, or start the server with a larger --body-timeout`, { Connection: 'close' });
+}
+
+/** Limits of {@link readUpload}. */
+export interface UploadLimits {
+  /** Largest image, bytes. */
+  maxBytes: number;
+  /** The whole body must arrive within this time, ms (a slow or stalled body gets 408). Default: no limit. */
+  timeoutMs?: number;
+}
+
 /**
  * Reads the uploaded image of a POST: a raw body typed image/png, image/jpeg or image/webp, or the
- * first file of a multipart/form-data form (its part type, or when that is generic, its signature,
- * must be an accepted image type).
+ * first file of a multipart/form-data form. The bytes decide the type: they must start with a PNG, JPEG
+ * or WebP signature whatever the label says, so no other decoder (SVG, TIFF, GIF, ...) is reached.
  * @throws HttpError 413 over `maxBytes` (checked against Content-Length before reading, and while reading),
- *   415 for other content types, 400 for an empty body or a form without a file
+ *   415 for other content types or bytes that are not PNG, JPEG or WebP, 408 when the body is slower than
+ *   `timeoutMs`, 400 for an empty body or a form without a file
  */
-export async function readUpload(req: IncomingMessage, maxBytes: number): Promise<Upload> {
+export async function readUpload(req: IncomingMessage, limits: UploadLimits | number): Promise<Upload> {
+  const { maxBytes, timeoutMs } = typeof limits === 'number' ? { maxBytes: limits, timeoutMs: undefined } : limits;
   const type = mediaType(req.headers['content-type']);
   const multipart = type === 'multipart/form-data';
   if (!multipart && !IMAGE_TYPES.includes(type)) throw unsupported(type);
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes + (multipart ? MULTIPART_OVERHEAD : 0)) throw tooLarge(formatBytes(declared), maxBytes);
-  const upload = multipart ? await readMultipart(req, maxBytes) : { bytes: await readBody(req, maxBytes), contentType: type };
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = timeoutMs === undefined ? null : new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timedOut(timeoutMs)), timeoutMs);
+  });
+  const reading = multipart ? readMultipart(req, maxBytes) : readBody(req, maxBytes).then((bytes) => ({ bytes, contentType: type } as Upload));
+  let upload: Upload;
+  try {
+    upload = await (deadline ? Promise.race([reading, deadline]) : reading);
+  } catch (e) {
+    // Stop reading: a timed-out or refused body is dropped, not buffered.
+    req.unpipe();
+    req.pause();
+    reading.catch(() => {});
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
   if (upload.bytes.length === 0) throw new HttpError(400, 'empty_upload', 'the uploaded image is empty (0 bytes)');
-  return upload;
+  const sniffed = sniffImageType(upload.bytes);
+  if (!sniffed) throw wrongBytes(upload.contentType, upload.bytes);
+  return { ...upload, contentType: sniffed };
 }
 
 function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
@@ -90,7 +147,7 @@ function readMultipart(req: IncomingMessage, maxBytes: number): Promise<Upload> 
   return new Promise((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
-      bb = busboy({ headers: req.headers, limits: { files: 1, fileSize: maxBytes, fields: 32, parts: 64, fieldSize: 64 * 1024 } });
+      bb = busboy({ headers: req.headers, limits: { files: 1, fileSize: maxBytes, fields: 32, parts: 64, fieldSize: 64 * 1024, headerPairs: 32 } });
     } catch (e) {
       reject(new HttpError(400, 'bad_multipart', `cannot read the multipart form: ${(e as Error).message}`));
       return;
@@ -108,15 +165,11 @@ function readMultipart(req: IncomingMessage, maxBytes: number): Promise<Upload> 
     bb.on('file', (_field, stream, info) => {
       const chunks: Buffer[] = [];
       pending = new Promise<void>((done) => {
-        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('data', (c: Buffer) => { if (!settled) chunks.push(c); });
         stream.on('limit', () => fail(tooLarge(`over ${formatBytes(maxBytes)}`, maxBytes)));
+        stream.on('error', () => done());
         stream.on('end', () => {
-          if (settled) return done();
-          const bytes = Buffer.concat(chunks);
-          const declared = info.mimeType.toLowerCase();
-          const contentType = IMAGE_TYPES.includes(declared) ? declared : sniffImageType(bytes);
-          if (!contentType) fail(unsupported(declared));
-          else file = { bytes, contentType, filename: info.filename };
+          if (!settled) file = { bytes: Buffer.concat(chunks), contentType: info.mimeType.toLowerCase(), filename: info.filename };
           done();
         });
       });
