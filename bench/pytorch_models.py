@@ -7,7 +7,6 @@ torch.jit.optimize_for_inference(torch.jit.freeze(trace)), PyTorch's own oneDNN 
 step (momentum 0.9) in bf16 autocast, channels-last and NCHW. Prints {"infer": {mode: ms}, "train": {mode: ms}}
 (medians after one warm-up), and {"failed": {mode: error}} for modes PyTorch cannot run; an architecture the references do not have prints {"missing": name}.
 """
-import importlib
 import json
 import os
 import sys
@@ -17,11 +16,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts', 'reference'))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pytorch_timing import median_ms  # noqa: E402
-
-# smp class name -> reference module
-MODULES = {'PAN': 'pan_model', 'Unet': 'unet_model', 'FPN': 'fpn_model', 'PSPNet': 'pspnet_model',
-           'DeepLabV3': 'deeplab_model', 'DeepLabV3Plus': 'deeplab_model'}
+from pytorch_timing import median_ms, reference_class  # noqa: E402
 
 cfg = json.loads(sys.argv[1])
 torch.set_num_threads(cfg.get('threads', 2))
@@ -30,9 +25,8 @@ size, reps, arch = cfg.get('size', 512), cfg.get('repeats', 5), cfg['arch']
 import encoders_model  # noqa: E402
 
 encoders_model.use_in_architectures()  # MobileNetV2 and ResNeXt for every architecture reference
-try:
-    cls = getattr(importlib.import_module(MODULES[arch]), arch)
-except (KeyError, ImportError, AttributeError):
+cls = reference_class(arch)
+if cls is None:
     print(json.dumps({'missing': arch}))
     sys.exit(0)
 

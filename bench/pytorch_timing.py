@@ -1,6 +1,19 @@
-"""Timing shared by the PyTorch sides of the CPU benchmarks (bench/pytorch_*.py)."""
+"""Timing and model lookup shared by the PyTorch sides of the CPU benchmarks (bench/pytorch_*.py)."""
+import importlib
 import statistics
 import time
+
+# smp class name -> reference module in scripts/reference (on sys.path)
+MODULES = {'PAN': 'pan_model', 'Unet': 'unet_model', 'FPN': 'fpn_model', 'PSPNet': 'pspnet_model',
+           'DeepLabV3': 'deeplab_model', 'DeepLabV3Plus': 'deeplab_model'}
+
+
+def reference_class(arch):
+    """The reference implementation of smp class `arch`, or None when the references lack it."""
+    try:
+        return getattr(importlib.import_module(MODULES[arch]), arch)
+    except (KeyError, ImportError, AttributeError):
+        return None
 
 
 def median_ms(fn, n):

@@ -112,6 +112,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitOptim(env, exports);
   InitAllocator(env, exports);
   InitMkldnn(env, exports);
+  InitProfile(env, exports);
   return exports;
 }
 

@@ -49,5 +49,6 @@ void InitDistributed(Napi::Env env, Napi::Object exports);
 void InitOptim(Napi::Env env, Napi::Object exports);
 void InitAllocator(Napi::Env env, Napi::Object exports);
 void InitMkldnn(Napi::Env env, Napi::Object exports);
+void InitProfile(Napi::Env env, Napi::Object exports);
 
 }  // namespace panseg

@@ -9,3 +9,4 @@ export { cpuFeatures, resolvePrecision, type CpuFeatures, type Precision } from 
 export { sgdForeach, type SgdForeachOptions, adamwForeach, type AdamwForeachOptions, ampUnscale } from './foreach.js';
 export { setCpuBufferCache, emptyCpuBufferCache, cpuBufferCacheStats, type CpuBufferCacheStats } from './buffer-cache.js';
 export { packConv2dWeight, mkldnnConv2d, mkldnnAvailable, winogradApplies, winogradAvailable, type ConvAlgorithm, type PackedConvOptions, type MkldnnConv2dOptions } from './mkldnn.js';
+export { profileOps, summarizeProfile, isCopyOp, opKind, type PhaseRow, type ProfileRow, type ProfileFloors, type ProfileLine } from './profile.js';

@@ -132,6 +132,9 @@ export interface NativeAddon {
   toDense(t: H, dtype: number | null): H;
   mkldnnPackConv(w: H, padding: Ints, stride: Ints, dilation: Ints, groups: number, inputSize: Ints, algorithm: 'direct' | 'winograd'): H;
   mkldnnConv2d(x: H, packedW: H, b: Opt, padding: Ints, stride: Ints, dilation: Ints, groups: number, blockedOut: boolean, algorithm: 'direct' | 'winograd', relu: boolean): H;
+  // op profile (native/profile.cc)
+  profileStart(): void;
+  profileStop(): ProfileRow[];
   // ---- distributed (native/distributed.cc; used only by src/distributed/c10d.ts) ----
   /** '' when c10d + Gloo were compiled in, else why not. */
   distAvailable(): string;
@@ -157,6 +160,9 @@ export interface NativeAddon {
   watchdogStop(w: DistHandle): void;
   // ---- end distributed ----
 }
+
+/** One op's totals over a profiled stretch (native/profile.cc). */
+export interface ProfileRow { name: string; calls: number; selfUs: number; totalUs: number; flops: number; elements: number }
 
 /** An opaque handle to a native distributed object (store, process group, gradient sync, watchdog). */
 export type DistHandle = { readonly __dist: unique symbol };

@@ -1,0 +1,78 @@
+// Per-op profile of a stretch of work: libtorch's profiler, folded by native/profile.cc into self
+// times per op. `npm run bench -- profile` prints it for a training step, phase by phase.
+import { PansegError } from '../common/errors.js';
+import { native, type ProfileRow } from './native.js';
+
+export type { ProfileRow };
+
+/** One op's per-repeat totals within one phase. */
+export interface PhaseRow extends ProfileRow { phase: string }
+
+/**
+ * Runs the phases in order, `repeats` times, each under libtorch's profiler, and returns per-op
+ * totals per phase divided by `repeats`. Phases share state through the caller's closures
+ * (forward keeps the loss that backward consumes).
+ */
+export function profileOps(phases: Record<string, () => void>, repeats = 1): PhaseRow[] {
+  if (!Number.isInteger(repeats) || repeats < 1) throw new PansegError(`profileOps: repeats must be a positive integer, got ${repeats}`);
+  const sums = new Map<string, PhaseRow>();
+  for (let i = 0; i < repeats; i++) {
+    for (const [phase, fn] of Object.entries(phases)) {
+      native.profileStart();
+      try {
+        fn();
+      } finally {
+        const rows = native.profileStop();
+        for (const r of rows) {
+          const key = `${phase}\0${r.name}`;
+          const s = sums.get(key) ?? { phase, name: r.name, calls: 0, selfUs: 0, totalUs: 0, flops: 0, elements: 0 };
+          s.calls += r.calls; s.selfUs += r.selfUs; s.totalUs += r.totalUs; s.flops += r.flops; s.elements += r.elements;
+          sums.set(key, s);
+        }
+      }
+    }
+  }
+  return [...sums.values()].map((s) => ({ ...s, calls: s.calls / repeats, selfUs: s.selfUs / repeats, totalUs: s.totalUs / repeats, flops: s.flops / repeats, elements: s.elements / repeats }));
+}
+
+/** Ops that only move data or change its layout or dtype: a profile's "copies and reorders". */
+export function isCopyOp(name: string): boolean {
+  return /^aten::(copy_|_to_copy|to|contiguous|clone|to_mkldnn|to_dense|_mkldnn_reshape|mkldnn_reorder_conv2d_weight|cat)$/.test(name);
+}
+
+/** The floor an op is held to: compute (FLOPs), memory traffic, or none (autograd bookkeeping). */
+export function opKind(name: string): 'compute' | 'memory' | 'node' {
+  if (name.startsWith('autograd::') || name.startsWith('torch::autograd::') || /Backward\d*$/.test(name)) return 'node';
+  if (/^aten::(conv2d|convolution_backward|mm|addmm|bmm|matmul|linear)$/.test(name)) return 'compute';
+  return 'memory';
+}
+
+export interface ProfileFloors {
+  /** GFLOP/s convolutions and matmuls reach on this machine (measure it). */
+  gflops: number;
+  /** GB/s (bytes read + written) a large copy reaches on this machine. */
+  gbps: number;
+  /** bytes per element of the memory-bound ops. */
+  elementBytes: number;
+}
+
+export interface ProfileLine extends PhaseRow {
+  ms: number;
+  /** share of all profiled self time */
+  share: number;
+  /** the op's time at its floor: FLOPs at `gflops`, or its inputs read and an output written once at `gbps` (an estimate). */
+  floorMs: number;
+}
+
+/** Lines sorted by self time, each with its floor. */
+export function summarizeProfile(rows: PhaseRow[], floors: ProfileFloors): { lines: ProfileLine[]; totalMs: number } {
+  const totalMs = rows.reduce((s, r) => s + r.selfUs, 0) / 1000;
+  const lines = rows.map((r) => {
+    const kind = opKind(r.name);
+    const floorMs = kind === 'compute' ? r.flops / (floors.gflops * 1e6)
+      : kind === 'node' ? 0
+      : (r.elements * floors.elementBytes) / (floors.gbps * 1e6);
+    return { ...r, ms: r.selfUs / 1000, share: totalMs > 0 ? r.selfUs / 1000 / totalMs : 0, floorMs };
+  }).sort((a, b) => b.ms - a.ms);
+  return { lines, totalMs };
+}
