@@ -20,6 +20,8 @@ export interface ReportHistoryEntry {
   lr?: number;
   valMiou?: number;
   valPixelAccuracy?: number;
+  /** Validation loss (the training loss on the validation set). */
+  valLoss?: number;
   imgPerSec?: number;
 }
 
@@ -29,6 +31,8 @@ export interface ReportSample {
   image: RgbImage;
   gt: Uint8Array | null;
   pred: Uint8Array;
+  /** Shown beside the id, e.g. the image's IoU. */
+  note?: string;
 }
 
 /** Everything a report shows. Only `title`, `config`, `history`, `classes`, `colors` and `ignoreIndex` are required. */
@@ -45,6 +49,11 @@ export interface ReportData {
   /** Final evaluation; `confusion` is flat `C * C`, rows = ground truth. */
   final?: SegMetrics & { confusion: number[] };
   samples?: ReportSample[];
+  /** The settings the run used, defaults included (optimizer, schedule, ...): a table of their own. */
+  hyperparameters?: Record<string, unknown>;
+  /** Heading of the samples section (default 'Samples') and a line under it. */
+  samplesTitle?: string;
+  samplesNote?: string;
   /** Headline numbers, e.g. training time, best mIoU, precision, data wait %. */
   summary?: Record<string, string | number>;
   /** Extra sections (e.g. attention maps). `html` is inserted as is: it must be trusted. */
@@ -79,7 +88,6 @@ export async function writeReport(dir: string, data: ReportData): Promise<string
   if (typeof dir !== 'string' || dir === '') fail(op, 'expected a folder path for dir');
   checkData(op, data);
   const assets = join(dir, REPORT_ASSET_DIR);
-  await removeOldSamples(assets);
   const files: SampleFiles[] = [];
   const samples = data.samples ?? [];
   for (let i = 0; i < samples.length; i++) {
@@ -97,6 +105,8 @@ export async function writeReport(dir: string, data: ReportData): Promise<string
   }
   const path = join(dir, 'report.html');
   await writeFileAtomic(path, renderReportHtml(data, files));
+  // Old pictures go after the new page is in place, so a page open in a browser never links a missing file.
+  await removeOldSamples(assets, new Set(files.flatMap((f) => [f.image, f.pred, f.gt, f.errors]).filter((x): x is string => x !== null).map((x) => x.slice(REPORT_ASSET_DIR.length + 1))));
   return path;
 }
 
@@ -126,10 +136,10 @@ function checkData(op: string, d: ReportData): void {
   });
 }
 
-async function removeOldSamples(assets: string): Promise<void> {
+async function removeOldSamples(assets: string, keep: ReadonlySet<string>): Promise<void> {
   let names: string[];
   try { names = await readdir(assets); } catch { return; }
-  await Promise.all(names.filter((n) => /^sample-\d+-.*\.png$/.test(n)).map((n) => rm(join(assets, n), { force: true })));
+  await Promise.all(names.filter((n) => /^sample-\d+-.*\.png$/.test(n) && !keep.has(n)).map((n) => rm(join(assets, n), { force: true })));
 }
 
 function safeName(id: string): string {
@@ -181,7 +191,8 @@ export function renderReportHtml(data: ReportData, sampleFiles: readonly SampleF
     sections.push({ id: 'classes', title: 'Per-class results', html: perClassHtml(data) });
     sections.push({ id: 'confusion', title: 'Confusion matrix', html: confusionHtml(data) });
   }
-  if (data.samples?.length) sections.push({ id: 'samples', title: 'Samples', html: samplesHtml(data, sampleFiles) });
+  if (data.samples?.length) sections.push({ id: 'samples', title: data.samplesTitle ?? 'Samples', html: samplesHtml(data, sampleFiles) });
+  if (data.hyperparameters) sections.push({ id: 'hyperparameters', title: 'Hyperparameters (resolved, defaults included)', html: configHtml(data.hyperparameters) });
   sections.push({ id: 'config', title: 'Configuration', html: configHtml(data.config) });
   (data.sections ?? []).forEach((s, i) => sections.push({ id: `extra-${i}`, title: String(s.title), html: String(s.html) }));
 
@@ -250,12 +261,17 @@ function points(history: readonly ReportHistoryEntry[], x: 'iter' | 'epoch', y: 
 
 function curvesHtml(history: readonly ReportHistoryEntry[]): string {
   const charts: string[] = [];
-  const loss = points(history, 'iter', 'loss');
-  if (loss.length) {
-    const ys = loss.map((p) => p[1]);
+  // Epoch records repeat the loss as an average over the epoch: the curve uses the step records when there are any.
+  const steps = history.filter((h) => (h as { type?: string }).type === undefined);
+  const loss = points(steps.length ? steps : history, 'iter', 'loss');
+  const valLoss = points(history, 'iter', 'valLoss');
+  if (loss.length || valLoss.length) {
+    const ys = [...loss, ...valLoss].map((p) => p[1]);
     const lo = Math.min(...ys);
     const wide = lo > 0 && Math.max(...ys) / lo > 30; // a loss that falls by decades reads better on a log axis
-    charts.push(lineChart({ title: 'Training loss', xLabel: 'iteration', yLabel: 'loss', yScale: wide ? 'log' : 'linear', series: [{ name: 'loss', points: loss, color: '#1f77b4' }] }));
+    const series = [{ name: 'training loss', points: loss, color: '#1f77b4' }];
+    if (valLoss.length) series.push({ name: 'validation loss', points: valLoss, color: '#d62728' });
+    charts.push(lineChart({ title: valLoss.length ? 'Loss' : 'Training loss', xLabel: 'iteration', yLabel: 'loss', yScale: wide ? 'log' : 'linear', series }));
   }
   const miou = points(history, 'epoch', 'valMiou');
   const acc = points(history, 'epoch', 'valPixelAccuracy');
@@ -336,7 +352,7 @@ function samplesHtml(d: ReportData, files: readonly SampleFiles[]): string {
   const cells: string[] = [];
   samples.forEach((s, i) => {
     const f = files[i];
-    cells.push(`<div class="id">${escapeXml(s.id)} <span class="muted">${s.image.width}×${s.image.height}</span></div>`);
+    cells.push(`<div class="id">${escapeXml(s.id)} <span class="muted">${s.image.width}×${s.image.height}${s.note ? ` · ${escapeXml(s.note)}` : ''}</span></div>`);
     if (!f) {
       cells.push('<div class="nogt" style="grid-column:1/-1">pictures not written</div>');
       return;
@@ -346,7 +362,8 @@ function samplesHtml(d: ReportData, files: readonly SampleFiles[]): string {
       : `<figure><div class="nogt">no ground truth</div><figcaption>${cap}</figcaption></figure>`);
     cells.push(fig(f.image, 'image'), fig(f.gt, 'ground truth'), fig(f.pred, 'prediction'), fig(f.errors, 'errors (red)'));
   });
-  return `<div class="legend">${legend.join('')}</div><div class="samples">${cells.join('\n')}</div>`;
+  const note = d.samplesNote ? `<p class="muted">${escapeXml(d.samplesNote)}</p>` : '';
+  return `${note}<div class="legend">${legend.join('')}</div><div class="samples">${cells.join('\n')}</div>`;
 }
 
 /** Flattens nested plain objects to dotted keys; arrays and other values are kept whole. */
