@@ -1,6 +1,7 @@
 // Flag groups shared by several subcommands.
 import { architectures } from '../models/index.js';
 import { type Flag, required, UsageError } from './args.js';
+import { trainDataFromFlags } from './data-flags.js';
 
 /** Choosing and shaping a new model: train and info. */
 export const MODEL_FLAGS: Flag[] = [
@@ -13,9 +14,7 @@ export const MODEL_FLAGS: Flag[] = [
 /** The training recipe from `train`'s flags (data, encoder, optimization, runtime), shared by train and compare. */
 export function recipeFromFlags(o: Record<string, unknown>, cmd: string) {
   return {
-    dataset: required<string>(o, 'dataset', 'dataset', cmd),
-    dataRoot: required<string>(o, 'dataRoot', 'data-root', cmd),
-    split: o.split as string | undefined,
+    ...trainDataFromFlags(o, cmd), // dataset, dataRoot, split, valFraction, splitFile, datasetOptions
     valSplit: o.valSplit === 'none' ? null : (o.valSplit as string),
     valRoot: o.valRoot as string | undefined,
     encoder: o.encoder as string,
@@ -63,11 +62,7 @@ export function archOptions(o: Record<string, unknown>): Record<string, unknown>
   return out;
 }
 
-export const DATA_FLAGS: Flag[] = [
-  { name: 'dataset', type: 'string', desc: 'dataset layout', choices: ['voc', 'camvid', 'cityscapes', 'folder'] },
-  { name: 'data-root', type: 'string', desc: 'dataset folder' },
-  { name: 'split', type: 'string', desc: 'split to use (folder layout: subfolder name, or "all")' },
-];
+export { DATA_FLAGS, VAL_FRACTION_FLAG } from './data-flags.js';
 
 export const RUN_FLAGS: Flag[] = [
   { name: 'threads', type: 'int', desc: 'libtorch threads (default: all cores)' },
@@ -81,3 +76,20 @@ export const TTA_FLAGS: Flag[] = [
   { name: 'tta-flip', type: 'boolean', desc: 'test-time augmentation: average with the flipped image' },
   { name: 'tta-scales', type: 'list', desc: 'test-time augmentation: comma-separated scales, e.g. 0.75,1,1.25' },
 ];
+
+/** Big images: sliding windows and inference at a set scale (predict, eval, serve). */
+export const SIZE_FLAGS: Flag[] = [
+  { name: 'tile', type: 'int', desc: 'segment in overlapping windows of this many pixels (bounded memory for large photos), e.g. 512' },
+  { name: 'overlap', type: 'number', desc: 'fraction of a --tile window its neighbours share, 0..0.9 (default 0.25)' },
+  { name: 'resize-long', type: 'int', desc: "infer with the image's longer side resized to this (e.g. the training scale); results resized back" },
+];
+
+/** The library's tile / overlap / resizeLong options from SIZE_FLAGS (only those given). */
+export function sizeOptions(o: Record<string, unknown>): { tile?: number; overlap?: number; resizeLong?: number } {
+  if (o.overlap !== undefined && o.tile === undefined) throw new UsageError('--overlap applies to --tile windows; add --tile N (e.g. --tile 512)');
+  return {
+    ...(o.tile !== undefined ? { tile: o.tile as number } : {}),
+    ...(o.overlap !== undefined ? { overlap: o.overlap as number } : {}),
+    ...(o.resizeLong !== undefined ? { resizeLong: o.resizeLong as number } : {}),
+  };
+}

@@ -2,8 +2,17 @@
 // Masks keep their stored values: palette PNGs through our own reader, others as grey or RGB.
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
+import { PansegError } from '../common/errors.js';
 import type { RGB } from '../common/palette.js';
 import { readIndexedPng, pngColorType } from './png.js';
+
+/**
+ * A mask whose values do not fit the dataset (an unknown colour, a value outside the classes that is not the
+ * ignore index). Not a bad file to skip: the loader stops on it, since every later mask likely has the same problem.
+ */
+export class MaskValueError extends PansegError {
+  override name = 'MaskValueError';
+}
 
 /** An 8-bit RGB image, HWC row-major. */
 export interface RgbImage {
@@ -21,10 +30,11 @@ export type RawMask =
 
 /**
  * Decodes any image sharp reads (JPEG, PNG, WebP, TIFF, ...) to 8-bit sRGB, alpha dropped, greyscale expanded to
- * three channels. EXIF orientation is not applied (as PIL does not), so images stay aligned with their masks.
+ * three channels. The EXIF orientation is applied (a phone photo stored sideways with orientation 6 comes out
+ * upright, as every viewer and annotation tool shows it), so masks drawn on the shown image line up.
  */
 export async function decodeImage(path: string): Promise<RgbImage> {
-  const { data, info } = await sharp(path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(path).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels instead of 3`);
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
 }
@@ -99,7 +109,7 @@ export function rgbToIndex(img: RgbImage, table: readonly (RGB | undefined)[], p
       if (v === undefined) {
         const x = i % img.width;
         const y = Math.floor(i / img.width);
-        throw new Error(`mask ${path} has colour (${d[3 * i]}, ${d[3 * i + 1]}, ${d[3 * i + 2]}) at x=${x}, y=${y}, which is not a class colour`);
+        throw new MaskValueError(`mask ${path} has colour (${d[3 * i]}, ${d[3 * i + 1]}, ${d[3 * i + 2]}) at x=${x}, y=${y}, which is not a class colour`);
       }
       lastKey = key;
       lastVal = v;

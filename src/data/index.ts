@@ -1,11 +1,15 @@
 // The data side of training: datasets, augmentation, batching. See each module's TSDoc.
-export { Dataset, type DatasetSpec, type LabelSpec, type LoadedSample, type Sample } from './datasets/dataset.js';
+export { Dataset, type DatasetSpec, type LabelOptions, type LabelSpec, type LoadedSample, type Sample } from './datasets/dataset.js';
+export { withLabelOptions } from './datasets/labels.js';
+export {
+  applySplit, openTrainVal, readSplitFile, splitDataset, writeSplitFile, type SplitFile, type SplitOptions, type TrainValOptions,
+} from './datasets/split.js';
 export { DATASETS, datasetNames, openDataset, type DatasetOptions } from './datasets/registry.js';
 export { openVoc, type VocOptions } from './datasets/voc.js';
 export { openCamvid, CAMVID_VOID, type CamvidOptions } from './datasets/camvid.js';
 export { openCityscapes, CITYSCAPES_TRAIN_IDS, type CityscapesOptions } from './datasets/cityscapes.js';
 export { openFolder, readClasses, type ClassesFile, type FolderOptions } from './datasets/folder.js';
-export { decodeImage, decodeMask, type RawMask, type RgbImage } from './decode.js';
+export { decodeImage, decodeMask, MaskValueError, type RawMask, type RgbImage } from './decode.js';
 export { encodeIndexedPng, readIndexedPng, type IndexedPng } from './png.js';
 export { Rng, mixSeed, permutation } from './prng.js';
 export {

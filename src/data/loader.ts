@@ -34,7 +34,10 @@ export interface DataLoaderOptions extends TrainOptions, EvalOptions {
   prefetch?: number;
   /** Drop the last incomplete batch. Default true in train mode. */
   dropLast?: boolean;
-  /** An unreadable or invalid sample: 'skip' it with a warning (default) or 'fail' the iteration. */
+  /**
+   * An unreadable or invalid sample: 'skip' it with a warning (default) or 'fail' the iteration.
+   * Mask values outside the classes (or unknown colours) always fail: they are a dataset setting, not one bad file.
+   */
   onBadFile?: 'skip' | 'fail';
   /** Receives skipped samples. Default: console.warn. */
   onWarning?: (bad: BadSample) => void;
@@ -186,6 +189,7 @@ export class DataLoader implements AsyncIterable<Batch> {
           results.delete(cursor++);
           fill();
           if (r.ok) items.push(r);
+          else if (r.fatal) throw new PansegError(r.message); // wrong mask values: every later mask likely has them too
           else if (this.opts.onBadFile === 'fail') fail('DataLoader', `sample ${r.id}: ${r.message}`);
           else {
             this._stats.skipped++;

@@ -36,6 +36,8 @@ export interface TrainOptions {
    * saved as `<out>/split.json` (reused by --resume and by `panseg eval --split-file`). E.g. 0.1.
    */
   valFraction?: number;
+  /** Train and validate on the lists of this split.json (another run's); it is copied to `<out>/split.json`. */
+  splitFile?: string;
   // model
   /** Start from an smp/panseg pretrained directory instead of a fresh model. */
   model?: string;
@@ -191,7 +193,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   manualSeed(c.seed);
 
   const splitPath = join(c.out, 'split.json'); // --val-fraction's lists, reused on --resume
-  const { train: trainDs, val: valDs, file: splitFile } = openTrainVal({ ...c, split: options.split, splitFile: c.resume && c.valFraction !== undefined ? splitPath : undefined });
+  const { train: trainDs, val: valDs, file: splitFile } = openTrainVal({ ...c, split: options.split, splitFile: c.resume && (c.valFraction !== undefined || c.splitFile !== undefined) ? splitPath : c.splitFile });
   if (trainDs.length < c.batchSize) fail('train', `the training split has ${trainDs.length} samples, fewer than one batch of ${c.batchSize}`);
   const classes = c.classes ?? trainDs.numClasses;
   // [distributed] rendezvous and config check; only rank 0 talks

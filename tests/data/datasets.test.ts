@@ -208,7 +208,7 @@ describe('folder', () => {
       assert.deepEqual(ds.colors, [[0, 0, 0], [128, 0, 0]]);
       assert.equal((await ds.load(0)).mask[4], 255);
       assert.throws(() => openDataset('folder', d2, { split: 'val' }), {
-        message: `folder: expected the 'val' split as ${join(d2, 'val', 'images')}/ or as a list ${join(d2, 'val.txt')}; neither exists. ${d2} contains: classes.json, train/`,
+        message: `folder: expected the 'val' split as ${join(d2, 'val', 'images')}/ or as a list ${join(d2, 'val.txt')}; neither exists. ${d2} contains: classes.json, train/. For a flat images/ + masks/ folder use --split all (and --val-fraction for a validation share)`,
       });
     } finally { c2(); }
   });

@@ -149,14 +149,37 @@ describe('DataLoader', () => {
       writeText(join(d2, 'classes.json'), '{"classes": ["a", "b"]}');
       for (const id of ['p', 'q']) {
         await writeRgb(join(d2, 'images', `${id}.png`), 8, 8, () => [0, 0, 0]);
-        await writeGrey(join(d2, 'masks', `${id}.png`), 8, 8, () => 7);
+        writeText(join(d2, 'masks', `${id}.png`), 'not a png');
       }
       const loader = new DataLoader(openDataset('folder', d2), { batchSize: 1, crop: 8, workers: 0, shuffle: false, onWarning: () => {} });
-      await assert.rejects(collect(loader), {
-        message: `DataLoader: all 2 samples of the epoch were skipped as unreadable or invalid; the first, p: folder: mask ${join(d2, 'masks', 'p.png')} has label values 7 outside the 2 classes (0-1) that are not the ignore index 255`,
+      await assert.rejects(collect(loader), (e: Error) => {
+        assert.match(e.message, new RegExp(`^DataLoader: all 2 samples of the epoch were skipped as unreadable or invalid; the first, p: folder: cannot read ${join(d2, 'masks', 'p.png')}: `));
+        return true;
       });
     } finally { c2(); }
   });
+
+  for (const workers of [0, 1]) {
+    it(`stops at the first mask with values outside the classes, as one error and no skip (workers ${workers})`, async () => {
+      const { dir: d2, cleanup: c2 } = tmp();
+      try {
+        writeText(join(d2, 'classes.json'), '{"classes": ["a", "b"]}');
+        for (const id of ['p', 'q', 'r']) {
+          await writeRgb(join(d2, 'images', `${id}.png`), 8, 8, () => [0, 0, 0]);
+          await writeGrey(join(d2, 'masks', `${id}.png`), 8, 8, (x) => (id === 'q' ? (x < 4 ? 7 : 9) : x % 2));
+        }
+        const warned: string[] = [];
+        const loader = new DataLoader(openDataset('folder', d2), { batchSize: 1, crop: 8, workers, shuffle: false, onWarning: (b) => warned.push(b.id) });
+        try {
+          await assert.rejects(collect(loader), {
+            name: 'PansegError',
+            message: `folder: mask ${join(d2, 'masks', 'q.png')} has label values 7, 9 outside the 2 classes (0-1) that are not the ignore index 255`,
+          });
+          assert.deepEqual(warned, []);
+        } finally { await loader.close(); }
+      } finally { c2(); }
+    });
+  }
 
   it('validates its options', () => {
     const ds = openDataset('folder', dir);

@@ -1,10 +1,11 @@
-import { DataLoader, openDataset } from '../../data/index.js';
+import { DataLoader } from '../../data/index.js';
 import { resolvePrecision, setNumThreads } from '../../engine/index.js';
 import { evaluate, type EvaluationResult } from '../../eval/evaluate.js';
 import type { OnnxSegmenter } from '../../eval/onnx-engine.js';
 import { loadModel } from '../../models/index.js';
 import { ProgressBar } from '../../common/progress.js';
 import { type CommandSpec, required, UsageError } from '../args.js';
+import { openDatasetFromFlags } from '../data-flags.js';
 import { DATA_FLAGS, RUN_FLAGS, TTA_FLAGS } from '../flags.js';
 import { metricsJson, printMetrics } from '../output.js';
 import { ENGINE_FLAGS, onnxSegmenterFor } from './export.js';
@@ -29,7 +30,7 @@ export const spec: CommandSpec = {
 
 export async function run(o: Record<string, unknown>): Promise<void> {
   const onnx = o.engine === 'onnx' || o.onnx !== undefined;
-  const ds = openDataset(required(o, 'dataset', 'dataset', 'eval'), required(o, 'dataRoot', 'data-root', 'eval'), { split: (o.split as string | undefined) ?? 'val' });
+  const ds = openDatasetFromFlags(o, 'eval', 'val');
   if (o.threads !== undefined && !onnx) setNumThreads(o.threads as number);
   // One of the two engines: a model on libtorch, or an ONNX export on onnxruntime.
   const seg: OnnxSegmenter | null = onnx ? await onnxSegmenterFor(o, 'eval') : null;

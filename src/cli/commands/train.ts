@@ -5,7 +5,7 @@ import { recoverCheckpoint } from '../../train/checkpoint.js';
 import { writeTrainingReport } from '../../train/report.js';
 import { train } from '../../train/train.js';
 import { type CommandSpec, required } from '../args.js';
-import { archOptions, DATA_FLAGS, MODEL_FLAGS, recipeFromFlags, RUN_FLAGS } from '../flags.js';
+import { archOptions, DATA_FLAGS, MODEL_FLAGS, recipeFromFlags, RUN_FLAGS, VAL_FRACTION_FLAG } from '../flags.js';
 import { printMetrics } from '../output.js';
 
 export const spec: CommandSpec = {
@@ -14,6 +14,7 @@ export const spec: CommandSpec = {
   usage: 'panseg train --dataset <layout> --data-root DIR --out DIR [options]',
   flags: [
     ...DATA_FLAGS,
+    VAL_FRACTION_FLAG,
     { name: 'val-split', type: 'string', desc: "validation split ('none' to skip)", default: 'val' },
     { name: 'val-root', type: 'string', desc: 'separate validation folder (default: --data-root)' },
     ...MODEL_FLAGS,

@@ -1,8 +1,9 @@
 // The Dataset every layout produces: plain, serializable data (so worker threads can rebuild it)
 // plus the label mapping and sample loading shared by all of them.
+import sharp from 'sharp';
 import { PansegError, fail } from '../../common/errors.js';
 import type { RGB } from '../../common/palette.js';
-import { type RawMask, type RgbImage, decodeImage, decodeMask, rgbToIndex } from '../decode.js';
+import { MaskValueError, type RawMask, type RgbImage, decodeImage, decodeMask, rgbToIndex } from '../decode.js';
 
 /** One image and its mask. */
 export interface Sample {
@@ -41,6 +42,19 @@ export interface DatasetSpec {
   /** The label of pixels that count for nothing (loss and metrics skip them). 255 for the built-in layouts. */
   ignoreIndex: number;
   labels: LabelSpec;
+  /** Files that have no partner, listed instead of refused when the layout was opened with `allowUnmatched` (check-data). */
+  unmatched?: { images: string[]; masks: string[] };
+}
+
+/** How to read stored mask values, for any layout (applied by openDataset). */
+export interface LabelOptions {
+  /**
+   * The stored value that marks pixels to ignore, 0-255 but not a class index. Default: the layout's
+   * (255; the folder layout's classes.json `ignore_index`).
+   */
+  ignoreIndex?: number;
+  /** ADE20K's convention (mmseg's `reduce_zero_label`): stored 0 is ignored and every other value moves down by one. */
+  reduceZeroLabel?: boolean;
 }
 
 /** A decoded sample: RGB image and class-index mask of the same size. */
@@ -105,7 +119,7 @@ export class Dataset {
     }
     if (bad.size) {
       const list = [...bad].sort((a, b) => a - b).join(', ');
-      throw new Error(`mask ${path} has label values ${list} outside the ${k} classes (0-${k - 1}) that are not the ignore index ${ignoreIndex}`);
+      throw new MaskValueError(`mask ${path} has label values ${list} outside the ${k} classes (0-${k - 1}) that are not the ignore index ${ignoreIndex}${jpegHint(path)}`);
     }
     return out;
   }
@@ -131,13 +145,27 @@ export class Dataset {
     try {
       const [image, mask] = await Promise.all([this.loadImage(i), this.loadMask(i)]);
       if (image.width !== mask.width || image.height !== mask.height) {
-        throw new Error(`image ${s.imagePath} is ${image.width}x${image.height} but its mask ${s.maskPath} is ${mask.width}x${mask.height}`);
+        const turned = image.width === mask.height && image.height === mask.width && (await exifOrientation(s.imagePath)) >= 5
+          ? '; the image is turned by its EXIF orientation, so the mask was drawn on the unrotated pixels: rotate the mask to match, or re-save the image without the orientation tag'
+          : '';
+        throw new Error(`image ${s.imagePath} is ${image.width}x${image.height} but its mask ${s.maskPath} is ${mask.width}x${mask.height}${turned}`);
       }
       return { id: s.id, image, mask: mask.data, width: image.width, height: image.height };
     } catch (e) {
+      if (e instanceof MaskValueError && !e.message.startsWith(`${this.name}: `)) throw new MaskValueError(`${this.name}: ${e.message}`);
       if (e instanceof PansegError) throw e;
       fail(this.name, (e as Error).message);
     }
+  }
+
+  /**
+   * A dataset of some of these samples, in the given order (e.g. one side of a train/val split).
+   * @param indices sample positions in this dataset
+   * @param split the new split's name, e.g. 'val'
+   */
+  subset(indices: readonly number[], split: string): Dataset {
+    const samples = indices.map((i) => this.sample(i));
+    return new Dataset({ ...this.spec, split, samples });
   }
 
   /**
@@ -165,6 +193,15 @@ export class Dataset {
 function rethrow(e: unknown, path: string): never {
   const msg = (e as Error).message ?? String(e);
   throw new Error(msg.includes(path) ? msg : `cannot read ${path}: ${msg}`);
+}
+
+async function exifOrientation(path: string): Promise<number> {
+  try { return (await sharp(path).metadata()).orientation ?? 1; } catch { return 1; }
+}
+
+// JPEG's lossy compression turns a 0/255 edge into 1..254: the usual cause of stray mask values.
+function jpegHint(path: string): string {
+  return /\.jpe?g$/i.test(path) ? '; JPEG compression alters mask values at edges: save masks as PNG' : '';
 }
 
 function greyOf(img: RgbImage): Uint8Array | null {

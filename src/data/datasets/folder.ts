@@ -3,16 +3,21 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, fail } from '../../common/errors.js';
 import { type RGB, vocPalette } from '../../common/palette.js';
-import { Dataset, type Sample } from './dataset.js';
+import { readIndexedPng } from '../png.js';
+import { Dataset, type LabelOptions, type Sample } from './dataset.js';
 import { contents, imagesByStem, requireDir } from './files.js';
 
 /** Options of {@link openFolder}. */
-export interface FolderOptions {
+export interface FolderOptions extends LabelOptions {
   /**
    * A split name. Looked up as `<root>/<split>/images` first, then as a list of stems in `<root>/<split>.txt`
-   * over `<root>/images`. Default: all of `<root>/images`.
+   * over `<root>/images`. Default, and 'all' when neither exists: all of `<root>/images`.
    */
   split?: string;
+  /** Receives notes on how masks are read (e.g. 0/255 masks taken as background/foreground). Default: console.error, once per note. */
+  onInfo?: (message: string) => void;
+  /** List images without a mask and masks without an image in `spec.unmatched` instead of failing (check-data). */
+  allowUnmatched?: boolean;
 }
 
 /** The contents of classes.json. */
@@ -46,8 +51,9 @@ export function openFolder(root: string, opts: FolderOptions = {}): Dataset {
   if (split !== undefined) {
     const listFile = join(root, `${split}.txt`);
     if (existsSync(join(root, split, 'images'))) base = join(root, split);
+    else if (split === 'all' && !existsSync(listFile)) { /* every image of <root>/images */ }
     else if (existsSync(listFile)) stems = readFileSync(listFile, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
-    else fail(op, `expected the '${split}' split as ${join(root, split, 'images')}/ or as a list ${listFile}; neither exists. ${root} contains: ${contents(root)}`);
+    else fail(op, `expected the '${split}' split as ${join(root, split, 'images')}/ or as a list ${listFile}; neither exists. ${root} contains: ${contents(root)}. For a flat images/ + masks/ folder use --split all (and --val-fraction for a validation share)`);
   }
   const images = imagesByStem(requireDir(op, base, 'images', 'the images folder images/'));
   const masks = imagesByStem(requireDir(op, base, 'masks', 'the masks folder masks/'));
@@ -64,8 +70,12 @@ export function openFolder(root: string, opts: FolderOptions = {}): Dataset {
     else if (!maskPath) noMask.push(imagePath);
     else samples.push({ id: stem, imagePath, maskPath });
   }
+  const maskStems = new Set(stems ?? images.keys());
+  const unmatched = opts.allowUnmatched
+    ? { images: noMask, masks: [...masks].filter(([stem]) => !maskStems.has(stem)).map(([, p]) => p) }
+    : undefined;
   if (noImage.length) fail(op, `${noImage.length} stems listed in ${join(root, `${split}.txt`)} have no image in ${join(base, 'images')}, e.g. ${noImage.slice(0, 3).join(', ')}`);
-  if (noMask.length) fail(op, `${noMask.length} images have no mask with the same stem in ${join(base, 'masks')}, e.g. ${noMask.slice(0, 3).join(', ')}`);
+  if (noMask.length && !opts.allowUnmatched) fail(op, `${noMask.length} images have no mask with the same stem in ${join(base, 'masks')}, e.g. ${noMask.slice(0, 3).join(', ')}`);
   if (!samples.length) fail(op, `found no images in ${join(base, 'images')}`);
 
   const ignore = cls.ignore_index ?? 255;
@@ -74,13 +84,53 @@ export function openFolder(root: string, opts: FolderOptions = {}): Dataset {
     rgb = [...cls.colors];
     if (cls.ignore_color) rgb[ignore] = cls.ignore_color;
   }
+  // Two classes, 255 not declared as ignore anywhere: masks holding only 0 and 255 are binary masks, not "all ignored".
+  let lut: number[] | undefined;
+  const undeclared = cls.ignore_index === undefined && opts.ignoreIndex === undefined && !opts.reduceZeroLabel && !cls.colors;
+  if (undeclared && cls.classes.length === 2 && isZeroAnd255(samples.map((s) => s.maskPath))) {
+    lut = Array.from({ length: 256 }, (_, i) => (i === 255 ? 1 : i));
+    say(opts.onInfo, `folder: the masks in ${join(base, 'masks')} hold only 0 and 255, so they are read as ${cls.classes[0]} (0) and ${cls.classes[1]} (255), not as ignored pixels; set "ignore_index": 255 in classes.json to keep 255 as ignore`);
+  }
   return new Dataset({
     name: op, root, split: split ?? 'all', samples,
     classes: cls.classes,
     colors: cls.colors ?? vocPalette(cls.classes.length),
     ignoreIndex: ignore,
-    labels: { palette: cls.colors ? 'color' : 'index', rgb },
+    labels: { palette: cls.colors ? 'color' : 'index', rgb, lut },
+    ...(unmatched ? { unmatched } : {}),
   });
+}
+
+const said = new Set<string>();
+function say(onInfo: ((m: string) => void) | undefined, message: string): void {
+  if (onInfo) return onInfo(message);
+  if (said.has(message)) return;
+  said.add(message);
+  console.error(message);
+}
+
+/**
+ * Whether the masks are 0/255 binary masks: reads up to 24 of them spread over the list (greyscale and palette
+ * PNGs, with the project's own synchronous reader; others are not sampled) and checks that their values are
+ * only 0 and 255, with 255 present. A few milliseconds per mask. Every mask is still checked as it loads:
+ * values other than 0, 1 and 255 stop the loader with the file named.
+ */
+function isZeroAnd255(paths: string[]): boolean {
+  const n = paths.length;
+  const picks = n <= 24 ? paths : Array.from({ length: 24 }, (_, i) => paths[Math.floor((i * n) / 24)]);
+  let seen255 = false;
+  for (const p of picks) {
+    let png;
+    try { png = readIndexedPng(readFileSync(p)); } catch { continue; }
+    if (!png) continue;
+    const d = png.indices;
+    for (let i = 0; i < d.length; i++) {
+      const x = d[i];
+      if (x === 255) seen255 = true;
+      else if (x !== 0) return false;
+    }
+  }
+  return seen255;
 }
 
 // classes.json next to images/, else in the root, else one level up (so a per-split folder opens on its own).
