@@ -1,22 +1,16 @@
 // Inference on an exported model with onnxruntime-node. It is a LogitsSource: padding, test-time
 // augmentation, probabilities and labels are the shared Segmenter's (segmenter.ts), so evaluate,
-// predictFiles and segment take it as they take a model. onnxruntime-node is loaded on first use.
-import type * as Ort from 'onnxruntime-node';
+// predictFiles and segment take it as they take a model. The session itself (loading onnxruntime-node,
+// an optional dependency, on first use; the input-size rule; float16 inputs) is src/onnx's OnnxSession,
+// which `panseg/onnx` uses without libtorch.
 import { fail } from '../common/errors.js';
-import { paddedSize } from '../common/input-size.js';
 import * as v from '../common/validate.js';
 import { type Tensor, tensor, tidy } from '../engine/index.js';
-import { type OnnxSidecar, readSidecar } from '../export/sidecar.js';
+import type { OnnxSidecar } from '../export/sidecar.js';
+import { type Dims4, type OnnxOutput, OnnxSession, type OnnxSessionOptions } from '../onnx/session.js';
 import { type LogitsSource, probs } from './segmenter.js';
 
-export interface OnnxSegmenterOptions {
-  /** onnxruntime intra-op threads; default: onnxruntime's choice (one per core). */
-  threads?: number;
-  /** Execution providers in order of preference; default ['cpu']. ['cuda', 'cpu'] needs the CUDA install (see README). */
-  executionProviders?: string[];
-  /** The model's sidecar; default: read from `<path>.json`. */
-  sidecar?: OnnxSidecar;
-}
+export type OnnxSegmenterOptions = OnnxSessionOptions;
 
 /** Test-time augmentation, as InferenceOptions on the torch path. */
 export interface OnnxInferenceOptions {
@@ -26,8 +20,6 @@ export interface OnnxInferenceOptions {
   scales?: number[];
 }
 
-type Dims4 = [number, number, number, number];
-
 /**
  * A model exported by `exportOnnx`, run by onnxruntime-node.
  * @example
@@ -36,30 +28,14 @@ type Dims4 = [number, number, number, number];
  * await seg.release();
  */
 export class OnnxSegmenter implements LogitsSource {
-  private constructor(private readonly ort: typeof Ort, private readonly session: Ort.InferenceSession, readonly path: string, readonly sidecar: OnnxSidecar) {}
+  private constructor(private readonly session: OnnxSession) {}
 
   static async create(path: string, o: OnnxSegmenterOptions = {}): Promise<OnnxSegmenter> {
-    const op = 'OnnxSegmenter';
-    const sidecar = o.sidecar ?? readSidecar(path);
-    if (o.threads !== undefined) v.int(op, 'threads', o.threads, 1);
-    let ort: typeof Ort;
-    try {
-      ort = await import('onnxruntime-node');
-    } catch (e) {
-      return fail(op, `cannot load onnxruntime-node (${(e as Error).message.split('\n')[0]}); install it with ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node`);
-    }
-    let session: Ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(path, {
-        executionProviders: o.executionProviders ?? ['cpu'], graphOptimizationLevel: 'all',
-        ...(o.threads !== undefined ? { intraOpNumThreads: o.threads, interOpNumThreads: 1 } : {}),
-      });
-    } catch (e) {
-      return fail(op, `onnxruntime cannot load ${path}: ${(e as Error).message}`);
-    }
-    return new OnnxSegmenter(ort, session, path, sidecar);
+    return new OnnxSegmenter(await OnnxSession.create(path, o, 'OnnxSegmenter'));
   }
 
+  get path(): string { return this.session.path; }
+  get sidecar(): OnnxSidecar { return this.session.sidecar; }
   /** Channels of the logits (1 = binary, thresholded at 0.5 after a sigmoid). */
   get numClasses(): number { return this.sidecar.numClasses; }
   get activation(): string | null { return this.sidecar.activation; }
@@ -69,23 +45,12 @@ export class OnnxSegmenter implements LogitsSource {
 
   /** The size an h x w input is padded to: the next valid size, or the export size of a fixed-size model. */
   paddedSize(h: number, w: number): [number, number] {
-    const { input } = this.sidecar;
-    if (!input.dynamicSize) {
-      if (h > input.height! || w > input.width!) {
-        fail('OnnxSegmenter', `input ${h}x${w} is larger than the model's fixed size ${input.height}x${input.width}; export with --dynamic-size (or a larger --size)`);
-      }
-      return [input.height!, input.width!];
-    }
-    return paddedSize(h, w, { stride: this.outputStride, min: this.minInputSize });
+    return this.session.paddedSize(h, w, 'OnnxSegmenter');
   }
 
   /** Runs the model as it is on a valid-size input; returns every output (`logits`, and `labels`/`attention` when present). */
-  async run(x: Float32Array, dims: Dims4): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
-    const expect = dims.reduce((a, b) => a * b, 1);
-    if (x.length !== expect) fail('OnnxSegmenter', `expected ${expect} values for input [${dims.join(', ')}] but received ${x.length}`);
-    if (dims[1] !== this.sidecar.input.channels) fail('OnnxSegmenter', `expected ${this.sidecar.input.channels} input channels, got [${dims.join(', ')}]`);
-    const out = await this.session.run({ [this.sidecar.input.name]: new this.ort.Tensor('float32', x, dims) });
-    return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { data: t.data as Float32Array, dims: [...t.dims] }]));
+  run(x: Float32Array, dims: Dims4): Promise<Record<string, OnnxOutput>> {
+    return this.session.run(x, dims, 'OnnxSegmenter');
   }
 
   /** The Segmenter's hook: logits [N, K, H, W] for a padded batch. */

@@ -8,6 +8,7 @@ import { packageRoot } from '../common/package-root.js';
 import { validSide } from '../common/input-size.js';
 import type { PansegMeta, SegmentationModel } from '../models/base/index.js';
 import { emitModel } from './emit-model.js';
+import { ALL_FLOAT16_OPS, ORT_CPU_FLOAT16_OPS } from './fp16.js';
 import { writeMessage } from './graph.js';
 import { type OnnxSidecar, sidecarPathFor } from './sidecar.js';
 
@@ -29,6 +30,18 @@ export interface ExportOnnxOptions {
   attention?: boolean;
   /** Class names, colours, ignore index for the sidecar (as in panseg.json). */
   meta?: PansegMeta;
+  /**
+   * 'fp16': float16 weights (half the file) and float16 compute where onnxruntime's CPU provider has the
+   * kernels, float32 elsewhere (see fp16.ts). Default 'fp32'.
+   */
+  dtype?: 'fp32' | 'fp16';
+  /** With dtype 'fp16': the input and float outputs' type. Default 'float32' (Casts at the boundary). */
+  ioDtype?: 'float32' | 'float16';
+  /**
+   * With dtype 'fp16', which ops compute in float16: 'cpu' (default) those onnxruntime's CPU provider and
+   * wasm have float16 kernels for (data movement only, so compute stays float32), 'all' every float op (WebGPU).
+   */
+  float16Ops?: 'cpu' | 'all';
 }
 
 export interface ExportOnnxResult {
@@ -68,6 +81,10 @@ export function exportOnnx(model: SegmentationModel, options: ExportOnnxOptions)
   const opset = v.int(op, 'opset', options.opset ?? 17, MIN_OPSET, MAX_OPSET);
   const dynamicSize = v.bool(op, 'dynamicSize', options.dynamicSize ?? false);
   const attention = v.bool(op, 'attention', options.attention ?? false);
+  const dtype = v.oneOf(op, 'dtype', options.dtype ?? 'fp32', ['fp32', 'fp16'] as const);
+  const ioDtype = v.oneOf(op, 'ioDtype', options.ioDtype ?? 'float32', ['float32', 'float16'] as const);
+  const float16Ops = v.oneOf(op, 'float16Ops', options.float16Ops ?? 'cpu', ['cpu', 'all'] as const);
+  if (dtype !== 'fp16' && (options.ioDtype !== undefined || options.float16Ops !== undefined)) fail(op, "ioDtype and float16Ops apply to dtype 'fp16'; add dtype: 'fp16'");
   let size: [number, number] | null = null;
   if (!dynamicSize) {
     const h = options.height ?? options.width ?? 512;
@@ -83,7 +100,8 @@ export function exportOnnx(model: SegmentationModel, options: ExportOnnxOptions)
   const pre = model.preprocessing;
   const sidecar: OnnxSidecar = {
     format: 'panseg-onnx', formatVersion: 1, pansegVersion: pansegVersion(), model: basename(options.path), opset,
-    input: { name: 'input', layout: 'NCHW', dtype: 'float32', channels: c.inChannels, height: size?.[0] ?? null, width: size?.[1] ?? null, dynamicSize, dynamicBatch: true },
+    dtype, ...(dtype === 'fp16' ? { float16Ops } : {}),
+    input: { name: 'input', layout: 'NCHW', dtype: ioDtype, channels: c.inChannels, height: size?.[0] ?? null, width: size?.[1] ?? null, dynamicSize, dynamicBatch: true },
     outputs, attention,
     numClasses: c.classes,
     classes: meta.classNames ?? Array.from({ length: n }, (_, i) => `class ${i}`),
@@ -97,6 +115,7 @@ export function exportOnnx(model: SegmentationModel, options: ExportOnnxOptions)
   const proto = graph.build({
     opset, producerVersion: sidecar.pansegVersion, doc: `${model.architecture} (${c.encoderName}, output stride ${model.outputStride}) exported by panseg`,
     metadata: { panseg: JSON.stringify(sidecar) },
+    ...(dtype === 'fp16' ? { float16: { float32Io: ioDtype === 'float32', float16Ops: float16Ops === 'all' ? ALL_FLOAT16_OPS : ORT_CPU_FLOAT16_OPS } } : {}),
   });
 
   // Written beside the target and renamed, so a crash never leaves a truncated model.
@@ -104,7 +123,9 @@ export function exportOnnx(model: SegmentationModel, options: ExportOnnxOptions)
   const sidecarPath = sidecarPathFor(options.path);
   const tmp = `${options.path}.tmp-${process.pid}`;
   try {
-    writeMessage(tmp, proto);
+    // The file's hash and size go in the sidecar file only (the copy in the model's metadata cannot hold its own hash).
+    sidecar.sha256 = writeMessage(tmp, proto);
+    sidecar.bytes = proto.length;
     renameSync(tmp, options.path);
   } catch (e) {
     rmSync(tmp, { force: true });

@@ -1,7 +1,9 @@
 // A small ONNX graph builder: values are names, nodes get unique output names, constants are
 // initializers (deduplicated), and the finished model is written chunk by chunk.
+import { createHash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { fail } from '../common/errors.js';
+import { type Float16Options, toFloat16 } from './fp16.js';
 import {
   type AttrValue, DataType, type DataTypeId, type Dim, irVersionFor, type Message, modelProto, type NodeData, type TensorData, type ValueInfo,
 } from './onnx-proto.js';
@@ -107,22 +109,28 @@ export class GraphBuilder {
   get nodeCount(): number { return this.nodes.length; }
   get opTypes(): Set<string> { return new Set(this.nodes.map((n) => n.opType)); }
 
-  /** The ModelProto (chunks) for this graph. */
-  build(o: { opset: number; producerVersion: string; doc?: string; metadata?: Record<string, string> }): Message {
+  /** The ModelProto (chunks) for this graph; with `float16`, weights and compute in float16 (see fp16.ts). */
+  build(o: { opset: number; producerVersion: string; doc?: string; metadata?: Record<string, string>; float16?: Float16Options }): Message {
     if (!this.outputs.length) fail('GraphBuilder', 'the graph has no outputs');
+    const graph = { name: this.name, nodes: this.nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs };
     return modelProto({
       irVersion: irVersionFor(o.opset), opset: o.opset, producerName: 'panseg', producerVersion: o.producerVersion, doc: o.doc, metadata: o.metadata,
-      graph: { name: this.name, nodes: this.nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs },
+      graph: o.float16 ? toFloat16(graph, o.float16) : graph,
     });
   }
 }
 
-/** Writes a message to `path`: small chunks are gathered into 1 MiB writes, large ones (weights) go as they are. */
-export function writeMessage(path: string, m: Message): void {
+/**
+ * Writes a message to `path`: small chunks are gathered into 1 MiB writes, large ones (weights) go as they are.
+ * Returns the file's sha256 (hex), which the sidecar carries so that caches can key on it.
+ */
+export function writeMessage(path: string, m: Message): string {
   const fd = openSync(path, 'w');
   const buf = new Uint8Array(1 << 20);
+  const hash = createHash('sha256');
   let used = 0;
   const write = (b: Uint8Array) => {
+    hash.update(b);
     let off = 0;
     while (off < b.length) off += writeSync(fd, b, off, b.length - off);
   };
@@ -137,4 +145,5 @@ export function writeMessage(path: string, m: Message): void {
   } finally {
     closeSync(fd);
   }
+  return hash.digest('hex');
 }

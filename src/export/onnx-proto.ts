@@ -3,7 +3,7 @@
 // until the file is written. Repeated scalars are written unpacked, which every parser accepts.
 
 /** ONNX TensorProto.DataType values used here. */
-export const DataType = { FLOAT: 1, INT32: 6, INT64: 7 } as const;
+export const DataType = { FLOAT: 1, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10 } as const;
 export type DataTypeId = (typeof DataType)[keyof typeof DataType];
 
 /** ONNX AttributeProto.AttributeType values. */

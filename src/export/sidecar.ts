@@ -11,10 +11,18 @@ export interface OnnxSidecar {
   /** File name of the model beside this file. */
   model: string;
   opset: number;
+  /** Weights and compute: 'fp16' stores float16 weights and computes in float16 where the runtime can (absent = 'fp32'). */
+  dtype?: 'fp32' | 'fp16';
+  /** With dtype 'fp16': 'cpu' = float16 only where onnxruntime's CPU/wasm kernels exist, 'all' = every float op. */
+  float16Ops?: 'cpu' | 'all';
+  /** sha256 (hex) and size of the .onnx file, for caches (the page's Cache API store); absent in older sidecars. */
+  sha256?: string;
+  bytes?: number;
   input: {
     name: string;
     layout: 'NCHW';
-    dtype: 'float32';
+    /** The input's type (and the float outputs'): float32 unless exported with ioDtype 'float16'. */
+    dtype: 'float32' | 'float16';
     channels: number;
     /** Fixed export size, or null with dynamicSize. */
     height: number | null;
