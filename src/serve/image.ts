@@ -59,3 +59,13 @@ function undecodable(e: unknown): HttpError {
   const why = String((e as Error)?.message ?? e).split('\n')[0].replace(/^Input buffer /, '');
   return new HttpError(400, 'bad_image', `cannot decode the image (${why}); send a complete PNG, JPEG or WebP file`);
 }
+
+/**
+ * Blocks every libvips loader except the PNG, JPEG and WebP buffer loaders, for the whole process (sharp.block).
+ * `panseg serve` calls it, as its process only decodes uploads; a program embedding startServer may call it too,
+ * if nothing else in it needs other formats. The byte sniffing of the uploads refuses other formats either way.
+ */
+export function restrictDecoders(): void {
+  sharp.block({ operation: ['VipsForeignLoad'] });
+  sharp.unblock({ operation: ['VipsForeignLoadPngBuffer', 'VipsForeignLoadJpegBuffer', 'VipsForeignLoadWebpBuffer'] });
+}

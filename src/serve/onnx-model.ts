@@ -1,10 +1,10 @@
 // The ONNX model the page runs: a given file, or the model directory exported on start and cached
-// beside the weights (in the temp folder when the directory is read-only).
+// beside the weights (in the per-user cache directory when the model directory is read-only).
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fail } from '../common/errors.js';
+import { cacheDir, ensurePrivateDir, writeBeside } from '../export/cache.js';
 import { exportOnnx, type OnnxSidecar, pansegVersion, readSidecar, sidecarPathFor } from '../export/index.js';
 import { architectureOfDir, loadModelWithMeta } from '../models/index.js';
 
@@ -32,15 +32,24 @@ export interface OnnxModel {
 
 const SOURCES = ['config.json', 'model.safetensors', 'panseg.json'];
 
-/** Where the export of `modelDir` is cached: `<modelDir>/model.onnx`, or a temp folder when that is not writable. */
-export function onnxCachePath(modelDir: string): string {
+function writable(dir: string): boolean {
   try {
-    accessSync(modelDir, constants.W_OK);
-    return join(modelDir, 'model.onnx');
+    accessSync(dir, constants.W_OK);
+    return true;
   } catch {
-    const key = createHash('sha256').update(modelDir).digest('hex').slice(0, 16);
-    return join(tmpdir(), `panseg-onnx-${key}`, 'model.onnx');
+    return false;
   }
+}
+
+/**
+ * Where the export of `modelDir` is cached: `<modelDir>/model.onnx`, or, when that directory is not writable,
+ * `<cacheDir>/serve/<hash of the path>/model.onnx` in the per-user cache (mode 0700; never the shared temp folder).
+ */
+export function onnxCachePath(modelDir: string, canWrite = writable(modelDir)): string {
+  if (canWrite) return join(modelDir, 'model.onnx');
+  const key = createHash('sha256').update(modelDir).digest('hex').slice(0, 16);
+  const root = ensurePrivateDir(cacheDir(), 'serve');
+  return join(ensurePrivateDir(join(ensurePrivateDir(join(root, 'serve'), 'serve'), key), 'serve'), 'model.onnx');
 }
 
 /** Whether the cached export is newer than the model's files and was made by this panseg with these settings. */
@@ -80,12 +89,16 @@ export async function prepareOnnx(modelDir: string, onnxPath: string | undefined
   const t0 = performance.now();
   const { model, meta } = loadModelWithMeta(modelDir);
   try {
-    const r = exportOnnx(model, {
-      path, opset: s.opset, dynamicSize: s.dynamicSize, attention: s.attention, meta,
-      ...(s.dynamicSize ? {} : { height: s.height, width: s.width }),
+    let r: ReturnType<typeof exportOnnx> | undefined;
+    writeBeside(path, (tmp) => {
+      r = exportOnnx(model, {
+        path: tmp, opset: s.opset, dynamicSize: s.dynamicSize, attention: s.attention, meta,
+        ...(s.dynamicSize ? {} : { height: s.height, width: s.width }),
+      });
     });
-    log(`serve: exported ${modelDir} to ${path} (${(r.bytes / 1e6).toFixed(1)} MB, ${(performance.now() - t0).toFixed(0)} ms)`);
-    return { path, sidecarPath: r.sidecarPath, sidecar: r.sidecar, bytes: r.bytes, exported: true };
+    const { bytes, sidecar } = r as ReturnType<typeof exportOnnx>;
+    log(`serve: exported ${modelDir} to ${path} (${(bytes / 1e6).toFixed(1)} MB, ${(performance.now() - t0).toFixed(0)} ms)`);
+    return { path, sidecarPath: sidecarPathFor(path), sidecar, bytes, exported: true };
   } finally {
     model.dispose();
   }

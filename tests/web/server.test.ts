@@ -72,7 +72,7 @@ describe('serve: routes and headers', () => {
     assert.equal(j.model.outputStride, 16);
     assert.equal(j.model.minInputSize, 128);
     assert.equal(j.browserModel.url, '/model.onnx');
-    assert.deepEqual(j.limits, { maxUploadBytes: 10 * 1024 * 1024, maxImageSide: MAX_SIDE, imageTypes: ['image/png', 'image/jpeg', 'image/webp'], maxQueue: 4 });
+    assert.deepEqual(j.limits, { maxUploadBytes: 10 * 1024 * 1024, maxImageSide: MAX_SIDE, maxPixels: 12 * 1024 * 1024, imageTypes: ['image/png', 'image/jpeg', 'image/webp'], maxQueue: 4 });
   });
 
   test('the page, its modules, onnxruntime-web and the model come with their MIME types and COOP/COEP', async () => {
@@ -235,17 +235,17 @@ describe('serve: POST /api/segment', () => {
     await res.arrayBuffer();
   });
 
-  test('400 for a truncated PNG, a non-image, an empty body and a form without a file', async () => {
+  test('400 for a truncated PNG, an empty body and a form without a file; 415 for bytes that are no image', async () => {
     const png = await testImage(120, 90);
-    const cases: [Uint8Array | string, string, string][] = [
-      [png.subarray(0, Math.floor(png.length / 2)), 'image/png', 'bad_image'],
-      [png.subarray(0, 40), 'image/png', 'bad_image'],
-      ['definitely not an image', 'image/jpeg', 'bad_image'],
-      [new Uint8Array(0), 'image/png', 'empty_upload'],
+    const cases: [Uint8Array | string, string, string, number][] = [
+      [png.subarray(0, Math.floor(png.length / 2)), 'image/png', 'bad_image', 400],
+      [png.subarray(0, 40), 'image/png', 'bad_image', 400],
+      ['definitely not an image', 'image/jpeg', 'unsupported_image_format', 415],
+      [new Uint8Array(0), 'image/png', 'empty_upload', 400],
     ];
-    for (const [body, type, code] of cases) {
+    for (const [body, type, code, status] of cases) {
       const res = await segment(body, type);
-      assert.equal(res.status, 400, code);
+      assert.equal(res.status, status, code);
       const e = await errorOf(res);
       assert.equal(e.code, code);
       if (code === 'bad_image') assert.match(e.message, /^cannot decode the image .*send a complete PNG, JPEG or WebP file$/);

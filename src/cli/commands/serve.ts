@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { startServer } from '../../serve/index.js';
+import { DEFAULT_MAX_PIXELS, restrictDecoders, startServer } from '../../serve/index.js';
 import { type CommandSpec, required, UsageError } from '../args.js';
 
 export const spec: CommandSpec = {
@@ -15,6 +15,14 @@ export const spec: CommandSpec = {
     { name: 'opset', type: 'int', desc: 'ONNX opset of the export', default: 17 },
     { name: 'max-upload-mb', type: 'number', desc: 'largest upload /api/segment accepts, MB', default: 10 },
     { name: 'max-image-side', type: 'int', desc: 'largest image side /api/segment accepts, pixels', default: 4096 },
+    { name: 'max-pixels', type: 'int', desc: 'largest image /api/segment segments, width x height, read from its header before decoding (12 MP photos fit)', default: DEFAULT_MAX_PIXELS },
+    { name: 'max-queue', type: 'int', desc: 'uploads in progress or queued before /api/segment answers 503', default: 32 },
+    { name: 'body-timeout', type: 'number', desc: 'seconds an upload may take to arrive (then 408)', default: 60 },
+    { name: 'idle-timeout', type: 'number', desc: 'seconds a connection may stay silent (not while its image is segmented)', default: 30 },
+    { name: 'headers-timeout', type: 'number', desc: 'seconds the request headers may take to arrive', default: 15 },
+    { name: 'max-connections', type: 'int', desc: 'open connections at most; more are closed on arrival', default: 256 },
+    { name: 'allowed-hosts', type: 'list', desc: "Host names to accept besides localhost and IP addresses (DNS rebinding guard): name, .domain for subdomains, or '*'" },
+    { name: 'cors', type: 'list', desc: "origins whose pages may call the API (https://app.example), or '*'; others' POSTs get 403" },
     { name: 'threads', type: 'int', desc: 'libtorch threads for the API (default: all cores)' },
     { name: 'quiet', type: 'boolean', desc: 'do not log requests' },
   ],
@@ -34,10 +42,26 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   const host = o.host as string;
   if (!LOOPBACK.has(host) && !isIP(host) && !/^[a-z0-9.-]+$/i.test(host)) throw new UsageError(`--host expects an IP address or host name, got '${host}'`);
   const size = o.exportSize as number | undefined;
+  const seconds = (flag: string, key: string): number => {
+    const s = o[key] as number;
+    if (!(s > 0) || s > 86_400) throw new UsageError(`--${flag} expects seconds in (0, 86400], got ${s}`);
+    return Math.round(s * 1000);
+  };
+  for (const [flag, key] of [['max-pixels', 'maxPixels'], ['max-queue', 'maxQueue'], ['max-connections', 'maxConnections']]) {
+    if (!((o[key] as number) >= 1)) throw new UsageError(`--${flag} expects a positive integer, got ${o[key] as number}`);
+  }
+  const timeouts = { bodyTimeoutMs: seconds('body-timeout', 'bodyTimeout'), idleTimeoutMs: seconds('idle-timeout', 'idleTimeout'), headersTimeoutMs: seconds('headers-timeout', 'headersTimeout') };
+  const allowedHosts = (o.allowedHosts as string[] | undefined) ?? [];
+  for (const h of allowedHosts) if (h !== '*' && !/^\.?[a-z0-9_.-]+$/i.test(h)) throw new UsageError(`--allowed-hosts expects host names (example.com, .example.com for subdomains, or '*'), got '${h}'`);
+  const cors = (o.cors as string[] | undefined) ?? [];
+  for (const c of cors) if (c !== '*' && !/^https?:\/\/[^/\s]+$/i.test(c)) throw new UsageError(`--cors expects origins like https://app.example (scheme and host, no path) or '*', got '${c}'`);
+  // This process only decodes uploads: libvips' other loaders (SVG, TIFF, GIF, PDF, ...) are switched off.
+  restrictDecoders();
   const log = o.quiet ? () => {} : (line: string) => console.log(line);
   const server = await startServer({
     model, onnx: o.onnx as string | undefined, port: o.port as number, host,
     maxUploadBytes: Math.round(mb * 1024 * 1024), maxImageSide: o.maxImageSide as number, threads: o.threads as number | undefined,
+    maxPixels: o.maxPixels as number, maxQueue: o.maxQueue as number, maxConnections: o.maxConnections as number, ...timeouts, allowedHosts, cors,
     export: { opset: o.opset as number, ...(size !== undefined ? { dynamicSize: false, height: size, width: size } : {}) },
     log: (line) => (line.startsWith('serve:') ? console.log(line) : log(line)),
   });
@@ -45,7 +69,8 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   console.log(`panseg serve: ${m.architecture}-${m.encoder}, ${m.classes.length} classes, on ${server.url}`);
   console.log(server.onnx ? `  page model: ${server.onnx.path} (${(server.onnx.bytes / 1e6).toFixed(1)} MB)` : '  page model: none (the page segments on the server)');
   console.log(`  API: POST ${server.url}api/segment (image/png, image/jpeg or image/webp body, or a multipart form)`);
-  if (!LOOPBACK.has(host)) console.log(`  note: listening on ${host}: other machines can reach this server`);
+  console.log(`  health: GET ${server.url}healthz`);
+  if (!LOOPBACK.has(host)) console.log(`  note: listening on ${host}: other machines can reach this server; it answers Host names localhost, IP addresses${allowedHosts.length ? ` and ${allowedHosts.join(', ')}` : ''} (add yours with --allowed-hosts)`);
   console.log('  Ctrl+C stops it');
   await new Promise<void>((resolve) => {
     let stopping = false;
