@@ -34,6 +34,44 @@ export class UsageError extends PansegError {
 
 const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
+/** Optimal string alignment distance: insertions, deletions, substitutions and swaps of neighbours cost 1. */
+export function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * The candidate closest to a mistyped `word` (case and '-'/'_' ignored), if close enough to be a typo:
+ * at most 1 edit for short words, up to a third of the length for long ones; a candidate that starts with the word also counts.
+ */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  const norm = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase().replace(/_/g, '-');
+  const w = norm(word);
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const n = norm(c);
+    const d = n === w.replace(/-/g, '') || n.replace(/-/g, '') === w.replace(/-/g, '') ? 0.5 : editDistance(w, n);
+    if (d < bestD) { best = c; bestD = d; }
+  }
+  if (best !== undefined && bestD <= Math.max(1, Math.floor(w.length / 3))) return best;
+  const prefixed = w.length >= 3 ? candidates.filter((c) => norm(c).startsWith(w)) : [];
+  return prefixed.length === 1 ? prefixed[0] : undefined;
+}
+
+/** ` did you mean X?` for a mistyped `word`, or ''. */
+export function didYouMean(word: string, candidates: readonly string[], show: (c: string) => string = (c) => c): string {
+  const c = closest(word, candidates);
+  return c === undefined ? '' : `; did you mean ${show(c)}?`;
+}
+
 export function helpText(spec: CommandSpec): string {
   const lines = [`panseg ${spec.name}: ${spec.summary}`, '', `Usage: ${spec.usage}`, '', 'Options:'];
   const all = [...spec.flags, { name: 'config', type: 'string', desc: 'JSON or YAML file with options (flags win)' } as Flag, { name: 'help', type: 'boolean', desc: 'show this help', short: 'h' } as Flag];
@@ -91,7 +129,9 @@ export function parse(spec: CommandSpec, argv: string[]): Parsed {
   try {
     ({ values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true }));
   } catch (e) {
-    const m = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '').replace(/^Unknown option '(.*)'$/, `unknown option '$1' for 'panseg ${spec.name}' (see panseg ${spec.name} --help)`);
+    const names = [...spec.flags.map((f) => f.name), 'config', 'help'];
+    const m = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '')
+      .replace(/^Unknown option '(.*)'$/, (_, opt: string) => `unknown option '${opt}' for 'panseg ${spec.name}'${didYouMean(opt.replace(/^-+/, '').split('=')[0], names, (c) => `--${c}`)} (see panseg ${spec.name} --help)`);
     throw new UsageError(m);
   }
   if (values.help) return { opts: {}, positionals, help: true };
@@ -107,7 +147,7 @@ export function parse(spec: CommandSpec, argv: string[]): Parsed {
     if (!cfg || typeof cfg !== 'object' || Array.isArray(cfg)) throw new UsageError(`--config ${file}: expected a mapping of option names to values`);
     for (const [k, v] of Object.entries(cfg as Record<string, unknown>)) {
       const f = spec.flags.find((x) => x.name === k || camel(x.name) === k || x.name.replace(/-/g, '_') === k);
-      if (!f) throw new UsageError(`--config ${file}: unknown option '${k}' for 'panseg ${spec.name}'`);
+      if (!f) throw new UsageError(`--config ${file}: unknown option '${k}' for 'panseg ${spec.name}'${didYouMean(k, spec.flags.map((x) => x.name))}`);
       opts[camel(f.name)] = convert(f, v, `--config ${file}: `);
     }
   }

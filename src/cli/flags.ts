@@ -87,6 +87,9 @@ export const SIZE_FLAGS: Flag[] = [
 /** The library's tile / overlap / resizeLong options from SIZE_FLAGS (only those given). */
 export function sizeOptions(o: Record<string, unknown>): { tile?: number; overlap?: number; resizeLong?: number } {
   if (o.overlap !== undefined && o.tile === undefined) throw new UsageError('--overlap applies to --tile windows; add --tile N (e.g. --tile 512)');
+  if (o.tile !== undefined && (o.tile as number) < 1) throw new UsageError(`--tile expects a positive number of pixels (e.g. 512), got ${String(o.tile)}`);
+  if (o.overlap !== undefined && !((o.overlap as number) >= 0 && (o.overlap as number) <= 0.9)) throw new UsageError(`--overlap expects a fraction from 0 to 0.9 (e.g. 0.25), got ${String(o.overlap)}`);
+  if (o.resizeLong !== undefined && (o.resizeLong as number) < 1) throw new UsageError(`--resize-long expects a positive number of pixels (e.g. 1024), got ${String(o.resizeLong)}`);
   return {
     ...(o.tile !== undefined ? { tile: o.tile as number } : {}),
     ...(o.overlap !== undefined ? { overlap: o.overlap as number } : {}),

@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 // The `panseg` command: a thin shell over the library. User mistakes print one line and exit 2.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PansegError } from '../common/errors.js';
-import { type CommandSpec, helpText, parse, UsageError } from './args.js';
+import { packageRoot } from '../common/package-root.js';
+import { type CommandSpec, didYouMean, helpText, parse, UsageError } from './args.js';
+import { resolveModelDir } from './model-dir.js';
 
 type Runner = (opts: Record<string, unknown>, positionals: string[]) => Promise<void>;
 const COMMANDS: Record<string, () => Promise<{ spec: CommandSpec; run: Runner }>> = {
@@ -28,34 +32,45 @@ const SUMMARIES: Record<string, string> = {
   compare: 'train several architectures with one recipe; compare mIoU, GFLOPs, latency, speed',
 };
 
+// Commands whose --model is a trained model to run (train's is a starting point, taken as given).
+const MODEL_IS_A_MODEL = new Set(['eval', 'predict', 'info', 'serve', 'explain', 'export']);
+
+/** The version in package.json. */
+function version(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 function usage(): string {
   return [
     'panseg: semantic segmentation with the Pyramid Attention Network (PAN) and its family (UNet, FPN, PSPNet, DeepLab) on libtorch', '',
     'Usage: panseg <command> [options]', '', 'Commands:',
     ...Object.entries(SUMMARIES).map(([k, v]) => `  ${k.padEnd(10)}${v}`),
-    '', "Run 'panseg <command> --help' for a command's options.", '',
+    '', "Run 'panseg <command> --help' (or 'panseg help <command>') for a command's options; 'panseg --version' for the version.", '',
   ].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  // `panseg help train` is `panseg train --help`.
+  if (cmd === 'help' && rest.length) return main([rest[0], '--help']);
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(usage());
     return cmd ? 0 : 2;
   }
-  if (cmd === '--version') {
-    console.log('panseg 0.1.0');
+  if (cmd === '--version' || cmd === '-v') {
+    console.log(`panseg ${version()}`);
     return 0;
   }
   const load = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   try {
-    if (!load) throw new UsageError(`unknown command '${cmd}'; commands: ${Object.keys(COMMANDS).join(', ')}`);
+    if (!load) throw new UsageError(`unknown command '${cmd}'${didYouMean(cmd, Object.keys(COMMANDS), (c) => `'${c}'`)}; commands: ${Object.keys(COMMANDS).join(', ')}`);
     const { spec, run } = await load();
     const { opts, positionals, help } = parse(spec, rest);
     if (help) {
       process.stdout.write(helpText(spec));
       return 0;
     }
+    if (typeof opts.model === 'string' && MODEL_IS_A_MODEL.has(cmd)) opts.model = resolveModelDir(opts.model, (line) => console.error(`panseg ${cmd}: ${line}`));
     await run(opts, positionals);
     return 0;
   } catch (e) {

@@ -27,6 +27,8 @@ export class ProgressBar {
   private lastLine = 0;
   private lastDraw = 0;
   private done = 0;
+  /** Non-TTY: the fields of the last update, for the final line finish() prints. */
+  private fields: Record<string, string | number> = {};
 
   constructor(readonly label: string, readonly total: number, private readonly o: ProgressOptions = {}) {
     this.stream = o.stream ?? process.stderr;
@@ -43,9 +45,13 @@ export class ProgressBar {
       if (!final && now - this.lastDraw < 100) return;
       this.lastDraw = now;
       this.stream.write(`\r\x1b[2K${this.render(fields)}`);
-    } else if (final || now - this.lastLine >= (this.o.lineIntervalMs ?? 10_000)) {
-      this.lastLine = now;
-      this.stream.write(`${this.render(fields)}\n`);
+    } else {
+      // The final line is left to finish(), which may add fields (a loss, a score): printed once, complete.
+      this.fields = fields;
+      if (!final && now - this.lastLine >= (this.o.lineIntervalMs ?? 10_000)) {
+        this.lastLine = now;
+        this.stream.write(`${this.render(fields)}\n`);
+      }
     }
   }
 
@@ -60,10 +66,10 @@ export class ProgressBar {
     return `${this.label} ${bar} ${this.done}/${this.total} [${fmtTime(elapsed)}<${fmtTime(eta)}]${extra ? ` ${extra}` : ''}`;
   }
 
-  /** Ends the bar's line. */
+  /** Ends the bar: redraws it with `fields` and a newline (off a TTY: prints its last line, once; the last update's fields when none are given). */
   finish(fields: Record<string, string | number> = {}): void {
     if (this.o.silent) return;
     if (this.tty) this.stream.write(`\r\x1b[2K${this.render(fields)}\n`);
-    else if (this.done < this.total || performance.now() - this.lastLine > 0) this.stream.write(`${this.render(fields)}\n`);
+    else this.stream.write(`${this.render(Object.keys(fields).length ? fields : this.fields)}\n`);
   }
 }

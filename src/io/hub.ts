@@ -348,7 +348,7 @@ async function fetchBlob(s: Settings, m: Metadata, incomplete: string, label: st
     clearTimeout(timer);
     await fh.close();
   }
-  if (bar && stderrStream.isTTY) bar.finish(); // elsewhere the last update printed the final line
+  bar?.finish(); // on a TTY ends the line; elsewhere prints the final line (update leaves it to finish)
   if (total !== null && got < total) throw new NetworkError(`interrupted after ${got} of ${total} bytes (the connection ended early); run again to resume from ${incomplete}`);
 }
 

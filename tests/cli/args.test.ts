@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type CommandSpec, helpText, parse, required, UsageError } from '../../src/cli/args.js';
+import { closest, type CommandSpec, editDistance, helpText, parse, required, UsageError } from '../../src/cli/args.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'panseg-args-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -97,5 +97,28 @@ describe('helpText', () => {
     assert.match(h, /--config <string> +JSON or YAML file with options \(flags win\)/);
     assert.match(h, /-h, --help +show this help/);
     assert.match(h, /\nExamples:\n {2}panseg train --out runs\/x\n$/);
+  });
+});
+
+describe('did you mean', () => {
+  it('suggests the closest flag for a mistyped one, in flags and in --config keys', () => {
+    usage(['--batchsize', '4'], "unknown option '--batchsize' for 'panseg train'; did you mean --batch-size? (see panseg train --help)");
+    usage(['--bach-size=4'], "unknown option '--bach-size' for 'panseg train'; did you mean --batch-size? (see panseg train --help)");
+    usage(['--optimiser', 'sgd'], "unknown option '--optimiser' for 'panseg train'; did you mean --optimizer? (see panseg train --help)");
+    usage(['--tta-scale', '1'], "unknown option '--tta-scale' for 'panseg train'; did you mean --tta-scales? (see panseg train --help)");
+    usage(['--helo'], "unknown option '--helo' for 'panseg train'; did you mean --help? (see panseg train --help)");
+    usage(['--zzzzzz'], "unknown option '--zzzzzz' for 'panseg train' (see panseg train --help)");
+    const cfg = file('typo.yaml', 'batchSze: 4\n');
+    usage(['--config', cfg], `--config ${cfg}: unknown option 'batchSze' for 'panseg train'; did you mean batch-size?`);
+  });
+
+  it('closest() takes typos, swaps, other separators and unique prefixes; not unrelated words', () => {
+    assert.equal(closest('trian', ['train', 'eval', 'predict']), 'train');
+    assert.equal(closest('pred', ['train', 'eval', 'predict']), 'predict');
+    assert.equal(closest('batch_size', ['batch-size', 'lr']), 'batch-size');
+    assert.equal(closest('evaluate', ['train', 'eval', 'predict']), undefined);
+    assert.equal(closest('serve', ['train', 'eval']), undefined);
+    assert.equal(editDistance('kitten', 'sitting'), 3);
+    assert.equal(editDistance('ab', 'ba'), 1);
   });
 });

@@ -6,7 +6,7 @@ import { loadModel } from '../../models/index.js';
 import { ProgressBar } from '../../common/progress.js';
 import { type CommandSpec, required, UsageError } from '../args.js';
 import { openDatasetFromFlags } from '../data-flags.js';
-import { DATA_FLAGS, RUN_FLAGS, TTA_FLAGS } from '../flags.js';
+import { DATA_FLAGS, RUN_FLAGS, SIZE_FLAGS, sizeOptions, TTA_FLAGS } from '../flags.js';
 import { metricsJson, printMetrics } from '../output.js';
 import { ENGINE_FLAGS, onnxSegmenterFor } from './export.js';
 
@@ -15,8 +15,9 @@ export const spec: CommandSpec = {
   summary: 'measure mIoU, pixel accuracy and per-class IoU of a model on a dataset split',
   usage: 'panseg eval --model DIR --dataset <layout> --data-root DIR [--split val] [--engine torch|onnx] [options]',
   flags: [
-    { name: 'model', type: 'string', desc: 'model directory (save_pretrained / savePretrained format)' },
+    { name: 'model', type: 'string', desc: 'model directory (save_pretrained / savePretrained format), or a training run folder (uses its checkpoints/best)' },
     ...DATA_FLAGS,
+    ...SIZE_FLAGS,
     ...TTA_FLAGS,
     { name: 'json', type: 'boolean', desc: 'print one JSON object (miou, pixel_accuracy, per_class_iou, ...)' },
     ...RUN_FLAGS,
@@ -44,7 +45,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
     }
     loader = new DataLoader(ds, { mode: 'eval', batchSize: 1, stride, mean: pre.mean, std: pre.std, workers: o.workers as number | undefined });
     const bar = new ProgressBar('eval', ds.length, { silent: Boolean(o.json) });
-    const tta = { flip: Boolean(o.ttaFlip), scales: (o.ttaScales as string[] | undefined)?.map(Number), onProgress: (d: number) => bar.update(d) };
+    const tta = { flip: Boolean(o.ttaFlip), scales: (o.ttaScales as string[] | undefined)?.map(Number), ...sizeOptions(o), onProgress: (d: number) => bar.update(d) };
     const r: EvaluationResult = await evaluate(seg ?? model!, loader, { ...tta, precision: (o.precision as 'fp32' | undefined) ?? 'auto' });
     bar.finish();
     const precision = seg ? 'fp32' : resolvePrecision((o.precision as 'auto' | undefined) ?? 'auto', String(o.device ?? 'cpu'));

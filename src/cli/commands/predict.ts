@@ -4,7 +4,7 @@ import { loadModelWithMeta } from '../../models/index.js';
 import type { RGB } from '../../common/palette.js';
 import { ProgressBar } from '../../common/progress.js';
 import { type CommandSpec, required, UsageError } from '../args.js';
-import { RUN_FLAGS, TTA_FLAGS } from '../flags.js';
+import { RUN_FLAGS, SIZE_FLAGS, sizeOptions, TTA_FLAGS } from '../flags.js';
 import { ENGINE_FLAGS, onnxSegmenterFor } from './export.js';
 
 export const spec: CommandSpec = {
@@ -13,18 +13,23 @@ export const spec: CommandSpec = {
   usage: 'panseg predict --model DIR --out DIR <image|folder|list.txt>... [--engine torch|onnx] [options]',
   positionals: true,
   flags: [
-    { name: 'model', type: 'string', desc: 'model directory' },
+    { name: 'model', type: 'string', desc: 'model directory, or a training run folder (uses its checkpoints/best)' },
     { name: 'input', type: 'list', desc: 'inputs (also accepted as positional arguments)' },
     { name: 'out', type: 'string', desc: 'output directory' },
     { name: 'probs', type: 'boolean', desc: 'also write class probabilities as <name>_probs.npy' },
     { name: 'no-overlay', type: 'boolean', desc: 'skip the colour overlays' },
     { name: 'alpha', type: 'number', desc: 'overlay opacity', default: 0.5 },
     { name: 'json', type: 'boolean', desc: 'print per-image results as JSON' },
+    ...SIZE_FLAGS,
     ...TTA_FLAGS,
     ...RUN_FLAGS,
     ...ENGINE_FLAGS,
   ],
-  examples: ['panseg predict --model runs/shapes/checkpoints/best --out preds photos/', 'panseg predict --engine onnx --onnx pan.onnx --out preds photos/'],
+  examples: [
+    'panseg predict --model runs/shapes --out preds photos/',
+    'panseg predict --model runs/shapes --out preds --tile 512 --overlap 0.25 big-photo.jpg',
+    'panseg predict --engine onnx --onnx pan.onnx --out preds photos/',
+  ],
 };
 
 export async function run(o: Record<string, unknown>, positionals: string[]): Promise<void> {
@@ -37,6 +42,7 @@ export async function run(o: Record<string, unknown>, positionals: string[]): Pr
   const bar = new ProgressBar('predict', files.length, { silent: Boolean(o.json) });
   const common = {
     overlay: !o.noOverlay, probs: Boolean(o.probs), alpha: o.alpha as number, flip: Boolean(o.ttaFlip), scales: (o.ttaScales as string[] | undefined)?.map(Number),
+    ...sizeOptions(o),
     onProgress: (d: number) => bar.update(d),
   };
   let res: PredictedFile[];
