@@ -5,6 +5,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail, PansegError } from '../common/errors.js';
 import * as v from '../common/validate.js';
+import { validSide } from '../common/input-size.js';
 import { type BadSample, DataLoader, type Dataset, type DatasetOptions, openTrainVal, writeSplitFile } from '../data/index.js';
 import { cpuFeatures, cudaAvailable, getNumThreads, manualSeed, type Precision, resolvePrecision, setNumThreads, type Tensor, tidy } from '../engine/index.js';
 import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
@@ -175,6 +176,16 @@ function resolve(o: TrainOptions) {
   };
 }
 
+/** Refuses (disposing the model) a crop that is not an input size the model takes, naming the nearest one that is. */
+function checkCrop(crop: number, model: SegmentationModel): void {
+  const r = model.inputSizeRule;
+  if (crop >= r.min && crop % r.stride === 0) return;
+  const arch = `${model.architecture}-${model.config.encoderName}`;
+  model.dispose();
+  const why = crop < r.min ? `smaller than the ${arch}'s minimum input of ${r.min} px` : `not a multiple of the ${arch}'s input stride ${r.stride}`;
+  fail('train', `crop ${crop} is ${why}; use --crop ${validSide(crop, r)} or more`);
+}
+
 function hashConfig(c: ReturnType<typeof resolve>, classes: number): string {
   const pick = Object.fromEntries(RESUME_KEYS.map((k) => [k, k === 'classes' ? classes : (c as Record<string, unknown>)[k]]));
   return createHash('sha256').update(JSON.stringify(pick)).digest('hex').slice(0, 16);
@@ -218,6 +229,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       ...c.modelOptions,
     });
   }
+  checkCrop(c.crop, model); // before any step: a crop the model cannot take fails here, not at the first forward
   if (c.device !== 'cpu') model.to({ device: c.device });
   if (c.channelsLast) model.to({ memoryFormat: 'channelsLast' });
   dist?.prepareModel(model); // [distributed] SyncBatchNorm, rank 0's weights everywhere, gradient buckets
