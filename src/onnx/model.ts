@@ -1,11 +1,11 @@
-// Segmenting images with an exported model on onnxruntime-node alone (no libtorch): decode with EXIF
-// orientation, resize when asked (sharp), normalize and pad by the library's own rules
+// Segmenting images with an exported model on onnxruntime-node alone (no libtorch): decode as the library
+// does (data/decode.ts, EXIF orientation applied), resize when asked (sharp), normalize and pad by the library's own rules
 // (data/transforms.ts, common/input-size.ts), run, then labels and probabilities on plain arrays.
 import sharp from 'sharp';
 import { fail } from '../common/errors.js';
 import type { RGB } from '../common/palette.js';
 import * as v from '../common/validate.js';
-import type { RgbImage } from '../data/decode.js';
+import { decodeImage, type RgbImage } from '../data/decode.js';
 import { evalOptions, evalTransform, type PadInfo, unpad } from '../data/transforms.js';
 import type { OnnxSidecar } from '../export/sidecar.js';
 import { labelsOf, probsOf } from './labels.js';
@@ -34,20 +34,6 @@ export interface OnnxSegmentation {
   /** Every output of the model as it came (logits at the input size; `attention` when exported with it). */
   outputs: Record<string, OnnxOutput>;
   ms: number;
-}
-
-/**
- * Decodes an image file or buffer to 8-bit RGB with its EXIF orientation applied (a phone photo comes out
- * upright), alpha dropped, greyscale expanded.
- */
-export async function decodeOriented(input: string | Uint8Array): Promise<RgbImage> {
-  let r: { data: Buffer; info: sharp.OutputInfo };
-  try {
-    r = await sharp(input).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  } catch (e) {
-    return fail(OP, `cannot decode ${typeof input === 'string' ? input : 'the image buffer'}: ${(e as Error).message}; is it a complete JPEG, PNG, WebP or TIFF image?`);
-  }
-  return { data: new Uint8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength), width: r.info.width, height: r.info.height };
 }
 
 async function resized(img: RgbImage, width: number, height: number): Promise<RgbImage> {
@@ -86,9 +72,15 @@ export class OnnxModel {
   /** Channels of the logits (1 = binary). */
   get numClasses(): number { return this.sidecar.numClasses; }
 
-  /** Segments an image file or encoded buffer (JPEG, PNG, WebP, ...), upright by its EXIF orientation. */
-  async segmentFile(input: string | Uint8Array, o: OnnxSegmentOptions = {}): Promise<OnnxSegmentation> {
-    return this.segment(await decodeOriented(input), o);
+  /** Segments an image file (JPEG, PNG, WebP, ...), decoded as the library decodes (upright by its EXIF orientation). */
+  async segmentFile(path: string, o: OnnxSegmentOptions = {}): Promise<OnnxSegmentation> {
+    let img: RgbImage;
+    try {
+      img = await decodeImage(path);
+    } catch (e) {
+      return fail(OP, `cannot decode ${path}: ${(e as Error).message.split('\n')[0]}; is it a complete JPEG, PNG, WebP or TIFF image?`);
+    }
+    return this.segment(img, o);
   }
 
   /** Segments decoded RGB pixels (HWC, 8-bit). */
