@@ -2,14 +2,17 @@
 // Files are treated as untrusted: the header is parsed (never evaluated), its length is
 // bounded, and the data length is checked against the shape before anything is allocated.
 import { randomBytes } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { describe, fail } from '../common/errors.js';
+import { describe, fail, PansegError } from '../common/errors.js';
 import { type DType, Tensor, tensor } from '../engine/index.js';
+import { RandomAccessFile } from './file.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 /** Headers longer than this are rejected (NumPy's own reader stops at 10,000 bytes by default). */
 export const MAX_NPY_HEADER = 65536;
+/** NumPy's own limit on dimensions (NPY_MAXDIMS is 64 since NumPy 2.0). */
+const MAX_DIMS = 64;
 
 const DESCR: Record<string, DType> = {
   f4: 'float32', f8: 'float64', f2: 'float16', i8: 'int64', i4: 'int32', u1: 'uint8', b1: 'bool',
@@ -62,23 +65,27 @@ function parseHeader(text: string, where: string): Header {
     if (c === '[') bad('structured dtypes (a list descr) are not supported');
     return bad(`unexpected value at offset ${i}`);
   };
-  const out: Record<string, unknown> = {};
+  const out = new Map<string, unknown>();
   expect('{');
   for (;;) {
     ws();
     if (text[i] === '}') { i++; break; }
     const key = str();
+    if (out.has(key)) bad(`the key '${key}' appears twice`);
     expect(':');
-    out[key] = value();
+    out.set(key, value());
     ws();
     if (text[i] === ',') i++;
     else if (text[i] !== '}') bad(`expected ',' or '}' at offset ${i}`);
   }
   if (text.slice(i).trim() !== '') bad('trailing characters after the dict');
-  const { descr, fortran_order: fortranOrder, shape } = out;
+  const descr = out.get('descr');
+  const fortranOrder = out.get('fortran_order');
+  const shape = out.get('shape');
   if (typeof descr !== 'string') bad("missing 'descr'");
   if (typeof fortranOrder !== 'boolean') bad("missing 'fortran_order'");
   if (!Array.isArray(shape)) bad("missing 'shape'");
+  if ((shape as number[]).length > MAX_DIMS) bad(`a shape of ${(shape as number[]).length} dimensions, more than the ${MAX_DIMS} supported`);
   return { descr: descr as string, fortranOrder: fortranOrder as boolean, shape: shape as number[] };
 }
 
@@ -144,71 +151,103 @@ function checkHost(op: string): void {
   if (endianness() !== 'LE') fail(op, 'only little-endian hosts are supported');
 }
 
+interface Layout { key: string; dtype: DType; shape: number[]; dataStart: number; nbytes: number }
+
+/**
+ * Reads the preamble and header from `read(position, length)` of a `size`-byte file and checks the
+ * data length the header implies against what the file holds, before any data is read.
+ */
+function layout(size: number, read: (position: number, length: number) => Uint8Array, where: string): Layout {
+  const op = 'loadNpy';
+  const pre = read(0, Math.min(size, 12));
+  if (size < 10 || MAGIC.some((b, k) => pre[k] !== b)) fail(op, `${where} is not a .npy file (bad magic bytes)`);
+  const major = pre[6];
+  const minor = pre[7];
+  if (![1, 2, 3].includes(major) || minor !== 0) fail(op, `${where} has unsupported .npy format version ${major}.${minor}; supported: 1.0, 2.0, 3.0`);
+  const lenBytes = major === 1 ? 2 : 4;
+  if (size < 8 + lenBytes) fail(op, `${where} is truncated: the header length is cut off`);
+  const view = new DataView(pre.buffer, pre.byteOffset, pre.byteLength);
+  const hlen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  if (hlen > MAX_NPY_HEADER) fail(op, `${where} declares a ${hlen}-byte header, more than the ${MAX_NPY_HEADER} allowed`);
+  const start = 8 + lenBytes;
+  if (size < start + hlen) fail(op, `${where} is truncated: the header needs ${hlen} bytes but only ${size - start} follow`);
+  const raw = read(start, hlen);
+  const text = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString(major === 3 ? 'utf8' : 'latin1');
+  const header = parseHeader(text, where);
+  const { key, dtype } = dtypeOfDescr(header.descr, where);
+  if (header.fortranOrder) fail(op, `${where} is in Fortran order, which is not supported; save np.ascontiguousarray(arr) instead`);
+  const shape = header.shape;
+  // Zero-size arrays may still name huge dimensions; libtorch must be able to lay them out.
+  const nonzero = shape.reduce((a, b) => a * (b || 1), 1);
+  const numel = shape.reduce((a, b) => a * b, 1);
+  const nbytes = numel * ITEMSIZE[key];
+  const dataStart = start + hlen;
+  const have = size - dataStart;
+  if (!Number.isSafeInteger(nonzero * ITEMSIZE[key]) || have < nbytes) {
+    fail(op, `${where} is truncated: shape (${shape.join(', ')}) of ${header.descr} needs ${numel * ITEMSIZE[key]} data bytes but only ${have} follow the header`);
+  }
+  if (have > nbytes) fail(op, `${where} has ${have - nbytes} unexpected bytes after the data of shape (${shape.join(', ')})`);
+  return { key, dtype, shape, dataStart, nbytes };
+}
+
+/** Builds the tensor from the data bytes in `buf` (its own, aligned ArrayBuffer). */
+function fromData(buf: ArrayBuffer, { key, dtype, shape }: Layout, where: string): Tensor {
+  try {
+    switch (key) {
+      case 'f4': return tensor(new Float32Array(buf), shape);
+      case 'f8': return tensor(new Float64Array(buf), shape);
+      case 'i8': return tensor(new BigInt64Array(buf), shape);
+      case 'i4': return tensor(new Int32Array(buf), shape);
+      case 'u1': return tensor(new Uint8Array(buf), shape);
+      case 'b1': return tensor(Uint8Array.from(new Uint8Array(buf), (b) => (b ? 1 : 0)), shape, { dtype: 'bool' });
+      case 'f2': {
+        const h = new Uint16Array(buf);
+        const f = new Float32Array(h.length);
+        for (let k = 0; k < h.length; k++) f[k] = halfToFloat(h[k]);
+        // float16 -> float32 -> float16 is exact.
+        return tensor(f, shape, { dtype: 'float16' });
+      }
+      default: return fail('loadNpy', `${where}: unsupported dtype ${dtype}`);
+    }
+  } catch (e) {
+    if (e instanceof PansegError) throw e;
+    return fail('loadNpy', `${where}: cannot make a tensor of shape (${shape.join(', ')}): ${(e as Error).message}`);
+  }
+}
+
 /**
  * Decodes the bytes of a .npy file into a tensor. `where` names the source in error messages.
  * @example const t = decodeNpy(readFileSync('a.npy'), 'a.npy');
  */
 export function decodeNpy(bytes: Uint8Array, where = 'buffer'): Tensor {
-  const op = 'loadNpy';
-  checkHost(op);
-  if (bytes.length < 10 || MAGIC.some((b, k) => bytes[k] !== b)) fail(op, `${where} is not a .npy file (bad magic bytes)`);
-  const major = bytes[6];
-  const minor = bytes[7];
-  if (![1, 2, 3].includes(major) || minor !== 0) fail(op, `${where} has unsupported .npy format version ${major}.${minor}; supported: 1.0, 2.0, 3.0`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const lenBytes = major === 1 ? 2 : 4;
-  if (bytes.length < 8 + lenBytes) fail(op, `${where} is truncated: the header length is cut off`);
-  const hlen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
-  if (hlen > MAX_NPY_HEADER) fail(op, `${where} declares a ${hlen}-byte header, more than the ${MAX_NPY_HEADER} allowed`);
-  const start = 8 + lenBytes;
-  if (bytes.length < start + hlen) fail(op, `${where} is truncated: the header needs ${hlen} bytes but only ${bytes.length - start} follow`);
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset + start, hlen).toString(major === 3 ? 'utf8' : 'latin1');
-  const header = parseHeader(text, where);
-  const { key, dtype } = dtypeOfDescr(header.descr, where);
-  if (header.fortranOrder) fail(op, `${where} is in Fortran order, which is not supported; save np.ascontiguousarray(arr) instead`);
-  const numel = header.shape.reduce((a, b) => a * b, 1);
-  const nbytes = numel * ITEMSIZE[key];
-  const dataStart = start + hlen;
-  const have = bytes.length - dataStart;
-  if (!Number.isSafeInteger(nbytes) || have < nbytes) {
-    fail(op, `${where} is truncated: shape (${header.shape.join(', ')}) of ${header.descr} needs ${nbytes} data bytes but only ${have} follow the header`);
-  }
-  if (have > nbytes) fail(op, `${where} has ${have - nbytes} unexpected bytes after the data of shape (${header.shape.join(', ')})`);
+  checkHost('loadNpy');
+  if (!(bytes instanceof Uint8Array)) fail('loadNpy', `expected a Uint8Array for bytes but received ${describe(bytes)}`);
+  const l = layout(bytes.length, (p, n) => bytes.subarray(p, p + n), where);
   // A fresh, aligned copy: the data offset inside the file need not be a multiple of the item size.
-  const buf = bytes.buffer.slice(bytes.byteOffset + dataStart, bytes.byteOffset + dataStart + nbytes) as ArrayBuffer;
-  const shape = header.shape;
-  switch (key) {
-    case 'f4': return tensor(new Float32Array(buf), shape);
-    case 'f8': return tensor(new Float64Array(buf), shape);
-    case 'i8': return tensor(new BigInt64Array(buf), shape);
-    case 'i4': return tensor(new Int32Array(buf), shape);
-    case 'u1': return tensor(new Uint8Array(buf), shape);
-    case 'b1': return tensor(Uint8Array.from(new Uint8Array(buf), (b) => (b ? 1 : 0)), shape, { dtype: 'bool' });
-    case 'f2': {
-      const h = new Uint16Array(buf);
-      const f = new Float32Array(h.length);
-      for (let k = 0; k < h.length; k++) f[k] = halfToFloat(h[k]);
-      // float16 -> float32 -> float16 is exact.
-      return tensor(f, shape, { dtype: 'float16' });
-    }
-    default: return fail(op, `${where}: unsupported dtype ${dtype}`);
-  }
+  const buf = bytes.buffer.slice(bytes.byteOffset + l.dataStart, bytes.byteOffset + l.dataStart + l.nbytes) as ArrayBuffer;
+  return fromData(buf, l, where);
 }
 
 /**
  * Reads a .npy file (format 1.0, 2.0 or 3.0; little-endian f4, f8, f2, i8, i4, u1, b1; C order)
- * into a CPU tensor of the matching dtype.
+ * into a CPU tensor of the matching dtype. The header is read and checked against the file's size
+ * before the data is read, so a corrupt or hostile file fails without a large allocation.
  * @example const x = loadNpy('inputs/x.npy'); // Tensor(shape=[2, 3], dtype=float32, device=cpu)
  */
 export function loadNpy(path: string): Tensor {
-  if (typeof path !== 'string' || path === '') fail('loadNpy', `expected a file path but received ${describe(path)}`);
-  let bytes: Buffer;
+  const op = 'loadNpy';
+  if (typeof path !== 'string' || path === '') fail(op, `expected a file path but received ${describe(path)}`);
+  checkHost(op);
+  const file = new RandomAccessFile(path, (msg) => fail(op, `cannot read ${path}: ${msg}`));
   try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    return fail('loadNpy', `cannot read ${path}: ${(e as Error).message}`);
+    const l = layout(file.size, (p, n) => file.read(p, n, 'the header'), path);
+    // Buffer.allocUnsafe may hand out a slice of a shared pool; copy into an ArrayBuffer of its own.
+    const data = file.read(l.dataStart, l.nbytes, 'the data');
+    const buf = data.byteOffset === 0 && data.buffer.byteLength === data.length ? data.buffer as ArrayBuffer : data.buffer.slice(data.byteOffset, data.byteOffset + data.length) as ArrayBuffer;
+    return fromData(buf, l, path);
+  } finally {
+    file.close();
   }
-  return decodeNpy(bytes, path);
 }
 
 const DESCR_OF: Record<DType, string> = {

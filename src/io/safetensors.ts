@@ -9,13 +9,19 @@ import { fromBytes, toBytes } from '../engine/bytes.js';
 import { BYTES, type DType } from '../engine/dtype.js';
 import { type Tensor, isTensor } from '../engine/tensor.js';
 import { type Fail, RandomAccessFile, beforeDurableWrite, ioReason, syncDir } from './file.js';
+import { parseHeaderJson } from './safetensors-header.js';
 
 const FROM_ST: Record<string, DType> = {
   F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', U8: 'uint8', BOOL: 'bool',
 };
 const TO_ST = Object.fromEntries(Object.entries(FROM_ST).map(([k, v]) => [v, k])) as Record<DType, string>;
-/** The reference implementation's limit: a larger header is a corrupt or hostile file. */
+/**
+ * The reference implementation's limit: a larger header is a corrupt or hostile file. Within it, each
+ * tensor's entry may take 16 KiB and __metadata__ 16 MiB (see safetensors-header.ts), checked while parsing.
+ */
 export const MAX_SAFETENSORS_HEADER = 100 * 1000 * 1000;
+/** More dimensions than any model uses (NumPy allows 64 too). */
+const MAX_DIMS = 64;
 
 /** One tensor's record in a safetensors header. */
 export interface SafetensorsEntry {
@@ -43,25 +49,17 @@ function parseHeader(file: RandomAccessFile, bad: Fail): SafetensorsHeader & { d
   const headerLen = Number(n);
   if (headerLen > file.size - 8) bad(`declares a ${headerLen}-byte header but only ${file.size - 8} bytes follow the length; the file is truncated or not a safetensors file`);
   if (headerLen < 2) bad(`declares a ${headerLen}-byte header, too short for a JSON object; the file is corrupt`);
-  const raw = file.read(8, headerLen, 'the header');
-  let text: string;
-  try { text = new TextDecoder('utf-8', { fatal: true }).decode(raw); } catch {
-    bad('has a header that is not valid UTF-8; the file is corrupt or not a safetensors file');
-  }
-  if (!text.startsWith('{')) bad("has a header that does not start with '{'; the file is corrupt or not a safetensors file");
-  let json: unknown;
-  try { json = JSON.parse(text); } catch (e) { bad(`has a header that is not valid JSON (${(e as Error).message})`); }
-  if (!isPlainObject(json)) bad('has a header that is not a JSON object');
+  const members: [string, unknown][] = parseHeaderJson(file, 8, headerLen, bad);
   const dataStart = 8 + headerLen;
   const dataSize = file.size - dataStart;
   const metadata: Record<string, string> = {};
   const tensors: SafetensorsEntry[] = [];
-  for (const [name, e] of Object.entries(json)) {
+  for (const [name, e] of members) {
     if (name === '__metadata__') {
       if (!isPlainObject(e)) bad('has __metadata__ that is not an object of strings');
       for (const [k, val] of Object.entries(e)) {
         if (typeof val !== 'string') bad(`has __metadata__ entry '${k}' that is ${JSON.stringify(val) ?? typeof val}, not a string`);
-        metadata[k] = val;
+        Object.defineProperty(metadata, k, { value: val, enumerable: true, writable: true, configurable: true }); // '__proto__' too
       }
       continue;
     }
@@ -73,6 +71,9 @@ function parseHeader(file: RandomAccessFile, bad: Fail): SafetensorsHeader & { d
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       bad(`${t} has shape ${Array.isArray(shape) ? fmt(shape) : JSON.stringify(shape) ?? 'undefined'}; expected an array of non-negative integers`);
     }
+    if (shape.length > MAX_DIMS) bad(`${t} has a shape of ${shape.length} dimensions, more than the ${MAX_DIMS} supported`);
+    const extra = Object.keys(e).find((k) => k !== 'dtype' && k !== 'shape' && k !== 'data_offsets');
+    if (extra !== undefined) bad(`${t} has an unknown field '${extra}' in its header entry (expected dtype, shape and data_offsets)`);
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((d) => Number.isSafeInteger(d) && d >= 0) || offsets[0] > offsets[1]) {
       bad(`${t} has data_offsets ${Array.isArray(offsets) ? fmt(offsets) : JSON.stringify(offsets) ?? 'undefined'}; expected [begin, end] with 0 <= begin <= end`);
     }

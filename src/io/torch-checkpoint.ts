@@ -13,9 +13,22 @@ const STORAGE_DTYPES: Record<string, DType> = {
   FloatStorage: 'float32', DoubleStorage: 'float64', HalfStorage: 'float16', BFloat16Storage: 'bfloat16',
   LongStorage: 'int64', IntStorage: 'int32', ByteStorage: 'uint8', BoolStorage: 'bool',
 };
-const MAX_PICKLE = 512 * 1024 * 1024;
+/** data.pkl takes about 150 bytes per tensor: a few hundred KiB for real models, so 16 MiB is ample. */
+const MAX_PICKLE = 16 * 1024 * 1024;
 /** A view may be larger than its storage only through zero strides (expand); refuse huge ones. */
 const MAX_EXPANSION = 1024 * 1024 * 1024;
+/**
+ * Tensors are copied out of their storages; views that share a storage (tied weights, slices of one
+ * buffer) are copied once each. The copies may total this many times the storage bytes the file
+ * holds (plus MATERIALIZE_SLACK), so a small file cannot ask for many copies of one big storage.
+ */
+const MATERIALIZE_FACTOR = 4;
+const MATERIALIZE_SLACK = 1024 * 1024;
+/** Deflated entries may inflate to this many times the file's size in all (plus INFLATE_SLACK). */
+const INFLATE_FACTOR = 32;
+const INFLATE_SLACK = 64 * 1024 * 1024;
+/** More dimensions than any model uses (NumPy allows 64 too). */
+const MAX_DIMS = 64;
 const WRAPPER_KEYS = ['state_dict', 'model', 'model_state_dict'];
 
 class StorageType extends PyCallable {
@@ -102,6 +115,7 @@ const fmt = (a: readonly number[]): string => `[${a.join(', ')}]`;
 
 function intList(x: unknown, what: string, name: string, bad: Fail): number[] {
   if (!isTuple(x) && !Array.isArray(x)) bad(`tensor '${name}' has ${pyDescribe(x)} as its ${what}`);
+  if (x.length > MAX_DIMS) bad(`tensor '${name}' has a ${what} of ${x.length} dimensions, more than the ${MAX_DIMS} supported`);
   if (!x.every((n) => Number.isSafeInteger(n) && (n as number) >= 0)) {
     bad(`tensor '${name}' has ${what} [${x.map((n) => (typeof n === 'number' ? String(n) : pyDescribe(n))).join(', ')}]; sizes and strides must be non-negative integers`);
   }
@@ -159,13 +173,18 @@ function isRowMajor(size: number[], stride: number[]): boolean {
  * Accepts a state_dict itself, or a dict that wraps one under `'state_dict'`, `'model'` or
  * `'model_state_dict'` (other entries such as `epoch` or optimizer state are read and ignored).
  * Tensors always land on the CPU (like `map_location='cpu'`), as contiguous copies; views that
- * share a storage become independent tensors, and `requires_grad` is dropped.
+ * share a storage become independent tensors, and `requires_grad` is dropped. A tensor expanded
+ * along some dimensions (stride 0, as `x.expand(...)` saves) loads as an expanded view of its
+ * elements, as torch.load gives it, rather than a full copy.
  *
  * The file is treated as untrusted: the pickle is interpreted by a restricted reader that allows
  * only `collections.OrderedDict`, torch's tensor/parameter rebuild functions and the storage types
  * of the supported dtypes (float32, float64, float16, bfloat16, int64, int32, uint8, bool); any
  * other global (e.g. `os.system`) is refused and nothing is ever executed. Legacy (pre-1.6),
  * TorchScript and big-endian archives are refused with an explanation. Zip CRCs are not checked.
+ * Memory stays bounded by the file: data.pkl may hold 16 MiB and build 256 MiB of objects at most,
+ * deflated entries may inflate to 32x the file size (+64 MiB) in all, zip entries may not overlap,
+ * and the copies made may total 4x the storage bytes in the file (+1 MiB).
  *
  * @example
  * const sd = loadTorchCheckpoint('resnet18.pth');
@@ -183,7 +202,7 @@ export function loadTorchCheckpoint(path: string): Map<string, Tensor> {
       bad("uses PyTorch's legacy (pre-1.6) serialization format, which is not supported; re-save it with torch.save(obj, path) in PyTorch >= 1.6");
     }
     if (head.length < 4 || head.readUInt32LE(0) !== 0x04034b50) bad('is not a PyTorch checkpoint: expected a zip archive written by torch.save');
-    const zip = new ZipArchive(file, bad);
+    const zip = new ZipArchive(file, bad, INFLATE_FACTOR * file.size + INFLATE_SLACK);
     const pkls = [...zip.entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
     if (pkls.length !== 1) bad(pkls.length ? `holds ${pkls.length} data.pkl records; expected one` : 'is a zip archive without a data.pkl record, not a torch.save checkpoint');
     const prefix = pkls[0].slice(0, -'data.pkl'.length);
@@ -195,21 +214,47 @@ export function loadTorchCheckpoint(path: string): Map<string, Tensor> {
       const s = zip.read(order, 16).toString('latin1').trim();
       if (s !== 'little') bad(`was written on a ${s === 'big' ? 'big-endian' : `'${s}'-byte-order`} machine; only little-endian checkpoints are supported`);
     }
-    const top = unpickle(zip.read(zip.entries.get(pkls[0])!, MAX_PICKLE), {
+    const pklEntry = zip.entries.get(pkls[0])!;
+    if (pklEntry.size > MAX_PICKLE) {
+      bad(`has a ${pklEntry.size}-byte data.pkl, over the ${MAX_PICKLE}-byte limit; a state_dict's pickle takes about 150 bytes per tensor (a few hundred KiB for real models), so the file is corrupt or hostile`);
+    }
+    const top = unpickle(zip.read(pklEntry, MAX_PICKLE), {
       findGlobal: allowedGlobals(bad), persistentLoad: persistentLoad(bad), bad,
     });
     const specs = stateDictOf(top, bad);
 
-    // Read each storage once, and drop it after its last tensor.
+    // Read each storage once, and drop it after its last tensor. A storage's record must hold exactly
+    // the bytes the pickle claims, checked before anything is read or inflated.
     const uses = new Map<string, number>();
-    for (const t of specs.values()) uses.set(t.storage.key, (uses.get(t.storage.key) ?? 0) + 1);
+    const records = new Map<string, { ref: StorageRef; bytes: number }>();
+    let storageTotal = 0;
+    for (const [name, t] of specs) {
+      const { key, dtype, numel } = t.storage;
+      uses.set(key, (uses.get(key) ?? 0) + 1);
+      const seen = records.get(key);
+      if (seen) {
+        if (seen.ref.dtype !== dtype || seen.ref.numel !== numel) {
+          bad(`storage '${key}' is described twice, as ${seen.ref.numel} ${seen.ref.dtype} and as ${numel} ${dtype} elements (tensor '${String(name)}'); the file is corrupt`);
+        }
+        continue;
+      }
+      const entry = zip.entries.get(`${prefix}data/${key}`);
+      if (!entry) bad(`tensor '${String(name)}' uses storage '${key}', which is missing from the archive (no entry ${prefix}data/${key})`);
+      const need = numel * BYTES[dtype];
+      if (entry.size < need) {
+        bad(`storage '${key}' holds ${entry.size} bytes but tensor '${String(name)}' needs ${numel} ${dtype} elements (${need} bytes); the file is corrupt`);
+      }
+      if (entry.size > need) bad(`storage '${key}' holds ${entry.size} bytes but its record says ${numel} ${dtype} elements (${need} bytes); the file is corrupt`);
+      records.set(key, { ref: t.storage, bytes: need });
+      storageTotal += need;
+    }
+    const materializeCap = MATERIALIZE_FACTOR * storageTotal + MATERIALIZE_SLACK;
+    let materialized = 0;
     const cache = new Map<string, Buffer>();
-    const storageBytes = (key: string, name: string): Buffer => {
+    const storageBytes = (key: string): Buffer => {
       let b = cache.get(key);
       if (!b) {
-        const entry = zip.entries.get(`${prefix}data/${key}`);
-        if (!entry) bad(`tensor '${name}' uses storage '${key}', which is missing from the archive (no entry ${prefix}data/${key})`);
-        b = zip.read(entry);
+        b = zip.read(zip.entries.get(`${prefix}data/${key}`)!);
         cache.set(key, b);
       }
       return b;
@@ -227,15 +272,15 @@ export function loadTorchCheckpoint(path: string): Map<string, Tensor> {
         const off = offset as number;
         if (size.length !== stride.length) bad(`tensor '${name}' has size ${fmt(size)} but stride ${fmt(stride)}`);
         const item = BYTES[storage.dtype];
-        const bytes = storageBytes(storage.key, name);
-        if (bytes.length < storage.numel * item) {
-          bad(`storage '${storage.key}' holds ${bytes.length} bytes but tensor '${name}' needs ${storage.numel} ${storage.dtype} elements (${storage.numel * item} bytes); the file is corrupt`);
-        }
         let numel = 1;
         let last = off;
         for (let d = 0; d < size.length; d++) { numel *= size[d]; last += (size[d] - 1) * stride[d]; }
-        let data: Uint8Array;
-        if (numel === 0) data = new Uint8Array(0);
+        // Dimensions with stride 0 (expand) are read once and expanded again as a view, as torch.load
+        // keeps them: `zeros(1).expand(2**28)` costs 4 bytes, not 1 GiB.
+        const compact = size.map((n, d) => (stride[d] === 0 ? Math.min(n, 1) : n));
+        const compactNumel = compact.reduce((a, b) => a * b, 1);
+        let t: Tensor;
+        if (numel === 0) t = fromBytes(new Uint8Array(0), size, storage.dtype);
         else {
           if (!Number.isSafeInteger(last) || last >= storage.numel) {
             bad(`tensor '${name}' (offset ${off}, size ${fmt(size)}, stride ${fmt(stride)}) needs elements up to index ${last} but its storage '${storage.key}' holds ${storage.numel} elements`);
@@ -243,9 +288,22 @@ export function loadTorchCheckpoint(path: string): Map<string, Tensor> {
           if (numel * item > storage.numel * item + MAX_EXPANSION) {
             bad(`tensor '${name}' of size ${fmt(size)} needs ${numel * item} bytes but its storage holds only ${storage.numel * item}; refusing an expanded view over 1 GiB larger than its storage`);
           }
-          data = isRowMajor(size, stride) ? bytes.subarray(off * item, (off + numel) * item) : gather(bytes, item, off, size, stride, numel);
+          if (compactNumel > storage.numel) {
+            bad(`tensor '${name}' (size ${fmt(size)}, stride ${fmt(stride)}) reads its ${storage.numel}-element storage '${storage.key}' with overlapping strides, which is not supported; save it with .contiguous() or .clone()`);
+          }
+          materialized += compactNumel * item;
+          if (materialized > materializeCap) {
+            bad(`its tensors would take more than ${materializeCap} bytes as copies, ${MATERIALIZE_FACTOR} times the ${storageTotal} bytes of storage the file holds; refusing so many views of shared storages (save the tensors with .clone())`);
+          }
+          const bytes = storageBytes(storage.key);
+          const data = isRowMajor(compact, stride) ? bytes.subarray(off * item, (off + compactNumel) * item) : gather(bytes, item, off, compact, stride, compactNumel);
+          t = fromBytes(data, compact, storage.dtype);
+          if (compactNumel !== numel) {
+            const base = t;
+            try { t = base.expand(size); } finally { base.dispose(); } // the view keeps the storage alive
+          }
         }
-        out.set(name, fromBytes(data, size, storage.dtype));
+        out.set(name, t);
         const left = uses.get(storage.key)! - 1;
         uses.set(storage.key, left);
         if (left === 0) cache.delete(storage.key);

@@ -9,6 +9,8 @@ export interface ZipEntry {
   compressedSize: number;
   size: number;
   localHeaderOffset: number;
+  /** Where the next entry (or the central directory) starts: this entry's bytes must end before it. */
+  limit: number;
 }
 
 const EOCD = 0x06054b50;
@@ -16,7 +18,9 @@ const EOCD64 = 0x06064b50;
 const EOCD64_LOCATOR = 0x07064b50;
 const CENTRAL = 0x02014b50;
 const LOCAL = 0x04034b50;
-const MAX_CENTRAL_DIRECTORY = 256 * 1024 * 1024;
+const MAX_CENTRAL_DIRECTORY = 64 * 1024 * 1024;
+/** torch.save writes one entry per storage plus a few; a million is far past any real checkpoint. */
+const MAX_ENTRIES = 1 << 20;
 
 function u64(b: Buffer, at: number, bad: Fail, what: string): number {
   const n = b.readBigUInt64LE(at);
@@ -26,8 +30,14 @@ function u64(b: Buffer, at: number, bad: Fail, what: string): number {
 
 export class ZipArchive {
   readonly entries = new Map<string, ZipEntry>();
+  /** Bytes inflated so far from deflated entries, against `inflateBudget`. */
+  private inflated = 0;
 
-  constructor(private readonly file: RandomAccessFile, private readonly bad: Fail) {
+  /**
+   * Reads and checks the central directory. `inflateBudget` caps the bytes all deflated entries
+   * together may inflate to (each one is also capped by what DEFLATE can produce from its size).
+   */
+  constructor(private readonly file: RandomAccessFile, private readonly bad: Fail, private readonly inflateBudget = Number.MAX_SAFE_INTEGER) {
     const size = file.size;
     if (size < 22) bad(`is ${size} bytes, too short for a zip archive; the file is truncated or not a PyTorch checkpoint`);
     // The end-of-central-directory record sits in the last 22 + up to 65535 comment bytes.
@@ -59,10 +69,12 @@ export class ZipArchive {
     }
     if (cdOffset + cdSize > cdLimit) bad(`has a central directory (bytes ${cdOffset}..${cdOffset + cdSize}) outside the archive; the file is truncated or corrupt`);
     if (cdSize > MAX_CENTRAL_DIRECTORY) bad(`has a ${cdSize}-byte zip central directory, over the ${MAX_CENTRAL_DIRECTORY}-byte limit`);
+    if (count > MAX_ENTRIES) bad(`claims ${count} zip entries, over the limit of ${MAX_ENTRIES}; the file is corrupt`);
     if (count * 46 > cdSize) bad(`claims ${count} zip entries but its central directory holds only ${cdSize} bytes; the zip archive is corrupt`);
     const cd = file.read(cdOffset, cdSize, 'the zip central directory');
     let p = 0;
     const utf8 = new TextDecoder('utf-8', { fatal: true });
+    const spans: { entry: ZipEntry; minEnd: number }[] = [];
     for (let i = 0; i < count; i++) {
       if (p + 46 > cdSize || cd.readUInt32LE(p) !== CENTRAL) bad(`has a corrupt zip central directory (entry ${i} of ${count})`);
       const flags = cd.readUInt16LE(p + 8);
@@ -98,19 +110,35 @@ export class ZipArchive {
         q += 4 + len;
       }
       if (this.entries.has(name)) bad(`has two zip entries named '${name}'; refusing an ambiguous archive`);
-      this.entries.set(name, { name, method, compressedSize, size, localHeaderOffset });
+      const entry = { name, method, compressedSize, size, localHeaderOffset, limit: cdOffset };
+      this.entries.set(name, entry);
+      // A local header is 30 bytes plus the name; its extra field may differ from the central one.
+      spans.push({ entry, minEnd: localHeaderOffset + 30 + nameLen + compressedSize });
       p = end;
+    }
+    // Entries may not share bytes: overlapping entries let a small file be read (or inflated) many times over.
+    spans.sort((a, b) => a.entry.localHeaderOffset - b.entry.localHeaderOffset);
+    for (let i = 0; i < spans.length; i++) {
+      const { entry, minEnd } = spans[i];
+      const next = spans[i + 1]?.entry;
+      entry.limit = next ? next.localHeaderOffset : cdOffset;
+      if (minEnd > entry.limit) {
+        bad(next
+          ? `has overlapping zip entries '${entry.name}' (bytes ${entry.localHeaderOffset}..${minEnd}) and '${next.name}' (from byte ${next.localHeaderOffset}); the zip archive is corrupt or hostile`
+          : `has zip entry '${entry.name}' (bytes ${entry.localHeaderOffset}..${minEnd}) running into the central directory at byte ${cdOffset}; the zip archive is corrupt`);
+      }
     }
   }
 
   /** The uncompressed bytes of `entry`, refusing anything over `maxSize`. */
   read(entry: ZipEntry, maxSize = Number.MAX_SAFE_INTEGER): Buffer {
-    const { name, method, compressedSize, size, localHeaderOffset } = entry;
+    const { name, method, compressedSize, size, localHeaderOffset, limit } = entry;
     const bad: Fail = this.bad;
     if (size > maxSize) bad(`zip entry '${name}' holds ${size} bytes, over the ${maxSize}-byte limit`);
     const h = this.file.read(localHeaderOffset, 30, `the zip header of '${name}'`);
     if (h.readUInt32LE(0) !== LOCAL) bad(`has a corrupt zip header for '${name}'`);
     const start = localHeaderOffset + 30 + h.readUInt16LE(26) + h.readUInt16LE(28);
+    if (start + compressedSize > limit) bad(`zip entry '${name}' (bytes ${start}..${start + compressedSize}) runs into the next entry at byte ${limit}; the zip archive is corrupt or hostile`);
     if (method === 0) {
       if (compressedSize !== size) bad(`zip entry '${name}' is stored with mismatched sizes (${compressedSize} vs ${size}); the zip archive is corrupt`);
       return this.file.read(start, size, `zip entry '${name}'`);
@@ -118,6 +146,10 @@ export class ZipArchive {
     if (method === 8) {
       // DEFLATE expands at most ~1032x; a larger claim is a zip bomb or a corrupt size.
       if (size > compressedSize * 1032 + 1024) bad(`zip entry '${name}' claims ${size} bytes from ${compressedSize} compressed bytes, more than DEFLATE can produce; the file is corrupt`);
+      if (this.inflated + size > this.inflateBudget) {
+        bad(`zip entry '${name}' would inflate to ${size} bytes, past the archive's budget of ${this.inflateBudget} inflated bytes (${this.inflated} used); a deflated checkpoint this compressible is a zip bomb or corrupt; re-save it with torch.save, which stores entries uncompressed`);
+      }
+      this.inflated += size;
       const packed = this.file.read(start, compressedSize, `zip entry '${name}'`);
       let out: Buffer;
       try {

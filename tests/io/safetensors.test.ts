@@ -168,9 +168,10 @@ describe('loadSafetensors on corrupt and hostile files', () => {
     rejects(p0, 'is 3 bytes, too short for a safetensors header length (8 bytes); the file is truncated or not a safetensors file');
     rejects(file('{}', undefined, 2n ** 40n), 'declares a 1099511627776-byte header, over the 100000000-byte limit; the file is corrupt or not a safetensors file');
     rejects(file('{}', undefined, 1000n), 'declares a 1000-byte header but only 2 bytes follow the length; the file is truncated or not a safetensors file');
-    rejects(file('{"a": '), 'has a header that is not valid JSON (Unexpected end of JSON input)');
+    rejects(file('{"a": '), 'has a header that is not valid JSON (unexpected end of the header at byte 6)');
     rejects(file('[1, 2]'), "has a header that does not start with '{'; the file is corrupt or not a safetensors file");
-    rejects(file(Buffer.from([0x7b, 0xff, 0x7d])), 'has a header that is not valid UTF-8; the file is corrupt or not a safetensors file');
+    rejects(file(Buffer.from([0x7b, 0xff, 0x7d])), 'has a header that is not valid JSON (unexpected byte 0xff at byte 1)');
+    rejects(file(Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d])), 'has a header that is not valid UTF-8; the file is corrupt or not a safetensors file');
     rejects(file({ a: { dtype: 'I16', shape: [1], data_offsets: [0, 2] } }, new Uint8Array(2)),
       "tensor 'a' has dtype 'I16', which panseg does not support (supported: F32, F64, F16, BF16, I64, I32, U8, BOOL)");
     rejects(file(f32('a', [-1, 2], [0, 8]), new Uint8Array(8)), "tensor 'a' has shape [-1, 2]; expected an array of non-negative integers");
