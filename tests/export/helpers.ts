@@ -80,3 +80,48 @@ export function maxAbs(a: Float32Array): number {
 export function data(t: Tensor): Float32Array {
   return t.contiguous().toArray() as Float32Array;
 }
+
+/** The nodes of an ONNX file (op type, name, inputs, outputs), read with a minimal protobuf walker. */
+export function onnxNodes(buf: Uint8Array): { op: string; name: string; inputs: string[]; outputs: string[] }[] {
+  const text = new TextDecoder();
+  function* fields(b: Uint8Array): Generator<[number, Uint8Array | null]> {
+    let p = 0;
+    const varint = (): number => {
+      let r = 0;
+      let k = 1;
+      for (;;) {
+        const x = b[p++];
+        r += (x & 127) * k;
+        k *= 128;
+        if (x < 128) return r;
+      }
+    };
+    while (p < b.length) {
+      const key = varint();
+      const wire = key % 8;
+      if (wire === 0) { varint(); yield [Math.floor(key / 8), null]; } else if (wire === 2) {
+        const n = varint();
+        yield [Math.floor(key / 8), b.subarray(p, p + n)];
+        p += n;
+      } else if (wire === 5) p += 4;
+      else if (wire === 1) p += 8;
+      else throw new Error(`protobuf wire type ${wire}`);
+    }
+  }
+  let graph: Uint8Array | null = null;
+  for (const [f, v] of fields(buf)) if (f === 7) graph = v; // ModelProto.graph
+  const out: { op: string; name: string; inputs: string[]; outputs: string[] }[] = [];
+  for (const [f, v] of fields(graph!)) {
+    if (f !== 1 || !v) continue; // GraphProto.node
+    const n = { op: '', name: '', inputs: [] as string[], outputs: [] as string[] };
+    for (const [g, x] of fields(v)) {
+      if (!x) continue;
+      if (g === 1) n.inputs.push(text.decode(x));
+      else if (g === 2) n.outputs.push(text.decode(x));
+      else if (g === 3) n.name = text.decode(x);
+      else if (g === 4) n.op = text.decode(x);
+    }
+    out.push(n);
+  }
+  return out;
+}
