@@ -60,14 +60,20 @@ export class RandomAccessFile {
   }
 }
 
-// Test hook (only with PANSEG_TEST=1): PANSEG_TEST_FAIL_WRITE_AFTER=N lets this process's first N
-// durable writes succeed and fails every later one with ENOSPC, as a full disk would.
-let writes = 0;
+// Test hook (only with PANSEG_TEST=1): PANSEG_TEST_FAIL_WRITE_AFTER=N gives this process a disk with
+// N free bytes: durable writes succeed until one would pass N bytes in total, and that one and every
+// later one fail with ENOSPC, as on a full disk. For tests where a small tmpfs cannot be mounted.
+let written = 0;
+let budget: string | undefined;
 
-/** Call before writing a file that holds state; throws ENOSPC under the test hook. */
-export function beforeDurableWrite(path: string): void {
-  if (process.env.PANSEG_TEST !== '1' || process.env.PANSEG_TEST_FAIL_WRITE_AFTER === undefined) return;
-  if (writes++ < Number(process.env.PANSEG_TEST_FAIL_WRITE_AFTER)) return;
+/** Call before writing `bytes` bytes of a file that holds state; throws ENOSPC under the test hook. */
+export function beforeDurableWrite(path: string, bytes: number): void {
+  const env = process.env.PANSEG_TEST === '1' ? process.env.PANSEG_TEST_FAIL_WRITE_AFTER : undefined;
+  if (env !== budget) [budget, written] = [env, 0]; // a new budget starts a new disk
+  if (env === undefined) return;
+  written += bytes;
+  if (written <= Number(env)) return;
+  written = Number.POSITIVE_INFINITY;
   throw Object.assign(new Error(`ENOSPC: no space left on device, write '${path}'`), { code: 'ENOSPC', path });
 }
 
@@ -91,8 +97,8 @@ export function writeFileDurable(path: string, data: string | Uint8Array): void 
   let fd: number | null = null;
   try {
     fd = openSync(tmp, 'wx', 0o644);
-    beforeDurableWrite(path);
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    beforeDurableWrite(path, buf.byteLength);
     for (let done = 0; done < buf.byteLength;) done += writeSync(fd, buf, done, Math.min(CHUNK, buf.byteLength - done));
     fsyncSync(fd);
     closeSync(fd);

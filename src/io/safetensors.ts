@@ -201,7 +201,7 @@ export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Rec
   let fd: number | null = null;
   try {
     fd = openSync(tmp, 'wx');
-    beforeDurableWrite(path);
+    beforeDurableWrite(path, 8 + header.length + offset);
     writeAll(fd, len);
     writeAll(fd, header);
     for (const [name, t] of entries) {

@@ -12,13 +12,17 @@ import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
 import { withPrecision } from '../eval/inference.js';
 import { architecture, createModel, loadModel, type OutputStride, type SegmentationModel } from '../models/index.js';
 import { checkResumeWorld, comparableConfig, DistributedRun, type DistributedTrainOptions, worldSuffix } from '../distributed/trainer.js';
-import { ioReason, writeFileDurable } from '../io/file.js';
+import { ioReason, removeWriteLeftovers, writeFileDurable } from '../io/file.js';
 import { readBestMeta, recoverCheckpoint, restoreCheckpoint, saveCheckpoint, tidyCheckpoints, type TrainerState } from './checkpoint.js';
 import { auxPresenceLoss, combinedLoss, parseLoss } from './losses.js';
 import { AdamW, type Optimizer, SGD } from './optimizers.js';
 import { GradScaler } from './grad-scaler.js';
 import { ProgressBar } from '../common/progress.js';
 import { LRScheduler, type ScheduleName } from './schedules.js';
+import { type LoggerName, openLoggers, parseLoggers, type RunLogger } from './loggers.js';
+import { writeReportState, writeTrainingReport } from './report.js';
+import { trainOptions as resolveAugmentation } from '../data/transforms.js';
+import { segmentImage } from '../eval/predict.js';
 
 export interface TrainOptions {
   // data
@@ -99,6 +103,22 @@ export interface TrainOptions {
   /** Receives each log record (also written to metrics.jsonl). */
   onLog?: (rec: Record<string, number | string>) => void;
   /**
+   * Loggers besides `<out>/metrics.jsonl` (always written): 'csv' (`metrics.csv`) and 'tensorboard'
+   * (`events.out.tfevents.*`: loss, lr, img/s, val mIoU, val loss and validation pictures). A list or a comma string.
+   */
+  log?: readonly LoggerName[] | string;
+  /**
+   * Rewrite `<out>/report.html` (atomically) after every validation (every epoch without validation),
+   * so it can be watched during training and survives an interrupted run. true, or the number of
+   * pictures (worst validation images) to show. Default false.
+   */
+  report?: boolean | number;
+  /**
+   * What to save as `<out>/config.json`. Default: these options. The CLI saves its flags here, so that
+   * `panseg train --config <out>/config.json --out NEW` replays the run.
+   */
+  config?: Record<string, unknown>;
+  /**
    * Data-parallel training on several processes (see src/distributed): this process's rank and
    * the rendezvous, or an initialized group. batchSize is per rank; rank 0 writes checkpoints,
    * logs and the report. Default: one process.
@@ -121,6 +141,8 @@ export interface TrainResult {
   distributed: { rank: number; worldSize: number; commWaitMsPerStep: number } | null;
   trainDataset: Dataset;
   valDataset: Dataset | null;
+  /** Every setting the run used, defaults filled in (shown in the report). */
+  hyperparameters: Record<string, unknown>;
   /** Training files skipped as unreadable or invalid (over the whole run, resumed parts included); each epoch record counts its own as `skipped`. */
   skipped: string[];
 }
@@ -173,6 +195,39 @@ function resolve(o: TrainOptions) {
     seed: v.int(op, 'seed', o.seed ?? 0, 0),
     resume: o.resume ?? false,
     quiet: o.quiet ?? false,
+    log: parseLoggers(op, o.log),
+    report: o.report ?? false,
+  };
+}
+
+/** The trainer state with, for a run stopped mid-epoch, the batches of epoch `epoch` already done. */
+type RunState = TrainerState & { epochBatches?: number };
+
+/** `n` evenly spaced items of `xs`. */
+function evenly<T>(xs: readonly T[], n: number): T[] {
+  const k = Math.min(n, xs.length);
+  return Array.from({ length: k }, (_, i) => xs[Math.floor((i * xs.length) / k)]);
+}
+
+/** Every setting the run uses, defaults filled in, for the report (what config.json leaves to defaults). */
+function resolvedHyperparameters(c: ReturnType<typeof resolve>, r: {
+  model: SegmentationModel; trainDs: Dataset; valDs: Dataset | null; classes: number; stepsPerEpoch: number; totalIters: number; optimizer: Optimizer; processes: number;
+}): Record<string, unknown> {
+  const aug = resolveAugmentation('train', { crop: c.crop, scaleRange: c.scaleRange, colorJitter: c.colorJitter }, r.trainDs.ignoreIndex);
+  const opt = r.optimizer instanceof AdamW
+    ? { name: 'adamw', lr: c.lr, betas: r.optimizer.betas, eps: r.optimizer.eps, weightDecay: c.weightDecay }
+    : { name: 'sgd', lr: c.lr, momentum: c.momentum, dampening: 0, nesterov: false, weightDecay: c.weightDecay };
+  const schedule = c.schedule === 'poly' ? { power: 0.9 } : c.schedule === 'step' ? { stepSize: Math.max(1, Math.floor(r.totalIters / 3)), gamma: 0.1 } : c.schedule === 'cosine' ? { minLrRatio: 0 } : {};
+  return {
+    model: { architecture: r.model.architecture, encoder: r.model.config.encoderName, encoderWeights: c.model ? `(from ${c.model})` : c.encoderWeights ?? null, start: c.model ?? 'new', classes: r.classes, outputStride: c.outputStride ?? null, decoderChannels: c.decoderChannels ?? null, options: c.modelOptions ?? {}, auxWeight: c.auxWeight },
+    data: { dataset: c.dataset, root: c.dataRoot, split: c.split, valSplit: c.valFraction !== undefined ? `${c.valFraction} of ${c.split}` : c.valSplit, trainImages: r.trainDs.length, valImages: r.valDs?.length ?? 0, ignoreIndex: r.trainDs.ignoreIndex },
+    augmentation: { crop: c.crop, scaleRange: aug.scaleRange, flip: aug.flip, colorJitter: aug.colorJitter },
+    batch: { batchSize: c.batchSize, accumulate: c.accumulate, processes: r.processes, effectiveBatch: c.batchSize * c.accumulate * r.processes },
+    length: { epochs: c.epochs, stepsPerEpoch: r.stepsPerEpoch, totalSteps: r.totalIters, maxSteps: c.maxSteps ?? null, valEvery: c.valEvery, freezeEncoderEpochs: c.freezeEncoderEpochs },
+    optimizer: opt,
+    schedule: { name: c.schedule, warmupIters: c.warmupIters, ...schedule },
+    loss: { loss: c.loss, labelSmoothing: c.labelSmoothing ?? 0, classWeights: c.classWeights ?? null },
+    runtime: { precision: c.precision, channelsLast: c.channelsLast, device: c.device, threads: getNumThreads(), workers: c.workers ?? 'default', seed: c.seed },
   };
 }
 
@@ -268,10 +323,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const ckptDir = join(c.out, 'checkpoints');
   const logPath = join(c.out, 'metrics.jsonl');
   const configHash = hashConfig(c, classes) + (dist ? worldSuffix(dist.size) : ''); // [distributed] resume needs the same world size
-  let state: TrainerState = { epoch: 0, iter: 0, bestMiou: -1, bestEpoch: -1, history: [], configHash };
+  let state: RunState = { epoch: 0, iter: 0, bestMiou: -1, bestEpoch: -1, history: [], configHash };
   if (c.resume && isMain) {
     const last = join(ckptDir, 'last');
-    tidyCheckpoints(ckptDir); // a killed or failed run's temporaries go; last/ and best/ come back from a rename cut short
+    // A killed or failed run's temporaries go; last/ and best/ come back from a rename cut short.
+    tidyCheckpoints(ckptDir);
+    removeWriteLeftovers(c.out);
     if (!recoverCheckpoint(last)) fail('train', `--resume: no checkpoint at ${last}; start without --resume`);
     const fresh = loadModel(last);
     model.loadStateDict(fresh.stateDict());
@@ -295,18 +352,54 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (c.resume && scaler && state.scaler) scaler.loadState(state.scaler);
   const skippedFiles = new Set(state.skipped ?? []);
   if (isMain && splitFile && !c.resume) writeSplitFile(splitPath, splitFile);
-  if (isMain) writeFileDurable(join(c.out, 'config.json'), `${JSON.stringify({ ...options, onLog: undefined, distributed: undefined }, null, 2)}\n`);
+  const savedConfig = options.config ?? { ...options, onLog: undefined, distributed: undefined, config: undefined };
+  if (isMain) writeFileDurable(join(c.out, 'config.json'), `${JSON.stringify(savedConfig, null, 2)}\n`);
+  const hyperparameters = resolvedHyperparameters(c, { model, trainDs, valDs, classes, stepsPerEpoch, totalIters, optimizer, processes: dist?.size ?? 1 });
+  const reportSamples = c.report === true ? 6 : c.report === false ? 0 : v.int('train', 'report', c.report, 0);
+  if (isMain && reportSamples) {
+    const shown = valDs ?? trainDs;
+    await writeReportState(c.out, { config: savedConfig, hyperparameters, dataset: valDs ? shown.spec : { ...shown.spec, samples: evenly(shown.samples, reportSamples) }, evaluation: null });
+  }
+  const loggers: RunLogger[] = isMain ? openLoggers(c.out, c.log, { resume: c.resume }) : [];
 
   const log = (rec: Record<string, number | string>): void => {
     if (!isMain) return;
     appendFileSync(logPath, `${JSON.stringify(rec)}\n`);
+    for (const l of loggers) l.record(rec);
     options.onLog?.(rec);
+  };
+  // After a validation (or an epoch without one): the report and the loggers' pictures. Failures are warnings: training goes on.
+  const publish = async (epoch: number, status: string): Promise<void> => {
+    const shown = valDs ?? trainDs;
+    try {
+      if (reportSamples) {
+        await writeTrainingReport({
+          model, outDir: c.out, dataset: shown, evaluation: lastEval, config: savedConfig, hyperparameters, samples: reportSamples,
+          summary: { status, 'elapsed': `${((performance.now() - t0) / 1000).toFixed(0)} s` },
+        });
+      }
+      const imageLoggers = loggers.filter((l) => l.images);
+      if (imageLoggers.length) {
+        const picked = [];
+        for (const s of evenly(shown.samples, Math.min(3, shown.length))) {
+          const loaded = await shown.load(shown.samples.indexOf(s));
+          picked.push({ id: loaded.id, image: loaded.image, gt: loaded.mask, pred: segmentImage(model, loaded.image, { precision: c.precision }).labels, colors: shown.colors, ignoreIndex: shown.ignoreIndex });
+        }
+        for (const l of imageLoggers) await l.images!(state.iter, picked);
+      }
+    } catch (e) {
+      if (!(e instanceof PansegError) && (e as NodeJS.ErrnoException)?.code === undefined) throw e; // a bug, not the disk or the data
+      console.warn(`panseg: train: epoch ${epoch + 1}: could not write the report or pictures (${(e as Error).message.split('\n')[0]}); training goes on`);
+    }
   };
   const encoderParams = model.encoder.parameters();
   let lastEval: EvaluationResult | null = null;
   let waitMs = 0;
   let stepMs = 0;
-  let stop = false;
+  let stop = c.maxSteps !== undefined && state.iter >= c.maxSteps; // resumed with a maxSteps already reached
+  // A run stopped mid-epoch (maxSteps) resumes exactly: the epoch's order is the same, its first batches are passed over.
+  const firstEpoch = state.epoch;
+  const passOver = state.epochBatches ?? 0;
   try {
     for (let epoch = state.epoch; epoch < c.epochs && !stop; epoch++) {
       const frozen = epoch < c.freezeEncoderEpochs;
@@ -323,6 +416,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       let ranToEnd = true;
       epochBad.length = 0;
       for await (const batch of loader) {
+        if (epoch === firstEpoch && micro < passOver) { micro++; continue; }
         waitMs += batch.waitMs;
         const t = loader.toTensors(batch, c.device);
         const x = c.channelsLast ? t.images.contiguous('channelsLast') : t.images;
@@ -379,14 +473,20 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         console.warn(`panseg: epoch ${epoch + 1} skipped ${files.length} unreadable or invalid training sample${files.length > 1 ? 's' : ''}: ${files.slice(0, 3).join(', ')}${files.length > 3 ? ` and ${files.length - 3} more` : ''} (${epochBad[0].message}); fix or remove ${files.length > 1 ? 'them' : 'it'}`);
       }
       const last = epoch + 1 === c.epochs || stop;
-      if (valLoader && ((epoch + 1) % c.valEvery === 0 || last)) {
+      const validated = Boolean(valLoader && ((epoch + 1) % c.valEvery === 0 || last));
+      if (valLoader && validated) {
         const vbar = new ProgressBar('  val', valLoader.dataset.length, { silent: c.quiet }); // [distributed] this rank's share
         dist?.beforeEval(model);
-        lastEval = await evaluate(model, valLoader, { precision: c.precision, onProgress: (d) => vbar.update(d) });
-        if (dist) lastEval = dist.reduceEvaluation(lastEval); // [distributed] confusion matrices summed
-        vbar.finish({ mIoU: lastEval.miou.toFixed(4), 'pixel acc': lastEval.pixelAccuracy.toFixed(4) });
+        const own = await evaluate(model, valLoader, { precision: c.precision, onProgress: (d) => vbar.update(d), loss: lossFn, perImage: true });
+        lastEval = own;
+        if (dist) { // [distributed] confusion matrices summed, the loss averaged; the worst images are rank 0's
+          lastEval = { ...dist.reduceEvaluation(own), perImage: own.perImage };
+          if (own.loss !== undefined) lastEval.loss = dist.mean(own.loss);
+        }
+        vbar.finish({ mIoU: lastEval.miou.toFixed(4), 'pixel acc': lastEval.pixelAccuracy.toFixed(4), ...(lastEval.loss !== undefined ? { loss: lastEval.loss.toFixed(4) } : {}) });
         rec.valMiou = lastEval.miou;
         rec.valPixelAccuracy = lastEval.pixelAccuracy;
+        if (lastEval.loss !== undefined) rec.valLoss = lastEval.loss;
         if (lastEval.miou > state.bestMiou) {
           state.bestMiou = lastEval.miou;
           state.bestEpoch = epoch + 1;
@@ -395,17 +495,22 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           }
         }
       }
-      state.history.push(rec);
-      log({ ...rec, type: 'epoch' });
-      state.epoch = epoch + 1;
-      if (complete && isMain) {
+      // Stopped mid-epoch: last/ records the batches done (resume passes over them), the log a 'stop' record at the fractional epoch.
+      const partial = !complete;
+      if (!partial) state.history.push(rec);
+      log(partial ? { ...rec, epoch: epoch + micro / loader.length, type: 'stop' } : { ...rec, type: 'epoch' });
+      state.epoch = partial ? epoch : epoch + 1;
+      state.epochBatches = partial ? micro : undefined;
+      if (isMain) {
         if (scaler) state.scaler = scaler.state();
         state.skipped = [...skippedFiles];
         try { saveCheckpoint(join(ckptDir, 'last'), model, optimizer, state, meta); } catch (e) { saveFailed(join(ckptDir, 'last'), e); }
       }
+      if (isMain && (validated || !valLoader)) await publish(epoch, partial || stop ? `stopped at step ${state.iter} (max steps)` : epoch + 1 === c.epochs ? 'finished' : `training: epoch ${epoch + 1} of ${c.epochs}`);
     }
     await dist?.finish(); // [distributed] every rank leaves together
   } finally {
+    for (const l of loggers) l.close();
     dist?.abort();
     await loader.close();
     await valLoader?.close();
@@ -413,7 +518,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   return {
     model, outDir: c.out, bestMiou: state.bestMiou, bestEpoch: state.bestEpoch, history: state.history, lastEval,
-    seconds: (performance.now() - t0) / 1000, dataWaitFraction: stepMs > 0 ? waitMs / stepMs : 0, trainDataset: trainDs, valDataset: valDs, skipped: [...skippedFiles],
+    seconds: (performance.now() - t0) / 1000, dataWaitFraction: stepMs > 0 ? waitMs / stepMs : 0, trainDataset: trainDs, valDataset: valDs, skipped: [...skippedFiles], hyperparameters,
     distributed: dist ? { rank: dist.rank, worldSize: dist.size, commWaitMsPerStep: dist.syncedSteps ? dist.commWaitMs / dist.syncedSteps : 0 } : null,
   };
 }
@@ -438,10 +543,13 @@ function saveFailed(dir: string, e: unknown): never {
  */
 function truncateLog(path: string, state: TrainerState): void {
   if (!existsSync(path)) return;
+  const midEpoch = ((state as RunState).epochBatches ?? 0) > 0;
   const keep = readFileSync(path, 'utf8').split('\n').filter((line) => {
-    let r: { epoch?: unknown; iter?: unknown };
+    let r: { epoch?: unknown; iter?: unknown; type?: unknown };
     try { r = JSON.parse(line) as typeof r; } catch { return false; }
-    return !(typeof r.epoch === 'number' && r.epoch > state.epoch) && !(typeof r.iter === 'number' && r.iter > state.iter);
+    // A checkpoint from mid-epoch (maxSteps) keeps that epoch's step records up to it, not its 'stop' record.
+    const stepOfKeptEpoch = midEpoch && r.type === undefined && r.epoch === state.epoch + 1;
+    return !(typeof r.epoch === 'number' && r.epoch > state.epoch && !stepOfKeptEpoch) && !(typeof r.iter === 'number' && r.iter > state.iter);
   });
   writeFileDurable(path, keep.map((l) => `${l}\n`).join(''));
 }
