@@ -30,6 +30,12 @@ export function recipeFromFlags(o: Record<string, unknown>, cmd: string) {
     warmupIters: o.warmupIters as number,
     loss: o.loss as string,
     labelSmoothing: o.labelSmoothing as number,
+    momentum: o.momentum as number | undefined,
+    weightDecay: o.weightDecay as number | undefined,
+    scaleRange: numberPair(o.scaleRange, 'scale-range', '0.5,2'),
+    colorJitter: o.colorJitter as number | undefined,
+    classWeights: o.classWeights === undefined ? undefined : numberList(o.classWeights, 'class-weights', '1,2.5,0.8'),
+    channelsLast: o.channelsLast === undefined ? undefined : o.channelsLast === 'true',
     accumulate: o.accumulate as number,
     freezeEncoderEpochs: o.freezeEncoderEpochs as number,
     valEvery: o.valEvery as number,
@@ -42,6 +48,20 @@ export function recipeFromFlags(o: Record<string, unknown>, cmd: string) {
     workers: o.workers as number | undefined,
     quiet: Boolean(o.quiet),
   };
+}
+
+/** A comma list of numbers (a 'list' flag's strings), or a UsageError naming the flag and an example. */
+function numberList(raw: unknown, flag: string, example: string): number[] {
+  const parts = (raw as string[]).map((x) => Number(x));
+  if (!parts.length || !parts.every(Number.isFinite)) throw new UsageError(`--${flag} expects a comma list of numbers, e.g. ${example}, got '${(raw as string[]).join(',')}'`);
+  return parts;
+}
+
+function numberPair(raw: unknown, flag: string, example: string): [number, number] | undefined {
+  if (raw === undefined) return undefined;
+  const p = numberList(raw, flag, example);
+  if (p.length !== 2) throw new UsageError(`--${flag} expects two numbers MIN,MAX, e.g. ${example}, got '${(raw as string[]).join(',')}'`);
+  return [p[0], p[1]];
 }
 
 /** The architecture options MODEL_FLAGS set (only those given: the rest take the architecture's defaults). */

@@ -18,6 +18,9 @@ const COMMANDS: Record<string, () => Promise<{ spec: CommandSpec; run: Runner }>
   explain: () => import('./commands/explain.js'),
   export: () => import('./commands/export.js'),
   compare: () => import('./commands/compare.js'),
+  'check-data': () => import('./commands/check-data.js'),
+  convert: () => import('./commands/convert.js'),
+  report: () => import('./commands/report.js'),
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -30,6 +33,9 @@ const SUMMARIES: Record<string, string> = {
   explain: "draw PAN's attention (FPA map, pyramid, GAU channel weights) with an HTML page",
   export: 'export a model to ONNX (+ sidecar JSON) for onnxruntime in Node and the browser',
   compare: 'train several architectures with one recipe; compare mIoU, GFLOPs, latency, speed',
+  'check-data': 'check a dataset: counts, image sizes, mask values, class shares, unmatched and unreadable files',
+  convert: 'COCO or labelme annotations -> a folder dataset (images/, masks/, classes.json)',
+  report: "rebuild a training run's report.html from its run directory (during training too)",
 };
 
 // Commands whose --model is a trained model to run (train's is a starting point, taken as given).

@@ -1,10 +1,13 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PansegError } from '../../common/errors.js';
 import { DEFAULT_MASTER_ADDR, DEFAULT_MASTER_PORT, launch, workerEnv } from '../../distributed/index.js';
 import { recoverCheckpoint } from '../../train/checkpoint.js';
+import { LOGGERS } from '../../train/loggers.js';
 import { writeTrainingReport } from '../../train/report.js';
+import { prepareRunDir } from '../../train/run-dir.js';
 import { train } from '../../train/train.js';
-import { type CommandSpec, required } from '../args.js';
+import { type CommandSpec, required, UsageError } from '../args.js';
 import { archOptions, DATA_FLAGS, MODEL_FLAGS, recipeFromFlags, RUN_FLAGS, VAL_FRACTION_FLAG } from '../flags.js';
 import { printMetrics } from '../output.js';
 
@@ -32,11 +35,20 @@ export const spec: CommandSpec = {
     { name: 'warmup-iters', type: 'int', desc: 'linear warmup steps', default: 0 },
     { name: 'loss', type: 'string', desc: "loss: ce, dice, focal or sums like 'ce+0.5*dice'", default: 'ce' },
     { name: 'label-smoothing', type: 'number', desc: 'cross-entropy label smoothing', default: 0 },
+    { name: 'class-weights', type: 'list', desc: 'loss weight of each class, a comma list in class order, e.g. 1,2.5,0.8 (default: all 1)' },
+    { name: 'momentum', type: 'number', desc: 'SGD momentum (default 0.9)' },
+    { name: 'weight-decay', type: 'number', desc: 'weight decay (default 1e-4 for sgd, 1e-2 for adamw, decoupled)' },
+    { name: 'scale-range', type: 'list', desc: 'random rescaling range before the crop, MIN,MAX (default 0.5,2)' },
+    { name: 'color-jitter', type: 'number', desc: 'colour jitter strength for brightness, contrast and saturation, 0 to 1 (default 0: off)' },
+    { name: 'channels-last', type: 'string', desc: 'keep activations and weights channels-last (faster oneDNN convolutions on CPU) (default true)', choices: ['true', 'false'] },
     { name: 'accumulate', type: 'int', desc: 'gradient accumulation steps', default: 1 },
     { name: 'freeze-encoder-epochs', type: 'int', desc: 'keep the encoder frozen for the first N epochs', default: 0 },
     { name: 'val-every', type: 'int', desc: 'validate every N epochs', default: 1 },
-    { name: 'out', type: 'string', desc: 'output directory (checkpoints, metrics.jsonl, report.html)' },
-    { name: 'resume', type: 'boolean', desc: 'continue from <out>/checkpoints/last' },
+    { name: 'out', type: 'string', desc: 'run directory (checkpoints, metrics.jsonl, config.json, report.html): new or empty, unless --resume or --overwrite' },
+    { name: 'resume', type: 'boolean', desc: 'continue the run in --out from <out>/checkpoints/last' },
+    { name: 'overwrite', type: 'boolean', desc: "replace the run in --out (its checkpoints, logs and report; other files stay)" },
+    { name: 'log', type: 'list', desc: `loggers besides metrics.jsonl (always written), a comma list: ${LOGGERS.join(', ')} (metrics.csv, events.out.tfevents.* in --out)` },
+    { name: 'report-images', type: 'int', desc: 'worst validation images shown in report.html, which is rewritten after every validation', default: 6 },
     { name: 'max-steps', type: 'int', desc: 'stop after this many optimizer steps' },
     { name: 'quiet', type: 'boolean', desc: 'no progress bar' },
     { name: 'json', type: 'boolean', desc: 'print the final result as JSON' },
@@ -55,18 +67,42 @@ export const spec: CommandSpec = {
     'panseg train --dataset folder --data-root data/shapes --split train --val-split val --encoder resnet18 --crop 128 --out runs/shapes',
     'panseg train --arch unet --arch-options \'{"decoderAttentionType":"scse"}\' --dataset camvid --data-root CamVid --crop 256 --out runs/camvid-unet',
     'panseg train --dataset voc --data-root VOCdevkit/VOC2012 --nproc-per-node 4 --batch-size 4 --sync-bn --out runs/voc4',
+    'panseg train ... --out runs/voc --log tensorboard,csv   (then: tensorboard --logdir runs)',
+    'panseg train --config runs/voc/config.json --out runs/voc-again   (replay a run: its config.json holds every flag it used)',
     'panseg train ... --nnodes 2 --node-rank 0 --nproc-per-node 8 --master-addr 10.0.0.1 --master-port 29500   (and --node-rank 1 on the second machine)',
   ],
 };
 
+/** Flags left out of the saved config.json: how this invocation treats --out, not what the run is. */
+const NOT_SAVED = new Set(['resume', 'overwrite']);
+const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** The flags this run was given (and their defaults), keyed by flag name: what `--config` reads back as the same options. */
+export function savedFlags(o: Record<string, unknown>): Record<string, unknown> {
+  const cfg: Record<string, unknown> = {};
+  for (const f of spec.flags) {
+    const val = o[camel(f.name)];
+    if (NOT_SAVED.has(f.name) || val === undefined) continue;
+    // Lists of numbers are saved as numbers; --config turns them back into the same list.
+    cfg[f.name] = Array.isArray(val) && val.length && val.every((x) => String(x).trim() !== '' && Number.isFinite(Number(x))) ? val.map(Number) : val;
+  }
+  return cfg;
+}
+
 export async function run(o: Record<string, unknown>): Promise<void> {
   const out = required<string>(o, 'out', 'out', 'train');
+  if (o.resume && o.overwrite) throw new UsageError('--resume continues the run in --out and --overwrite replaces it; give one of them');
   // Distributed: with --nproc-per-node/--nnodes this process only launches the workers, which run
   // this same command with RANK/WORLD_SIZE/... set (or srun/torchrun-style launchers set those).
   const nproc = (o.nprocPerNode as number | undefined) ?? 1;
   const nnodes = (o.nnodes as number | undefined) ?? 1;
   // RANK (our launcher, torchrun) makes this a worker; otherwise explicit launch flags win over SLURM's variables.
   const worker = process.env.RANK === undefined && (nproc > 1 || nnodes > 1) ? null : workerEnv();
+  // A new run never lands on another: checked by this process, or by rank 0 of a distributed job.
+  if (!o.resume && (!worker || worker.rank === 0)) {
+    const removed = prepareRunDir(out, { overwrite: Boolean(o.overwrite) });
+    if (removed.length && !o.quiet) console.error(`train: --overwrite: removed the earlier run in ${out} (${removed.join(', ')})`);
+  }
   if (!worker && (nproc > 1 || nnodes > 1)) {
     const maxRestarts = (o.maxRestarts as number | undefined) ?? 0;
     // Each restart resumes from rank 0's last complete checkpoint, which only node 0 can see.
@@ -77,7 +113,12 @@ export async function run(o: Record<string, unknown>): Promise<void> {
       masterAddr: o.masterAddr as string | undefined, masterPort: o.masterPort as number | undefined,
       threadsPerProcess: o.threads as number | undefined,
       maxRestarts,
-      restartCommand: () => (o.resume || !recoverCheckpoint(join(out, 'checkpoints', 'last')) ? first : [...first, '--resume']),
+      // A restart continues from the last checkpoint, or replaces the failed attempt's files when there is none.
+      restartCommand: () => {
+        if (o.resume) return first;
+        const rest = first.filter((a) => a !== '--overwrite');
+        return recoverCheckpoint(join(out, 'checkpoints', 'last')) ? [...rest, '--resume'] : [...rest, '--overwrite'];
+      },
     });
     if (r.code !== 0) throw new PansegError(`train: worker rank ${r.failedRank} failed (${r.workers.find((w) => w.rank === r.failedRank)?.signal ?? `exit code ${r.code}`}); see its output above`);
     return;
@@ -90,24 +131,35 @@ export async function run(o: Record<string, unknown>): Promise<void> {
     ...(({ encoderOutputStride, decoderChannels, ...rest }) => ({ outputStride: encoderOutputStride as 8 | 16 | 32 | undefined, decoderChannels: decoderChannels as number | number[] | undefined, modelOptions: rest }))(archOptions(o)),
     out,
     distributed: worker ? { ...worker, syncBatchNorm: Boolean(o.syncBn) } : undefined,
+    log: (o.log as string[] | undefined)?.join(','),
+    report: o.reportImages as number,
+    config: savedFlags(o),
   });
   if (res.distributed && res.distributed.rank !== 0) { // rank 0 writes the report
     res.model.dispose();
     return;
   }
   const report = await writeTrainingReport({
-    model: res.model, outDir: out, dataset: res.valDataset ?? res.trainDataset, evaluation: res.lastEval, config: o,
+    model: res.model, outDir: out, dataset: res.valDataset ?? res.trainDataset, evaluation: res.lastEval, config: savedFlags(o), hyperparameters: res.hyperparameters, samples: o.reportImages as number,
     summary: {
       'training time': `${res.seconds.toFixed(0)} s`, 'data wait': `${(res.dataWaitFraction * 100).toFixed(1)}% of step time`,
       ...(res.distributed ? { processes: String(res.distributed.worldSize), 'gradient all-reduce wait': `${res.distributed.commWaitMsPerStep.toFixed(1)} ms per step (rank 0)` } : {}),
     },
   });
+  // Only the checkpoints that exist are named; without validation there is no best/, and last/ is the model to use.
+  const saved = ['best', 'last'].filter((n) => existsSync(join(out, 'checkpoints', n, 'config.json')));
+  const validated = res.bestEpoch >= 0;
   if (o.json) {
-    console.log(JSON.stringify({ best_miou: res.bestMiou, best_epoch: res.bestEpoch, seconds: res.seconds, out, report, history: res.history }));
+    console.log(JSON.stringify({
+      best_miou: validated ? res.bestMiou : null, best_epoch: validated ? res.bestEpoch : null, seconds: res.seconds, out, report,
+      checkpoints: saved.map((n) => join(out, 'checkpoints', n)), history: res.history,
+    }));
   } else {
     if (res.lastEval) printMetrics(res.lastEval, [...(res.valDataset ?? res.trainDataset).classes]);
-    console.log(`best val mIoU ${res.bestMiou.toFixed(4)} (epoch ${res.bestEpoch}) in ${res.seconds.toFixed(0)} s`);
-    console.log(`checkpoints: ${out}/checkpoints/{best,last}   report: ${report}`);
+    if (validated) console.log(`best val mIoU ${res.bestMiou.toFixed(4)} (epoch ${res.bestEpoch}) in ${res.seconds.toFixed(0)} s`);
+    else console.log(`trained in ${res.seconds.toFixed(0)} s without validation${o.valSplit === 'none' ? ' (--val-split none)' : ''}; the model to use is ${join(out, 'checkpoints', 'last')}`);
+    const ck = saved.length === 2 ? `${join(out, 'checkpoints')}/{best,last}` : saved.length ? join(out, 'checkpoints', saved[0]) : 'none written';
+    console.log(`checkpoints: ${ck}   report: ${report}`);
   }
   res.model.dispose();
 }
