@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -91,6 +91,13 @@ describe('user mistakes: one line on stderr, exit 2', { concurrency: 2 }, () => 
       /train: expected 'cpu' or 'cuda\[:N\]' for device but received "gpu"/],
     ['model/dataset class mismatch', () => ['eval', '--model', model3, '--dataset', 'folder', '--data-root', data, '--split', 'val'],
       /the model predicts 3 classes but the folder dataset at .* has 6/],
+    ['mistyped command', () => ['trian'], /unknown command 'trian'; did you mean 'train'\?; commands: train, eval/],
+    ['mistyped flag', () => ['train', '--batchsize', '4'], /unknown option '--batchsize' for 'panseg train'; did you mean --batch-size\? \(see panseg train --help\)$/],
+    ['--crop below the model minimum', () => ['train', '--dataset', 'folder', '--data-root', data, '--split', 'val', '--val-split', 'none', '--batch-size', '2', '--encoder', 'resnet18', '--crop', '64', '--out', join(tmp, 'o5')],
+      /train: crop 64 is smaller than the PAN-resnet18's minimum input of 128 px; use --crop 128 or more$/],
+    ['--overlap without --tile', () => ['predict', '--model', model3, '--out', join(tmp, 'p2'), '--overlap', '0.5', imgA], /--overlap applies to --tile windows; add --tile N/],
+    ['a run folder without checkpoints yet', () => { mkdirSync(join(tmp, 'run0', 'checkpoints'), { recursive: true }); return ['predict', '--model', join(tmp, 'run0'), '--out', join(tmp, 'p3'), imgA]; },
+      /--model .*run0 is a training run without a saved model yet/],
   ];
   for (const [name, args, re] of cases) it(name, () => assertUsageError(args(), re));
 
@@ -98,6 +105,28 @@ describe('user mistakes: one line on stderr, exit 2', { concurrency: 2 }, () => 
     const r = await cli([]);
     assert.equal(r.code, 2);
     assert.match(r.stdout, /Usage: panseg <command> \[options\]/);
+  });
+});
+
+describe('--version and help', { concurrency: 2 }, () => {
+  it('--version and -v print the version in package.json; help CMD is CMD --help', async () => {
+    const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    const [long, short, help, flag] = await Promise.all([cli(['--version']), cli(['-v']), cli(['help', 'train']), cli(['train', '--help'])]);
+    for (const r of [long, short]) {
+      assert.equal(r.code, 0);
+      assert.equal(r.stdout, `panseg ${version}\n`);
+    }
+    assert.equal(help.code, 0);
+    assert.equal(help.stdout, flag.stdout);
+    assert.match(help.stdout, /^panseg train: /);
+  });
+
+  it('ships an MIT LICENSE and package.json repository and keywords', () => {
+    assert.match(readFileSync(join(ROOT, 'LICENSE'), 'utf8'), /^MIT License\n\nCopyright \(c\) 2026 panseg contributors\n/);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { license: string; repository: { type: string; url: string }; keywords: string[] };
+    assert.equal(pkg.license, 'MIT');
+    assert.deepEqual(pkg.repository, { type: 'git', url: 'git+https://github.com/panseg/panseg.git' });
+    assert.ok(pkg.keywords.includes('semantic-segmentation'));
   });
 });
 
@@ -166,6 +195,30 @@ describe('outputs', { concurrency: 2 }, () => {
     assert.deepEqual(stats.map((s) => [s.input, s.width, s.height]), [[imgA, 70, 50], [imgB, 64, 64]]);
     for (const s of stats) assert.ok(Math.abs(s.areas.reduce((a, x) => a + x.percent, 0) - 100) < 1e-6, 'areas sum to 100%');
     assert.ok(!existsSync(join(out, 'a_probs.npy')), 'no probabilities unless --probs');
+  });
+
+  it("predict --model RUN --tile: the run's best checkpoint, windows, EXIF orientation, output paths kept per input folder", async () => {
+    const run = join(tmp, 'run1');
+    cpSync(model3, join(run, 'checkpoints', 'best'), { recursive: true });
+    const inDir = join(tmp, 'in');
+    for (const sub of ['a', 'b']) mkdirSync(join(inDir, sub), { recursive: true });
+    cpSync(imgA, join(inDir, 'a', 'x.png'));
+    await sharp(imgB).png().toFile(join(inDir, 'b', 'x.png'));
+    // Stored 40 wide x 24 high, EXIF orientation 6 (rotate 90 degrees clockwise to show): shown 24 x 40.
+    const raw = Buffer.from(Array.from({ length: 40 * 24 * 3 }, (_, i) => (i * 11) % 253));
+    await sharp(raw, { raw: { width: 40, height: 24, channels: 3 } }).jpeg().withMetadata({ orientation: 6 }).toFile(join(inDir, 'b', 'rot.jpg'));
+    const out = join(tmp, 'pred-tiled');
+    const r = await cli(['predict', '--model', run, '--out', out, '--threads', '1', '--tile', '64', '--overlap', '0.25', '--json', join(inDir, 'a', 'x.png'), join(inDir, 'b')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`^panseg predict: --model ${run} is a training run; using its best checkpoint, ${join(run, 'checkpoints', 'best')}\n`));
+    const printed = JSON.parse(r.stdout) as { input: string; mask: string; width: number; height: number }[];
+    assert.deepEqual(printed.map((p) => [p.mask, p.width, p.height]), [
+      [join(out, 'a', 'x_mask.png'), 70, 50], [join(out, 'b', 'rot_mask.png'), 24, 40], [join(out, 'b', 'x_mask.png'), 64, 64],
+    ]);
+    for (const p of printed) {
+      const m = await sharp(p.mask).metadata();
+      assert.deepEqual([m.width, m.height], [p.width, p.height]);
+    }
   });
 
   it('eval --json prints miou, pixel_accuracy and per_class_iou (as the library computes them)', async () => {
