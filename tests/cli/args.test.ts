@@ -2,10 +2,11 @@
 // typed flags, --config files (JSON/YAML, flags win), and the UsageError texts.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closest, type CommandSpec, editDistance, helpText, parse, required, UsageError } from '../../src/cli/args.js';
+import { resolveModelDir } from '../../src/cli/model-dir.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'panseg-args-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -120,5 +121,31 @@ describe('did you mean', () => {
     assert.equal(closest('serve', ['train', 'eval']), undefined);
     assert.equal(editDistance('kitten', 'sitting'), 3);
     assert.equal(editDistance('ab', 'ba'), 1);
+  });
+});
+
+describe('resolveModelDir', () => {
+  it('a model directory as it is; a run folder: checkpoints/best, else last, saying so; a Hub name untouched', () => {
+    const model = join(tmp, 'm');
+    mkdirSync(model, { recursive: true });
+    writeFileSync(join(model, 'config.json'), '{}');
+    const said: string[] = [];
+    const say = (l: string) => said.push(l);
+    assert.equal(resolveModelDir(model, say), model);
+    const run = join(tmp, 'run');
+    mkdirSync(join(run, 'checkpoints', 'last'), { recursive: true });
+    writeFileSync(join(run, 'checkpoints', 'last', 'config.json'), '{}');
+    assert.equal(resolveModelDir(run, say), join(run, 'checkpoints', 'last'));
+    mkdirSync(join(run, 'checkpoints', 'best'), { recursive: true });
+    writeFileSync(join(run, 'checkpoints', 'best', 'config.json'), '{}');
+    assert.equal(resolveModelDir(run, say), join(run, 'checkpoints', 'best'));
+    assert.deepEqual(said, [
+      `--model ${run} is a training run; using its last checkpoint (it has no best), ${join(run, 'checkpoints', 'last')}`,
+      `--model ${run} is a training run; using its best checkpoint, ${join(run, 'checkpoints', 'best')}`,
+    ]);
+    assert.equal(resolveModelDir('org/name', say), 'org/name');
+    const empty = join(tmp, 'empty-run');
+    mkdirSync(join(empty, 'checkpoints'), { recursive: true });
+    assert.throws(() => resolveModelDir(empty), (e: unknown) => e instanceof UsageError && /is a training run without a saved model yet/.test(e.message));
   });
 });
