@@ -93,3 +93,20 @@ test('panseg eval --engine onnx: the metrics of the torch engine', () => {
   assert.ok(Math.abs(a.miou - b.miou) <= 1e-3, `mIoU ${a.miou} vs ${b.miou}`);
   assert.ok(Math.abs(a.pixel_accuracy - b.pixel_accuracy) <= 1e-3);
 });
+
+test('panseg export --dtype fp16: half the file, and eval on it gives the fp32 metrics to 0.01', () => {
+  const [p32, p16] = [join(tmp.dir, 'm32.onnx'), join(tmp.dir, 'm16.onnx')];
+  const a = cli(['export', '--model', modelDir, '--out', p32, '--dynamic-size', '--json']);
+  const b = cli(['export', '--model', modelDir, '--out', p16, '--dynamic-size', '--dtype', 'fp16', '--json']);
+  assert.equal(b.status, 0, b.stderr);
+  const [ja, jb] = [JSON.parse(a.stdout), JSON.parse(b.stdout)];
+  assert.equal(jb.dtype, 'fp16');
+  assert.match(jb.sha256, /^[0-9a-f]{64}$/);
+  assert.ok(Math.abs(jb.bytes / ja.bytes - 0.5) < 0.05, `${jb.bytes} vs ${ja.bytes} bytes`);
+  const args = ['eval', '--dataset', 'folder', '--data-root', data, '--split', 'val', '--json', '--workers', '0'];
+  const [ea, eb] = [cli([...args, '--onnx', p32]), cli([...args, '--onnx', p16])].map((r) => JSON.parse(r.stdout));
+  assert.ok(Math.abs(ea.miou - eb.miou) <= 0.01, `mIoU fp32 ${ea.miou} vs fp16 ${eb.miou}`);
+  const bad = cli(['export', '--model', modelDir, '--out', p16, '--fp16-io']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--fp16-ops and --fp16-io go with --dtype fp16/);
+});
