@@ -222,6 +222,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     // How often Node checks those two; its default, 30 s, would let a stalled request live that much longer.
     connectionsCheckingInterval: Math.min(1000, opts.headersTimeoutMs, opts.bodyTimeoutMs),
   }, (req, res) => void handle(ctx, req, res));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket));
   server.maxConnections = opts.maxConnections;
   server.timeout = opts.idleTimeoutMs;
   server.on('timeout', (socket: Socket) => {
@@ -247,6 +248,26 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     info: queue.info,
     close: (graceMs = 10_000) => (closing ??= shutdown(server, queue, graceMs)),
   };
+}
+
+/**
+ * Requests Node's parser refuses (malformed request line or headers, headers over 16 KiB, a header or whole-request
+ * timeout) get the same JSON error body as every other refusal, then the connection is closed.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  // A response already under way on this socket (Node's own check, on its internal field): nothing more may be written.
+  const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || current?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const [status, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'headers_too_large', 'the request headers are too large (over 16 KB); send fewer or shorter headers']
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADER_TIMEOUT' ? [408, 'request_timeout', 'the request did not arrive in time; send it over a faster link']
+    : [400, 'bad_request', `malformed HTTP request (${String(err.code ?? 'parse error')}); send a valid HTTP/1.1 request`];
+  const body = `${JSON.stringify({ error: { status, code, message } })}\n`;
+  const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`);
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -213,6 +213,17 @@ describe('serve hardening: formats are sniffed from the bytes', () => {
   });
 });
 
+describe('serve hardening: requests Node cannot parse', () => {
+  test('a malformed request or oversized headers get a JSON error too, then the connection closes', async () => {
+    const bad = await rawExchange(server.port, 'GARBAGE\u0001 / HTTP/1.1\r\n\r\n', 5000);
+    assert.match(bad.text, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    assert.match(bad.text, /"code":"bad_request","message":"malformed HTTP request \(HPE_[A-Z_]+\); send a valid HTTP\/1\.1 request"/);
+    const big = await rawExchange(server.port, `GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 5000);
+    assert.match(big.text, /^HTTP\/1\.1 431 /);
+    assert.match(big.text, /"code":"headers_too_large"/);
+  });
+});
+
 describe('serve hardening: /healthz', () => {
   test('GET /healthz answers 200 with status, model and queue depth', async () => {
     const r = await raw(server.port, { path: '/healthz' });
