@@ -5,7 +5,7 @@
 // through safetensors bit for bit and the data order/augmentation and RNG are restored).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataLoader, generateSynthetic, openDataset } from '../../src/data/index.js';
@@ -15,6 +15,8 @@ import { PAN } from '../../src/models/index.js';
 import { restoreCheckpoint, saveCheckpoint, type TrainerState } from '../../src/train/checkpoint.js';
 import { AdamW, type Optimizer } from '../../src/train/optimizers.js';
 import { train, type TrainOptions } from '../../src/train/train.js';
+import { writeTrainingReport } from '../../src/train/report.js';
+import { writeFileDurable } from '../../src/io/file.js';
 
 setNumThreads(1);
 const tmp = mkdtempSync(join(tmpdir(), 'panseg-train-'));
@@ -177,5 +179,121 @@ describe('train: resume and checkpoints (resnet18 depth 3 + aux head with dropou
     opt.dispose();
     opt2.dispose();
     model.dispose();
+  });
+});
+
+describe('train: corrupt samples, durable state and exact resume (issue 15)', () => {
+  let data: string;
+  let init: string;
+  let corrupt: string;
+  const base = (): TrainOptions => ({
+    dataset: 'folder', dataRoot: data, out: '', model: init, crop: 64, batchSize: 4, epochs: 2,
+    optimizer: 'adamw', lr: 2e-3, seed: 7, threads: 1, workers: 0, quiet: true,
+  });
+  before(async () => {
+    data = (await generateSynthetic(join(tmp, 'shapes64-bad'), { train: 16, val: 4, size: 64, seed: 2 })).dir;
+    // The first sample in dataset order: the report's first picture when it shows the training set.
+    corrupt = openDataset('folder', data, { split: 'train' }).samples[0].imagePath;
+    writeFileSync(corrupt, Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919) % 251)));
+    manualSeed(5);
+    const m = new PAN({ encoderName: 'resnet18', encoderDepth: 3, decoderChannels: 16, classes: 6 });
+    init = join(tmp, 'init-bad');
+    m.savePretrained(init);
+    m.dispose();
+  });
+
+  it('a corrupt image (16 images, batch 4): the epoch completes and is checkpointed; the file is reported once per epoch and in the result', async (t) => {
+    const warn = t.mock.method(console, 'warn', () => {});
+    const out = join(tmp, 'bad-a');
+    const res = await train({ ...base(), out, epochs: 1, valSplit: null });
+    try {
+      const st = JSON.parse(readFileSync(join(out, 'checkpoints', 'last', 'trainer.json'), 'utf8')) as TrainerState;
+      assert.deepEqual([st.epoch, st.iter], [1, 3], '15 readable images: 3 batches, and last/ is written');
+      assert.deepEqual(res.skipped, [corrupt]);
+      assert.deepEqual(st.skipped, [corrupt]);
+      assert.equal(res.history[0].skipped, 1);
+      const lines = warn.mock.calls.map((c) => String(c.arguments[0]));
+      assert.equal(lines.length, 1, lines.join('\n'));
+      assert.match(lines[0], /^panseg: epoch 1 skipped 1 unreadable or invalid training sample: .*\.png \(folder: cannot read .*\); fix or remove it$/);
+      // The report without a validation set shows training images, the corrupt one first: it passes over it.
+      const report = await writeTrainingReport({ model: res.model, outDir: out, dataset: res.trainDataset, evaluation: null, config: {}, samples: 2, attention: false });
+      assert.ok(existsSync(report));
+    } finally {
+      res.model.dispose();
+    }
+  });
+
+  it('resume after a crash: temporaries go, last/ comes back from a cut-short rename, metrics.jsonl is cut to the checkpoint, best/ is the truth', async () => {
+    const a = await train({ ...base(), out: join(tmp, 'bad-whole') });
+    const out = join(tmp, 'bad-b');
+    const crash = (r: Record<string, number | string>): void => { if (r.epoch === 2) throw new Error('simulated crash'); };
+    await assert.rejects(train({ ...base(), out, onLog: crash }), /simulated crash/);
+    const ckpt = join(out, 'checkpoints');
+    // What a kill -9 can leave: a half-written checkpoint and model directory, a temporary file, and
+    // last/ renamed away just before its replacement was renamed in.
+    mkdirSync(join(ckpt, 'last.partial-4242'));
+    writeFileSync(join(ckpt, 'last.partial-4242', 'model.safetensors'), 'half');
+    mkdirSync(join(ckpt, 'best.tmp-4242'));
+    writeFileSync(join(out, 'config.json.tmp-4242-0badf00d'), '{');
+    renameSync(join(ckpt, 'last'), join(ckpt, 'last.old-4242'));
+    // The crashed run's best/ claims a better score than the resumed run will reach: it is kept.
+    const bestMeta = JSON.parse(readFileSync(join(ckpt, 'best', 'panseg.json'), 'utf8'));
+    writeFileSync(join(ckpt, 'best', 'panseg.json'), JSON.stringify({ ...bestMeta, miou: 0.99, epoch: 2 }));
+    const bestWeights = readFileSync(join(ckpt, 'best', 'model.safetensors'));
+
+    const b = await train({ ...base(), out, resume: true });
+    try {
+      assert.equal(maxAbsDiff(a.model.stateDict(), b.model.stateDict()), 0, 'resumed == uninterrupted');
+      assert.deepEqual(readdirSync(ckpt).sort(), ['best', 'last']);
+      assert.deepEqual(readdirSync(out).filter((f) => f.includes('.tmp-')), []);
+      const strip = (p: string): unknown[] => readFileSync(p, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map(({ imgPerSec: _, ...r }) => r);
+      assert.deepEqual(strip(join(out, 'metrics.jsonl')), strip(join(tmp, 'bad-whole', 'metrics.jsonl')), 'no record of the crashed epoch is left over');
+      assert.deepEqual([b.bestMiou, b.bestEpoch], [0.99, 2], 'bestMiou follows best/');
+      assert.ok(readFileSync(join(ckpt, 'best', 'model.safetensors')).equals(bestWeights), 'best/ is not replaced by a worse model');
+      assert.equal((JSON.parse(readFileSync(join(ckpt, 'last', 'trainer.json'), 'utf8')) as TrainerState).bestMiou, 0.99);
+    } finally {
+      a.model.dispose();
+      b.model.dispose();
+    }
+  });
+
+  it('a full disk (PANSEG_TEST_FAIL_WRITE_AFTER): one-line error, the previous checkpoint intact, no temporaries', () => {
+    const parent = join(tmp, 'full');
+    const dir = join(parent, 'last');
+    const model = PAN.fromPretrained(init);
+    const opt = new AdamW(model.parameters(), { lr: 1e-3 });
+    const state: TrainerState = { epoch: 1, iter: 4, bestMiou: 0.5, bestEpoch: 1, history: [], configHash: 'abc', scaler: { scale: 1024, goodSteps: 3 } };
+    try {
+      saveCheckpoint(dir, model, opt, state, {});
+      const before = readFileSync(join(dir, 'model.safetensors'));
+      process.env.PANSEG_TEST_FAIL_WRITE_AFTER = String(before.length + 1000); // room for the model, not for the rest
+      assert.throws(() => saveCheckpoint(dir, model, opt, { ...state, epoch: 2 }, {}),
+        /^PansegError: saveCheckpoint: cannot write .*full\/last: saveSafetensors: .*\/last\.partial-\d+\/\w+\.safetensors: cannot write the file: no space left on device; the previous checkpoint in .*full\/last is intact$/);
+      assert.throws(() => writeFileDurable(join(parent, 'note.json'), '{}'), /ENOSPC/);
+      delete process.env.PANSEG_TEST_FAIL_WRITE_AFTER;
+      assert.deepEqual(readdirSync(parent), ['last'], 'no temporaries');
+      assert.ok(readFileSync(join(dir, 'model.safetensors')).equals(before));
+      const back = restoreCheckpoint(dir, opt);
+      assert.deepEqual([back.epoch, back.scaler], [1, { scale: 1024, goodSteps: 3 }], 'the GradScaler state round-trips');
+      writeFileDurable(join(parent, 'note.json'), '{"a":1}');
+      writeFileDurable(join(parent, 'note.json'), '{"a":2}');
+      assert.deepEqual(readdirSync(parent).sort(), ['last', 'note.json']);
+      assert.equal(readFileSync(join(parent, 'note.json'), 'utf8'), '{"a":2}');
+    } finally {
+      delete process.env.PANSEG_TEST_FAIL_WRITE_AFTER;
+      opt.dispose();
+      model.dispose();
+    }
+  });
+
+  it('fp16 on CUDA: the GradScaler state is saved and restored on resume', { skip: !cudaAvailable() && 'no CUDA in this build' }, async () => {
+    const out = join(tmp, 'fp16');
+    const opts = { ...base(), precision: 'fp16' as const, device: 'cuda' };
+    (await train({ ...opts, out, maxSteps: 4 })).model.dispose();
+    const st1 = JSON.parse(readFileSync(join(out, 'checkpoints', 'last', 'trainer.json'), 'utf8')) as TrainerState;
+    assert.ok(st1.scaler, 'trainer.json holds the scaler');
+    (await train({ ...opts, out, resume: true })).model.dispose();
+    const st2 = JSON.parse(readFileSync(join(out, 'checkpoints', 'last', 'trainer.json'), 'utf8')) as TrainerState;
+    assert.ok(st2.scaler!.goodSteps === st1.scaler!.goodSteps + 4 || st2.scaler!.scale !== st1.scaler!.scale, 'the resumed run continued the scaler, not a fresh one');
   });
 });
