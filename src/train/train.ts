@@ -461,8 +461,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       // Gradients of a trailing partial accumulation are dropped (stepsPerEpoch counts whole steps), so they
       // neither leak into the next epoch's first step nor make a resumed run differ from an uninterrupted one.
       if (micro % c.accumulate !== 0) optimizer.zeroGrad();
-      // A run stopped mid-epoch (maxSteps) keeps the last complete checkpoint. An epoch with skipped
-      // samples has fewer batches than loader.length, and is complete all the same.
+      // An epoch ends complete unless maxSteps stopped it (an epoch with skipped samples has fewer
+      // batches than loader.length, and is complete all the same).
       const complete = ranToEnd;
       bar.finish({ loss: emaLoss.toFixed(4) });
       const rec: Record<string, number> = { epoch: epoch + 1, iter: state.iter, loss: emaLoss, lr: scheduler.lr, imgPerSec: images / ((performance.now() - tEpoch) / 1000) };
