@@ -1,6 +1,6 @@
-// Data-parallel training on c10d, the distributed engine PyTorch itself uses: a TCPStore for
-// rendezvous, ProcessGroupGloo for collectives, bucketed gradient all-reduce launched from
-// autograd hooks while backward still runs, a differentiable all-reduce (for SyncBatchNorm) and
+// Data-parallel training on c10d, the distributed engine PyTorch itself uses: a key-value store
+// client for the rendezvous (our own server; see PansegStore), ProcessGroupGloo for collectives,
+// bucketed gradient all-reduce launched from autograd hooks while backward still runs, a differentiable all-reduce (for SyncBatchNorm) and
 // a heartbeat watchdog that names a dead rank. No model or training logic lives here.
 //
 // Builds without c10d headers (other libtorch builds; or forced with -DPANSEG_NO_C10D): every op
@@ -8,7 +8,8 @@
 // each compiled in when their headers are present (distBackends() lists them).
 //
 // libtorch API this file relies on, checked against 1.13 (Debian) and 2.x:
-// - c10d::TCPStore(host, TCPStoreOptions) and the Store methods set/get/add/check: same in both.
+// - c10d::Store's pure virtuals (set/get/add/deleteKey/check/getNumKeys/wait) and compareSet: same
+//   in both; 2.6+ adds a pure clone(), which PansegStore defines without `override`.
 // - c10d::ProcessGroupGloo(store, rank, size, Options) with Options::create(timeout), .devices and
 //   .threads, createDeviceForHostname/Interface: same in both (2.x derives it from c10d::Backend
 //   instead of ProcessGroup; we hold the concrete class, whose collectives keep their signatures).
@@ -22,6 +23,8 @@
 #include "common.h"
 
 #include <chrono>
+#include <cerrno>
+#include <cstring>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -29,8 +32,15 @@
 #include <mutex>
 #include <thread>
 
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #if defined(__has_include) && !defined(PANSEG_NO_C10D)
-#if __has_include(<torch/csrc/distributed/c10d/TCPStore.hpp>)
+#if __has_include(<torch/csrc/distributed/c10d/Store.hpp>) && __has_include(<torch/csrc/distributed/c10d/PrefixStore.hpp>)
 #define PANSEG_HAVE_C10D 1
 // PyTorch's pip wheels ship c10d's headers without gloo's: such a build gets NCCL only.
 #if __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>) && __has_include(<gloo/config.h>)
@@ -70,7 +80,7 @@
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/Store.hpp>
 #endif
 
 namespace panseg {
@@ -106,22 +116,212 @@ static std::vector<uint8_t> Bytes(const std::string& s) { return std::vector<uin
 
 // ---------------------------------------------------------------- store
 
-struct StoreBox : Boxed {
-  c10::intrusive_ptr<c10d::TCPStore> store;
+// The rendezvous store's client. The server is panseg's own (src/distributed/store-server.ts, in
+// a worker thread of rank 0), not c10d's TCPStore daemon: that one listens on every interface,
+// serves all connections from one thread with blocking reads (one partial message stalls every
+// rank) and allocates whatever a length prefix asks. This client is a c10d::Store, so Gloo and
+// NCCL exchange their addresses through it exactly as through a TCPStore.
+//
+// Protocol (little-endian): a frame is u32 length, then that many bytes: u8 op (requests) or u8
+// status (replies: 0 ok, 1 error with a message), then fields, each u32 length + bytes. The first
+// frame of a connection must be HELLO("panseg-store/1", token); the server drops a connection
+// whose first frame is anything else, and refuses a wrong token.
+enum StoreOp : uint8_t { kHello = 1, kSet = 2, kGet = 3, kAdd = 4, kCheck = 5, kWait = 6, kDelete = 7, kNumKeys = 8, kCompareSet = 9 };
+static const char* kStoreMagic = "panseg-store/1";
+
+class PansegStore : public c10d::Store {
+ public:
+  PansegStore(std::string host, int port, std::string token, Ms timeout)
+      : c10d::Store(timeout), host_(std::move(host)), port_(port), token_(std::move(token)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Connect();
+  }
+  ~PansegStore() override { Close(); }
+
+  // A new connection to the same server (c10d >= 2.6 asks for it; the watchdog's own connection).
+  // No `override`: older c10d::Store has no clone().
+  c10::intrusive_ptr<c10d::Store> clone() { return c10::make_intrusive<PansegStore>(host_, port_, token_, timeout_); }
+  c10::intrusive_ptr<PansegStore> Clone(Ms timeout) { return c10::make_intrusive<PansegStore>(host_, port_, token_, timeout); }
+
+  void set(const std::string& key, const std::vector<uint8_t>& value) override {
+    Call(kSet, {key, std::string(value.begin(), value.end())}, timeout_);
+  }
+  std::vector<uint8_t> compareSet(const std::string& key, const std::vector<uint8_t>& current, const std::vector<uint8_t>& desired) override {
+    auto r = Call(kCompareSet, {key, std::string(current.begin(), current.end()), std::string(desired.begin(), desired.end())}, timeout_);
+    return std::vector<uint8_t>(r.at(0).begin(), r.at(0).end());
+  }
+  // Waits up to the store's timeout for the key.
+  std::vector<uint8_t> get(const std::string& key) override {
+    auto r = Call(kGet, {key}, timeout_, true);
+    return std::vector<uint8_t>(r.at(0).begin(), r.at(0).end());
+  }
+  int64_t add(const std::string& key, int64_t delta) override {
+    std::string d(8, '\0');
+    for (int i = 0; i < 8; i++) d[i] = static_cast<char>((static_cast<uint64_t>(delta) >> (8 * i)) & 0xff);
+    return Num(Call(kAdd, {key, d}, timeout_).at(0));
+  }
+  bool deleteKey(const std::string& key) override { return Num(Call(kDelete, {key}, timeout_).at(0)) != 0; }
+  bool check(const std::vector<std::string>& keys) override { return Num(Call(kCheck, keys, timeout_).at(0)) != 0; }
+  int64_t getNumKeys() override { return Num(Call(kNumKeys, {}, timeout_).at(0)); }
+  void wait(const std::vector<std::string>& keys) override { wait(keys, timeout_); }
+  void wait(const std::vector<std::string>& keys, const Ms& timeout) override { Call(kWait, keys, timeout, true); }
+
+ private:
+  std::string host_;
+  int port_;
+  std::string token_;
+  std::mutex mu_;
+  int fd_ = -1;
+
+  std::string Where() const { return host_ + ":" + std::to_string(port_); }
+  static int64_t Num(const std::string& f) {
+    TORCH_CHECK(f.size() == 8, "rendezvous store: malformed reply");
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(f[i]);
+    return static_cast<int64_t>(v);
+  }
+  static Clock::time_point Deadline(Ms t) { return t.count() > 0 ? Clock::now() + t : Clock::time_point::max(); }
+  static int Remaining(Clock::time_point d) {
+    if (d == Clock::time_point::max()) return -1;
+    auto ms = std::chrono::duration_cast<Ms>(d - Clock::now()).count();
+    return ms <= 0 ? 0 : static_cast<int>(std::min<int64_t>(ms, 1 << 30));
+  }
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  [[noreturn]] void Fail(const std::string& what) {
+    Close();
+    throw std::runtime_error(what);
+  }
+
+  // Connects (one attempt per address, within the store's timeout) and says hello with the token.
+  void Connect() {
+    auto deadline = Deadline(timeout_);
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    int rc = ::getaddrinfo(host_.c_str(), std::to_string(port_).c_str(), &hints, &res);
+    TORCH_CHECK(rc == 0, "could not connect to the rendezvous store at ", Where(), ": cannot resolve ", host_, " (", gai_strerror(rc), ")");
+    std::string err = "no address";
+    for (auto* a = res; a && fd_ < 0; a = a->ai_next) {
+      int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+      if (fd < 0) { err = std::strerror(errno); continue; }
+      if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        err = std::strerror(errno);
+        ::close(fd);
+        continue;
+      }
+      pollfd p{fd, POLLOUT, 0};
+      int n = ::poll(&p, 1, Remaining(deadline));
+      int soerr = 0;
+      socklen_t len = sizeof soerr;
+      if (n <= 0) err = "connect timed out";
+      else if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr != 0) err = std::strerror(soerr ? soerr : errno);
+      else { fd_ = fd; break; }
+      ::close(fd);
+    }
+    ::freeaddrinfo(res);
+    TORCH_CHECK(fd_ >= 0, "could not connect to the rendezvous store at ", Where(), ": ", err);
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    auto r = Exchange(kHello, {kStoreMagic, token_}, deadline, false);
+    (void)r;
+  }
+
+  std::vector<std::string> Call(uint8_t op, const std::vector<std::string>& fields, Ms timeout, bool waits = false) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ < 0) Connect();
+    return Exchange(op, fields, Deadline(timeout), waits, &fields);
+  }
+
+  void SendAll(const std::string& buf, Clock::time_point deadline) {
+    size_t off = 0;
+    while (off < buf.size()) {
+      ssize_t n = ::send(fd_, buf.data() + off, buf.size() - off, MSG_NOSIGNAL);
+      if (n > 0) { off += static_cast<size_t>(n); continue; }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        pollfd p{fd_, POLLOUT, 0};
+        if (::poll(&p, 1, Remaining(deadline)) <= 0) Fail("rendezvous store at " + Where() + ": send timed out");
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      Fail("rendezvous store at " + Where() + ": send failed (" + std::strerror(errno) + ")");
+    }
+  }
+  void RecvExact(char* out, size_t size, Clock::time_point deadline, const std::string& waitingFor) {
+    size_t off = 0;
+    while (off < size) {
+      ssize_t n = ::recv(fd_, out + off, size - off, 0);
+      if (n > 0) { off += static_cast<size_t>(n); continue; }
+      if (n == 0) Fail("the rendezvous store at " + Where() + " closed the connection (rank 0 ended, or it dropped this client)");
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) Fail("rendezvous store at " + Where() + ": receive failed (" + std::strerror(errno) + ")");
+      pollfd p{fd_, POLLIN, 0};
+      int r = ::poll(&p, 1, Remaining(deadline));
+      if (r == 0) Fail("rendezvous store at " + Where() + ": timed out " + waitingFor);
+      if (r < 0 && errno != EINTR) Fail("rendezvous store at " + Where() + ": poll failed (" + std::strerror(errno) + ")");
+    }
+  }
+
+  // Sends one request and reads its reply. A timeout or a broken connection closes the socket
+  // (a late reply must not be read as the next one's); the next call reconnects.
+  std::vector<std::string> Exchange(uint8_t op, const std::vector<std::string>& fields, Clock::time_point deadline, bool waits,
+                                    const std::vector<std::string>* keys = nullptr) {
+    std::string buf(5, '\0');
+    buf[4] = static_cast<char>(op);
+    auto put32 = [&](std::string& b, size_t at, uint32_t v) { for (int i = 0; i < 4; i++) b[at + i] = static_cast<char>((v >> (8 * i)) & 0xff); };
+    for (auto& f : fields) {
+      size_t at = buf.size();
+      buf.resize(at + 4);
+      put32(buf, at, static_cast<uint32_t>(f.size()));
+      buf += f;
+    }
+    put32(buf, 0, static_cast<uint32_t>(buf.size() - 4));
+    SendAll(buf, deadline);
+    std::string what = op == kHello ? "waiting for its greeting" : "waiting for a reply";
+    if (waits && keys) {
+      what = "waiting for key";
+      what += keys->size() > 1 ? "s " : " ";
+      for (size_t i = 0; i < keys->size() && i < 4; i++) what += (i ? ", '" : "'") + (*keys)[i] + "'";
+      if (keys->size() > 4) what += ", ...";
+    }
+    unsigned char hdr[4];
+    RecvExact(reinterpret_cast<char*>(hdr), 4, deadline, what);
+    uint32_t len = hdr[0] | (hdr[1] << 8) | (hdr[2] << 16) | (static_cast<uint32_t>(hdr[3]) << 24);
+    if (len < 1 || len > (1u << 30)) Fail("rendezvous store at " + Where() + ": malformed reply (is another program listening on this port?)");
+    std::string body(len, '\0');
+    RecvExact(&body[0], len, deadline, what);
+    std::vector<std::string> out;
+    size_t off = 1;
+    while (off + 4 <= body.size()) {
+      uint32_t n = static_cast<uint8_t>(body[off]) | (static_cast<uint8_t>(body[off + 1]) << 8) |
+                   (static_cast<uint8_t>(body[off + 2]) << 16) | (static_cast<uint32_t>(static_cast<uint8_t>(body[off + 3])) << 24);
+      off += 4;
+      if (n > body.size() - off) Fail("rendezvous store at " + Where() + ": malformed reply");
+      out.push_back(body.substr(off, n));
+      off += n;
+    }
+    if (body[0] != 0) {
+      std::string msg = out.empty() ? "error" : out[0];
+      if (op == kHello) Fail("the rendezvous store at " + Where() + " refused this process: " + msg);
+      TORCH_CHECK(false, "rendezvous store at ", Where(), ": ", msg);
+    }
+    return out;
+  }
 };
 
-// storeOpen(host, port, isServer, timeoutMs): a TCPStore server (rank 0) or client. The server
-// binds every interface and does not wait for workers: the rendezvous in TS names the missing ones.
-static Napi::Value StoreOpen(const Napi::CallbackInfo& info) {
-  c10d::TCPStoreOptions o;
-  o.port = static_cast<std::uint16_t>(Int(info[1]));
-  o.isServer = Bool(info[2]);
-  o.numWorkers = c10::nullopt;
-  o.waitWorkers = false;
-  o.timeout = Ms(Int(info[3]));
+struct StoreBox : Boxed {
+  c10::intrusive_ptr<PansegStore> store;
+};
+
+// storeConnect(host, port, token, timeoutMs): a client of panseg's store server (every rank, rank 0
+// included). timeoutMs bounds the connection and every later read (get waits that long for a key).
+static Napi::Value StoreConnect(const Napi::CallbackInfo& info) {
   auto* b = new StoreBox();
   try {
-    b->store = c10::make_intrusive<c10d::TCPStore>(Str(info[0]), o);
+    b->store = c10::make_intrusive<PansegStore>(Str(info[0]), static_cast<int>(Int(info[1])), Str(info[2]), Ms(Int(info[3])));
   } catch (...) {
     delete b;
     throw;
@@ -147,9 +347,6 @@ static Napi::Value StoreCheck(const Napi::CallbackInfo& info) {
   std::vector<std::string> keys;
   for (uint32_t i = 0; i < arr.Length(); i++) keys.push_back(Str(arr.Get(i)));
   return Napi::Boolean::New(info.Env(), Unbox<StoreBox>(info[0], "store").store->check(keys));
-}
-static Napi::Value StorePort(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), Unbox<StoreBox>(info[0], "store").store->getPort());
 }
 
 // ---------------------------------------------------------------- process group
@@ -536,7 +733,7 @@ static Napi::Value GradSyncDestroy(const Napi::CallbackInfo& info) {
 // collective with a frozen peer), the thread prints the diagnosis and ends the process (exit 1).
 // A rank that finishes sets its `done` key first, so a normal exit is not taken for a death.
 struct Watchdog : Boxed {
-  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<PansegStore> store;
   std::string prefix;
   int rank = 0, world = 1;
   Ms interval{1000}, deadAfter{30000}, grace{10000};
@@ -616,21 +813,18 @@ struct Watchdog : Boxed {
   }
 };
 
-// watchdogStart(host, port, prefix, rank, world, intervalMs, deadAfterMs, graceMs, connectTimeoutMs)
+// watchdogStart(store, prefix, rank, world, intervalMs, deadAfterMs, graceMs, timeoutMs): the
+// watchdog gets its own connection to the store (a clone of `store`'s, with the same token).
 static Napi::Value WatchdogStart(const Napi::CallbackInfo& info) {
-  c10d::TCPStoreOptions o;
-  o.port = static_cast<std::uint16_t>(Int(info[1]));
-  o.isServer = false;
-  o.waitWorkers = false;
-  o.timeout = Ms(Int(info[8]));
+  auto& s = Unbox<StoreBox>(info[0], "store");
   auto w = std::make_unique<Watchdog>();
-  w->store = c10::make_intrusive<c10d::TCPStore>(Str(info[0]), o);
-  w->prefix = Str(info[2]);
-  w->rank = static_cast<int>(Int(info[3]));
-  w->world = static_cast<int>(Int(info[4]));
-  w->interval = Ms(Int(info[5]));
-  w->deadAfter = Ms(Int(info[6]));
-  w->grace = Ms(Int(info[7]));
+  w->store = s.store->Clone(Ms(Int(info[7])));
+  w->prefix = Str(info[1]);
+  w->rank = static_cast<int>(Int(info[2]));
+  w->world = static_cast<int>(Int(info[3]));
+  w->interval = Ms(Int(info[4]));
+  w->deadAfter = Ms(Int(info[5]));
+  w->grace = Ms(Int(info[6]));
   auto* raw = w.get();
   w->th = std::thread([raw] { raw->Run(); });
   return Box(info.Env(), w.release());
@@ -682,12 +876,11 @@ static Napi::Value DistBackends(const Napi::CallbackInfo& info) {
 void InitDistributed(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "distAvailable", DistAvailable);
   Register(env, exports, "distBackends", DistBackends);
-  Register(env, exports, "storeOpen", StoreOpen);
+  Register(env, exports, "storeConnect", StoreConnect);
   Register(env, exports, "storeSet", StoreSet);
   Register(env, exports, "storeGet", StoreGet);
   Register(env, exports, "storeAdd", StoreAdd);
   Register(env, exports, "storeCheck", StoreCheck);
-  Register(env, exports, "storePort", StorePort);
   Register(env, exports, "pgCreate", PgCreate);
   Register(env, exports, "allreduce", Allreduce);
   Register(env, exports, "broadcast", Broadcast);
@@ -716,7 +909,7 @@ static Napi::Value Unavailable(const Napi::CallbackInfo&) {
 void InitDistributed(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "distAvailable", DistAvailable);
   Register(env, exports, "distBackends", DistBackends);
-  for (auto name : {"storeOpen", "storeSet", "storeGet", "storeAdd", "storeCheck", "storePort", "pgCreate", "allreduce", "broadcast",
+  for (auto name : {"storeConnect", "storeSet", "storeGet", "storeAdd", "storeCheck", "pgCreate", "allreduce", "broadcast",
                     "barrier", "allreduceDiff", "gradSyncCreate", "gradSyncPrepare", "gradSyncFinish", "gradSyncBuckets",
                     "gradSyncDestroy", "watchdogStart", "watchdogDead", "watchdogStop"})
     Register(env, exports, name, Unavailable);

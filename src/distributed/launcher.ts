@@ -21,6 +21,12 @@ export interface LaunchOptions {
   masterAddr?: string;
   /** Default 29500. */
   masterPort?: number;
+  /**
+   * The job's rendezvous token, given to the workers as PANSEG_RDZV_TOKEN: the store refuses
+   * processes without it. Default: PANSEG_RDZV_TOKEN (in `env` or this process's environment);
+   * on one machine, else a fresh random one. Several machines need the same token on each.
+   */
+  rdzvToken?: string;
   /** What each worker runs, [program, ...args]. Default: this process's own command line. */
   command?: string[];
   /** Extra environment for the workers. */
@@ -74,8 +80,14 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   const maxRestarts = v.int('launch', 'maxRestarts', o.maxRestarts ?? 0, 0);
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   let command = o.command;
+  const nnodes = o.nnodes ?? 1;
+  // One machine: a random token nobody else knows, so no other local process can join or write keys.
+  const rdzvToken = o.rdzvToken ?? o.env?.PANSEG_RDZV_TOKEN ?? process.env.PANSEG_RDZV_TOKEN ?? (nnodes === 1 ? randomBytes(16).toString('hex') : undefined);
+  if (!rdzvToken && (o.nodeRank ?? 0) === 0) {
+    log(`panseg launch: warning: no --rdzv-token, so any process that reaches ${o.masterAddr ?? DEFAULT_MASTER_ADDR}:${o.masterPort ?? DEFAULT_MASTER_PORT} can join this job's rendezvous; pass the same --rdzv-token (or PANSEG_RDZV_TOKEN) on every node`);
+  }
   for (let restart = 0; ; restart++) {
-    const r = await launchOnce({ ...o, command, log }, restart);
+    const r = await launchOnce({ ...o, rdzvToken, command, log }, restart);
     if (r.code === 0 || r.interrupted || restart >= maxRestarts) return { code: r.code, failedRank: r.failedRank, workers: r.workers, restarts: restart };
     const failed = r.workers.find((w) => w.rank === r.failedRank)!;
     command = o.restartCommand?.(restart + 1, failed) ?? command;
@@ -129,6 +141,7 @@ function launchOnce(o: LaunchOptions & { log: (line: string) => void }, restart:
         GROUP_RANK: String(nodeRank), MASTER_ADDR: masterAddr, MASTER_PORT: String(masterPort),
         PANSEG_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads), PANSEG_RESTART_COUNT: String(restart),
         ...(runId ? { PANSEG_RUN_ID: runId } : {}),
+        ...(o.rdzvToken ? { PANSEG_RDZV_TOKEN: o.rdzvToken } : {}),
       };
       const piped = local !== 0 || o.output !== undefined;
       const proc = spawn(prog, args, { env, stdio: piped ? ['ignore', 'pipe', 'pipe'] : 'inherit' });

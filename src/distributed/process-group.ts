@@ -9,6 +9,7 @@ import { c10d, type DistHandle, distributedBackends, ensureDistributed, handles,
 import type { Handle } from '../engine/native.js';
 import { DEFAULT_MASTER_ADDR, DEFAULT_MASTER_PORT } from './env.js';
 import { DistributedError, type PeerInfo, rendezvous } from './rendezvous.js';
+import type { HostedStore } from './store-server.js';
 
 export interface ProcessGroupOptions {
   /** This process's rank, 0 <= rank < worldSize. */
@@ -34,6 +35,12 @@ export interface ProcessGroupOptions {
   config?: Record<string, unknown>;
   /** Network interface for Gloo (e.g. 'eth0'). Default: GLOO_SOCKET_IFNAME, else the one that routes to masterAddr. */
   ifname?: string;
+  /**
+   * The job's rendezvous token: the store refuses any process that does not present it (it cannot
+   * join or write keys). Default: PANSEG_RDZV_TOKEN (the launcher sets a random one on one machine),
+   * else none. Every rank needs the same one.
+   */
+  token?: string;
   /** Separates runs that share a store port. Default: PANSEG_RUN_ID or 'run'. */
   runId?: string;
   /**
@@ -44,6 +51,15 @@ export interface ProcessGroupOptions {
 }
 
 export type ReduceOp = 'sum' | 'avg' | 'max' | 'min';
+
+/** A token is 1 to 256 printable ASCII characters (it travels in the store's greeting). */
+function checkToken(token: unknown): string {
+  if (token === '') return '';
+  if (typeof token !== 'string' || !/^[\x21-\x7e]{1,256}$/.test(token)) {
+    throw new DistributedError('the rendezvous token (--rdzv-token, PANSEG_RDZV_TOKEN) must be 1 to 256 printable ASCII characters without spaces, the same on every rank; e.g. openssl rand -hex 16');
+  }
+  return token;
+}
 
 /** The local address the kernel would use to reach `addr`: Gloo binds there, so peers can connect back. */
 async function localAddressFor(addr: string): Promise<string> {
@@ -87,6 +103,7 @@ export class ProcessGroup {
     private readonly prefix: string,
     private readonly deadAfterMs: number,
     private readonly heartbeatMs: number,
+    private readonly server: HostedStore | undefined,
   ) {}
 
   /** Rendezvous with every rank, then connects Gloo's full mesh and starts the heartbeat. */
@@ -112,7 +129,8 @@ export class ProcessGroup {
     }
     const localRank = v.int(op, 'localRank', o.localRank ?? rank, 0);
     const prefix = `panseg/${o.runId ?? process.env.PANSEG_RUN_ID ?? 'run'}/`;
-    const { store, peers } = await rendezvous({ rank, worldSize, masterAddr, masterPort, timeoutMs: rdvMs, prefix, config: o.config ?? {} });
+    const token = checkToken(o.token ?? process.env.PANSEG_RDZV_TOKEN ?? '');
+    const { store, peers, server } = await rendezvous({ rank, worldSize, masterAddr, masterPort, timeoutMs: rdvMs, prefix, config: o.config ?? {}, token });
     const ifname = o.ifname ?? process.env.GLOO_SOCKET_IFNAME ?? '';
     const host = ifname ? '' : await localAddressFor(masterAddr);
     let h: DistHandle;
@@ -123,8 +141,8 @@ export class ProcessGroup {
       if (backend === 'nccl') throw new DistributedError(`rank ${rank} could not create its NCCL process group: ${why}`);
       throw new DistributedError(`rank ${rank} could not connect Gloo to its peers (bound to ${ifname ? `interface ${ifname}` : host || 'the default address'}): ${why}. Set GLOO_SOCKET_IFNAME to the interface that reaches the other machines`);
     }
-    const watchdog = c10d.watchdogStart(masterAddr, masterPort, prefix, rank, worldSize, hbMs, deadMs, graceMs, Math.max(deadMs, 5000));
-    return new ProcessGroup(h, store, watchdog, rank, worldSize, localRank, backend, peers, prefix, deadMs, hbMs);
+    const watchdog = c10d.watchdogStart(store.h, prefix, rank, worldSize, hbMs, deadMs, graceMs, Math.max(deadMs, 5000));
+    return new ProcessGroup(h, store, watchdog, rank, worldSize, localRank, backend, peers, prefix, deadMs, hbMs, server);
   }
 
   /** The device collectives run on: 'cpu' for Gloo, this rank's GPU for NCCL. */
@@ -234,6 +252,7 @@ export class ProcessGroup {
     if (this.rank === 0) {
       const until = Date.now() + this.deadAfterMs;
       while (this.store.add(`${this.prefix}finished`, 0) < this.size && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      await this.server?.close();
     }
   }
 

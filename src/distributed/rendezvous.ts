@@ -1,4 +1,5 @@
-// Rendezvous on c10d's TCPStore: rank 0 serves the store, every rank announces itself under
+// Rendezvous on panseg's store (store-server.ts): rank 0 serves it on the master address, every
+// rank (rank 0 too) connects with the job's token and announces itself under
 // `<prefix>rank/<r>` with its host, pid and a hash of its configuration, then waits for all the
 // others. A rank that never arrives is named, a busy port is said so, and a configuration that
 // differs from rank 0's stops every rank with the differing keys.
@@ -6,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { PansegError } from '../common/errors.js';
 import { Store } from '../engine/c10d.js';
+import { type HostedStore, hostStore } from './store-server.js';
 
 /** What each rank announces. */
 export interface PeerInfo {
@@ -27,6 +29,10 @@ export interface RendezvousOptions {
   prefix: string;
   /** Options that must be equal on every rank (JSON values). */
   config: Record<string, unknown>;
+  /** The job's rendezvous token ('' for none): the store refuses processes without it. */
+  token: string;
+  /** Where rank 0 says the store is unauthenticated/unencrypted. Default: stderr. */
+  warn?: (line: string) => void;
 }
 
 /** An error of the distributed layer; `ranks` names the ranks at fault when known. */
@@ -54,29 +60,60 @@ export function configHash(config: Record<string, unknown>): string {
 const ranksText = (rs: number[]) => (rs.length > 12 ? `${rs.slice(0, 12).join(', ')} and ${rs.length - 12} more` : rs.join(', '));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+const isLoopback = (addr: string) => /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i.test(addr);
+
+/** Test hooks: PANSEG_STORE_TEST_LIMITS (JSON) overrides the server's deadlines and caps. */
+function testLimits(): Record<string, number> {
+  try { return process.env.PANSEG_STORE_TEST_LIMITS ? JSON.parse(process.env.PANSEG_STORE_TEST_LIMITS) as Record<string, number> : {}; } catch { return {}; }
+}
+
 /**
- * Opens the store (serving it on rank 0) and translates c10d's socket errors. Ranks > 0 retry
- * until the timeout: their rank 0 may start later (another machine, a slow node).
+ * Serves the store on rank 0, bound to the master address only, and says (one line) when that
+ * address is reachable from other machines: the store is unencrypted, like PyTorch's TCPStore.
  */
-export async function openStore(o: RendezvousOptions): Promise<Store> {
-  const where = `${o.masterAddr}:${o.masterPort}`;
+async function serve(o: RendezvousOptions): Promise<HostedStore> {
+  try {
+    const hosted = await hostStore({ ...testLimits(), host: o.masterAddr, port: o.masterPort, token: o.token });
+    if (!isLoopback(o.masterAddr)) {
+      (o.warn ?? ((l: string) => process.stderr.write(`${l}\n`)))(`panseg distributed: warning: the rendezvous store on ${o.masterAddr}:${hosted.port} is not encrypted${o.token ? '' : ' and, without --rdzv-token (PANSEG_RDZV_TOKEN), not authenticated'} (as PyTorch's TCPStore); keep it on a trusted network`);
+    }
+    return hosted;
+  } catch (e) {
+    const { code, message } = e as NodeJS.ErrnoException;
+    if (code === 'EADDRINUSE') {
+      throw new DistributedError(`port ${o.masterPort} is already in use on this machine, so rank 0 cannot serve the rendezvous there (another run, or a leftover process, holds it); choose a free one with --master-port (MASTER_PORT)`);
+    }
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+      throw new DistributedError(`rank 0 cannot serve the rendezvous on ${o.masterAddr}:${o.masterPort}: ${o.masterAddr} is not an address of this machine (${code}); set --master-addr (MASTER_ADDR) to this machine's address that the other nodes reach`);
+    }
+    throw new DistributedError(`rank 0 cannot serve the rendezvous on ${o.masterAddr}:${o.masterPort}: ${message}`);
+  }
+}
+
+/**
+ * Opens the store (serving it on rank 0) and translates socket errors. Ranks > 0 retry until the
+ * timeout: their rank 0 may start later (another machine, a slow node).
+ */
+export async function openStore(o: RendezvousOptions): Promise<{ store: Store; server?: HostedStore }> {
+  const server = o.rank === 0 ? await serve(o) : undefined;
+  const port = server?.port ?? o.masterPort;
+  const where = `${o.masterAddr}:${port}`;
   const deadline = Date.now() + o.timeoutMs;
   for (;;) {
     try {
-      return Store.open(o.masterAddr, o.masterPort, o.rank === 0, o.timeoutMs); // also the timeout of later store reads
+      return { store: Store.connect(o.masterAddr, port, o.token, o.timeoutMs), server }; // also the timeout of later store reads
     } catch (e) {
-      const msg = (e as Error).message;
-      if (o.rank === 0 && /Address already in use|errno: 98/.test(msg)) {
-        throw new DistributedError(`port ${o.masterPort} is already in use on this machine, so rank 0 cannot serve the rendezvous there (another run, or a leftover process, holds it); choose a free one with --master-port (MASTER_PORT)`);
+      const msg = (e as Error).message.replace(/^storeConnect: /, '');
+      if (/refused this process/.test(msg)) {
+        await server?.close();
+        throw new DistributedError(`rank ${o.rank} was refused by the rendezvous at ${where}: ${msg.replace(/^.*refused this process: /, '')}`, [o.rank]);
       }
-      if (o.rank === 0 && /failed to listen|bind/.test(msg)) {
-        throw new DistributedError(`rank 0 cannot serve the rendezvous on port ${o.masterPort}: ${msg.replace(/^storeOpen: /, '')}`);
-      }
-      if (/timed out|Connection refused|connect/.test(msg)) {
+      if (!server && /could not connect|timed out|closed the connection/.test(msg)) {
         if (Date.now() + 250 < deadline) { await sleep(250); continue; }
         throw new DistributedError(`rank ${o.rank} could not reach the rendezvous at ${where} within ${o.timeoutMs / 1000} s: rank 0 never arrived. Start rank 0 (node rank 0) with the same --master-addr/--master-port, and check that ${where} is reachable from ${hostname()}`, [0]);
       }
-      throw new DistributedError(`rank ${o.rank} could not open the rendezvous at ${where}: ${msg.replace(/^storeOpen: /, '')}`);
+      await server?.close();
+      throw new DistributedError(`rank ${o.rank} could not open the rendezvous at ${where}: ${msg}`);
     }
   }
 }
@@ -85,8 +122,12 @@ export async function openStore(o: RendezvousOptions): Promise<Store> {
  * Meets every other rank: announces this one, waits (polling, so the event loop keeps running)
  * until all `worldSize` ranks have, and checks that their configurations equal rank 0's.
  */
-export async function rendezvous(o: RendezvousOptions): Promise<{ store: Store; peers: PeerInfo[] }> {
-  const store = await openStore(o);
+export async function rendezvous(o: RendezvousOptions): Promise<{ store: Store; peers: PeerInfo[]; server?: HostedStore }> {
+  const { store, server } = await openStore(o);
+  return { store, peers: await meet(o, store), server }; // rank 0's server thread ends with its process
+}
+
+async function meet(o: RendezvousOptions, store: Store): Promise<PeerInfo[]> {
   const key = (r: number) => `${o.prefix}rank/${r}`;
   if (store.add(`${o.prefix}claim/${o.rank}`, 1) > 1) {
     throw new DistributedError(`rank ${o.rank} joined twice: each process needs its own rank (check --node-rank and --nproc-per-node, or RANK, on every machine)`, [o.rank]);
@@ -116,5 +157,5 @@ export async function rendezvous(o: RendezvousOptions): Promise<{ store: Store; 
     const shown = keys.slice(0, 6).map((k) => `${k} (rank 0: ${stable(ref.config[k])}, rank ${p.rank}: ${stable(p.config[k])})`).join('; ');
     throw new DistributedError(`the configuration differs across ranks (hash ${ref.configHash} on rank 0, ${p.configHash} on rank${bad.length > 1 ? 's' : ''} ${ranksText(bad.map((b) => b.rank))}): ${shown || 'same keys, different values'}. Every rank must run the same command and data`, bad.map((b) => b.rank));
   }
-  return { store, peers };
+  return peers;
 }

@@ -25,8 +25,11 @@ export interface DistributedTrainOptions extends Partial<ProcessGroupOptions> {
   group?: ProcessGroup;
 }
 
-/** Options whose values may legitimately differ between ranks (paths, threads, logging). */
-const LOCAL_KEYS = new Set(['out', 'dataRoot', 'valRoot', 'model', 'encoderWeights', 'threads', 'workers', 'quiet', 'onLog', 'distributed']);
+/**
+ * Options whose values may legitimately differ between ranks (paths, threads, logging; `config` is
+ * the command line saved to config.json, with --out and --node-rank: the options it sets are compared themselves).
+ */
+const LOCAL_KEYS = new Set(['out', 'dataRoot', 'valRoot', 'model', 'encoderWeights', 'threads', 'workers', 'quiet', 'onLog', 'distributed', 'config']);
 
 /** The part of the training options every rank must agree on, plus facts about the data. */
 export function comparableConfig(options: object, facts: Record<string, unknown>): Record<string, unknown> {

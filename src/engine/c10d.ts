@@ -1,5 +1,5 @@
 // The engine's typed bridge to the addon's c10d ops (native/distributed.cc), used by src/distributed:
-// availability, the TCPStore, and unwrapping engine tensors into handles.
+// availability, the rendezvous store's client, and unwrapping engine tensors into handles.
 import { fail } from '../common/errors.js';
 import { type DistHandle, native } from './native.js';
 export { handles } from './tensor.js';
@@ -28,14 +28,16 @@ export function ensureDistributed(op: string): void {
 }
 
 
-/** A c10d TCPStore: a small key-value server on rank 0 that every rank connects to. */
+/**
+ * A client of the rendezvous store (panseg's store server on rank 0, src/distributed/store-server.ts).
+ * It is a c10d::Store natively, so process groups exchange their addresses through it.
+ */
 export class Store {
   private constructor(readonly h: DistHandle, readonly host: string, readonly port: number) {}
 
-  /** Rank 0 serves (and connects to itself); the others connect, retrying until `timeoutMs`. */
-  static open(host: string, port: number, isServer: boolean, timeoutMs: number): Store {
-    const h = native.storeOpen(host, port, isServer, timeoutMs);
-    return new Store(h, host, native.storePort(h));
+  /** Connects and presents `token`; `timeoutMs` also bounds later reads (get waits that long for a key). */
+  static connect(host: string, port: number, token: string, timeoutMs: number): Store {
+    return new Store(native.storeConnect(host, port, token, timeoutMs), host, port);
   }
   set(key: string, value: string): void { native.storeSet(this.h, key, value); }
   /** Waits up to the store's timeout for `key`. */

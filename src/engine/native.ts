@@ -138,12 +138,11 @@ export interface NativeAddon {
   // ---- distributed (native/distributed.cc; used only by src/distributed/c10d.ts) ----
   /** '' when c10d + Gloo were compiled in, else why not. */
   distAvailable(): string;
-  storeOpen(host: string, port: number, isServer: boolean, timeoutMs: number): DistHandle;
+  storeConnect(host: string, port: number, token: string, timeoutMs: number): DistHandle;
   storeSet(store: DistHandle, key: string, value: string): void;
   storeGet(store: DistHandle, key: string): string;
   storeAdd(store: DistHandle, key: string, delta: number): number;
   storeCheck(store: DistHandle, keys: string[]): boolean;
-  storePort(store: DistHandle): number;
   distBackends(): ('gloo' | 'nccl')[];
   pgCreate(store: DistHandle, prefix: string, rank: number, size: number, timeoutMs: number, ifname: string, hostname: string, threads: number, backend: 'gloo' | 'nccl'): DistHandle;
   allreduce(pg: DistHandle, ts: H[], op: 'sum' | 'max' | 'min'): void;
@@ -155,7 +154,7 @@ export interface NativeAddon {
   gradSyncFinish(sync: DistHandle): { buckets: number; launchedEarly: number; waitMs: number; copyMs: number };
   gradSyncBuckets(sync: DistHandle): number[][];
   gradSyncDestroy(sync: DistHandle): void;
-  watchdogStart(host: string, port: number, prefix: string, rank: number, world: number, intervalMs: number, deadAfterMs: number, graceMs: number, connectTimeoutMs: number): DistHandle;
+  watchdogStart(store: DistHandle, prefix: string, rank: number, world: number, intervalMs: number, deadAfterMs: number, graceMs: number, timeoutMs: number): DistHandle;
   watchdogDead(w: DistHandle, waitMs: number): { ranks: number[]; message: string } | null;
   watchdogStop(w: DistHandle): void;
   // ---- end distributed ----
