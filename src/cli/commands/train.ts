@@ -58,6 +58,7 @@ export const spec: CommandSpec = {
     { name: 'node-rank', type: 'int', desc: "this machine's index, 0..nnodes-1", default: 0 },
     { name: 'master-addr', type: 'string', desc: 'address of node 0 (serves the rendezvous)', default: DEFAULT_MASTER_ADDR },
     { name: 'master-port', type: 'int', desc: 'rendezvous port on node 0', default: DEFAULT_MASTER_PORT },
+    { name: 'rdzv-token', type: 'string', desc: 'secret the rendezvous asks of every process, the same on every node; never saved to config.json. Default: PANSEG_RDZV_TOKEN (better: a flag shows in ps), else on one machine a random one' },
     { name: 'sync-bn', type: 'boolean', desc: 'SyncBatchNorm: BatchNorm statistics over all processes (for small per-process batches)' },
     { name: 'max-restarts', type: 'int', desc: 'when a worker fails, restart all workers from the last checkpoint up to N times (one machine)', default: 0 },
     ...RUN_FLAGS,
@@ -74,7 +75,7 @@ export const spec: CommandSpec = {
 };
 
 /** Flags left out of the saved config.json: how this invocation treats --out, not what the run is. */
-const NOT_SAVED = new Set(['resume', 'overwrite']);
+const NOT_SAVED = new Set(['resume', 'overwrite', 'rdzv-token']);
 const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
 /** The flags this run was given (and their defaults), keyed by flag name: what `--config` reads back as the same options. */
@@ -92,6 +93,7 @@ export function savedFlags(o: Record<string, unknown>): Record<string, unknown> 
 export async function run(o: Record<string, unknown>): Promise<void> {
   const out = required<string>(o, 'out', 'out', 'train');
   if (o.resume && o.overwrite) throw new UsageError('--resume continues the run in --out and --overwrite replaces it; give one of them');
+  if (o.rdzvToken !== undefined) process.env.PANSEG_RDZV_TOKEN = o.rdzvToken as string; // the launcher and the workers read it there
   // Distributed: with --nproc-per-node/--nnodes this process only launches the workers, which run
   // this same command with RANK/WORLD_SIZE/... set (or srun/torchrun-style launchers set those).
   const nproc = (o.nprocPerNode as number | undefined) ?? 1;
