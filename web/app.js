@@ -141,11 +141,15 @@ async function loadBrowserModel() {
   el.modelName.textContent = state.spec.architecture;
   setState('loading', 'Downloading the model…');
   el.progress.hidden = false;
-  const bytes = await state.runtime.download('model.onnx', (loaded, total) => {
+  const { loadModelBytes } = await import('./lib/model-cache.js');
+  const { bytes, source, note } = await loadModelBytes('model.onnx', state.spec.sha256, (loaded, total) => {
     if (total) el.progress.value = loaded / total;
     else el.progress.removeAttribute('value');
     el.status.textContent = `Downloading the model… ${(loaded / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ''} MB`;
   });
+  if (note) console.warn(note);
+  // The model's source, for scripts and the browser test: cache (the Cache API, keyed by its sha256) or network.
+  document.body.dataset.modelSource = source;
   el.progress.hidden = true;
   setState('loading', 'Preparing the model…');
   const prefer = /** @type {'auto' | 'webgpu' | 'wasm'} */ (params.get('backend') ?? 'auto');

@@ -34,6 +34,9 @@ let torchLabels: Uint8Array;
 let dir: string;
 let cleanup: () => void;
 const problems: string[] = [];
+const serverLog: string[] = [];
+/** Requests for the model file the test server answered (its access log). */
+const modelDownloads = (): number => serverLog.filter((l) => l.startsWith('GET /model.onnx ')).length;
 
 before(async () => {
   if (skip) return;
@@ -49,7 +52,7 @@ before(async () => {
   } finally {
     torch.dispose();
   }
-  server = await startServer({ model: modelDir, port: 0 });
+  server = await startServer({ model: modelDir, port: 0, log: (line) => serverLog.push(line) });
   const profile = join(dir, 'chromium-profile');
   mkdirSync(profile);
   context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1280, height: 800 } });
@@ -106,6 +109,20 @@ describe('web page in Chromium', { skip }, () => {
     assert.equal(await text('#status'), `Model ready · 3 classes · wasm · SIMD · ${threads} thread${threads === 1 ? '' : 's'}`);
     assert.equal(await page.locator('#pick').isEnabled(), true);
     assert.deepEqual(problems, []);
+  });
+
+  test('a reload takes the model from the Cache API, keyed by its sha256: no second download', { timeout: 180_000 }, async () => {
+    // The first test loaded the page twice: one download, then the cache.
+    assert.equal(modelDownloads(), 1, serverLog.join('\n'));
+    const sha = (JSON.parse(readFileSync(join(dir, 'model', 'model.onnx.json'), 'utf8')) as { sha256: string }).sha256;
+    assert.match(sha, /^[0-9a-f]{64}$/);
+    await page.reload();
+    await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state ?? ''), null, { timeout: 120_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready', await text('#status'));
+    assert.equal(await page.evaluate(() => document.body.dataset.modelSource), 'cache');
+    assert.equal(modelDownloads(), 1, 'the reload downloaded the model again');
+    const keys = await page.evaluate(async () => (await (await (globalThis as Any).caches.open('panseg-models')).keys()).map((r: Any) => new URL(r.url).pathname + new URL(r.url).search));
+    assert.deepEqual(keys, [`/model.onnx?sha256=${sha}`]);
   });
 
   test("segments an uploaded PNG like panseg's torch path (>= 99% of pixels)", { timeout: 180_000 }, async (t) => {

@@ -143,6 +143,18 @@ describe('web/lib/sidecar', () => {
     const fixed = sidecarMod.parseSidecar({ ...r.sidecar, attention: false, input: { ...r.sidecar.input, dynamicSize: false, height: 256, width: 320 } });
     assert.deepEqual(fixed.input.fixedSize, { height: 256, width: 320 });
     assert.equal(fixed.attentionName, null);
+    // The Cache API key and the weights' type; older sidecars have no hash (the page then just downloads).
+    assert.equal(spec.sha256, r.sidecar.sha256);
+    assert.match(spec.sha256, /^[0-9a-f]{64}$/);
+    assert.equal(spec.dtype, 'fp32');
+    const { sha256: _, ...older } = r.sidecar;
+    assert.equal(sidecarMod.parseSidecar(older).sha256, null);
+  });
+
+  test('an fp16 export loads (float32 input); float16 input is refused with the fix', () => {
+    const r = exportOnnx(model, { path: join(dir, 'm16.onnx'), dynamicSize: true, dtype: 'fp16' });
+    assert.equal(sidecarMod.parseSidecar(JSON.parse(JSON.stringify(r.sidecar))).dtype, 'fp16');
+    assert.throws(() => sidecarMod.parseSidecar({ ...r.sidecar, input: { ...r.sidecar.input, dtype: 'float16' } }), /the model takes float16 input; the page feeds float32: export it without --fp16-io/);
   });
 
   test('refuses files that are not panseg sidecars, naming the problem', () => {

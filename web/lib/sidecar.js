@@ -16,6 +16,8 @@ import { vocPalette } from './render.js';
  * @property {string[]} classes names, at least 2
  * @property {RGB[]} colors one per class
  * @property {string} architecture e.g. "PAN-resnet34, output stride 16"
+ * @property {string | null} sha256 the model file's hash (the cache key), null in older sidecars
+ * @property {'fp32' | 'fp16'} dtype the weights' type
  */
 
 /**
@@ -26,6 +28,7 @@ import { vocPalette } from './render.js';
 export function parseSidecar(s) {
   if (!s || s.format !== 'panseg-onnx') throw new Error(`not a panseg ONNX sidecar (format is ${JSON.stringify(s?.format)})`);
   if (s.formatVersion !== 1) throw new Error(`sidecar formatVersion ${s.formatVersion} is newer than this page reads (1); update panseg`);
+  if (s.input?.dtype && s.input.dtype !== 'float32') throw new Error(`the model takes ${s.input.dtype} input; the page feeds float32: export it without --fp16-io`);
   const p = s.preprocessing ?? {};
   /** @param {unknown} x @param {string} name @param {number} n */
   const nums = (x, name, n) => {
@@ -64,5 +67,7 @@ export function parseSidecar(s) {
     colors,
     // Unet takes any size (stride 1): no stride to show.
     architecture: `${arch._model_class ?? 'PAN'}-${arch.encoder_name ?? '?'}${stride > 1 ? `, output stride ${stride}` : ''}`,
+    sha256: typeof s.sha256 === 'string' && /^[0-9a-f]{64}$/.test(s.sha256) ? s.sha256 : null,
+    dtype: s.dtype === 'fp16' ? 'fp16' : 'fp32',
   };
 }
