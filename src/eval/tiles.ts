@@ -72,40 +72,39 @@ export function* blendWindows(height: number, width: number, tileH: number, tile
   emit: (y: number, band: Tensor) => void): Generator<Rect, void, Tensor> {
   const rows = axisWindows(height, tileH, overlap);
   const cols = axisWindows(width, tileW, overlap);
-  let acc: Tensor | null = null; // rows rows[i].start .. + rows[i].size
+  // One buffer for the band of rows[i]; the rows it shares with the next band move to its top.
+  let band: Tensor | null = null;
   try {
     for (const [i, r] of rows.entries()) {
-      let next: Tensor | null = null;
+      if (band && i > 0) {
+        const from = r.start - rows[i - 1].start;
+        const shared = rows[i - 1].size - from;
+        tidy(() => {
+          const carried = shared > 0 ? band!.narrow(2, from, shared).clone() : null;
+          band!.zero_();
+          if (carried) band!.narrow(2, 0, shared).copy_(carried);
+        });
+      }
       for (const c of cols) {
         const p = yield { y: r.start, x: c.start, height: r.size, width: c.size };
         if (p.shape[2] !== r.size || p.shape[3] !== c.size) {
           p.dispose();
           fail('tiles', `expected probabilities for a ${r.size}x${c.size} window but received ${p.shape.slice(2).join('x')}`);
         }
-        if (rows.length === 1 && cols.length === 1) { next = p; break; } // untiled: nothing to blend
-        if (!next) {
-          next = keep(full([p.shape[0], p.shape[1], r.size, width], 0, { device: p.device }));
-          if (acc && i > 0) {
-            // Carry the rows the previous band shares with this one.
-            const shared = rows[i - 1].start + rows[i - 1].size - r.start;
-            if (shared > 0) tidy(() => { next!.narrow(2, 0, shared).copy_(acc!.narrow(2, r.start - rows[i - 1].start, shared)); });
-          }
-          acc?.dispose();
-          acc = null;
-        }
+        if (rows.length === 1 && cols.length === 1) { band = p; break; } // untiled: nothing to blend
+        band ??= keep(full([p.shape[0], p.shape[1], r.size, width], 0, { device: p.device }));
         tidy(() => {
           const w = tensor(outer(r.weights, c.weights), [1, 1, r.size, c.size], { device: p.device });
-          next!.narrow(3, c.start, c.size).addcmul_(p, w);
+          band!.narrow(3, c.start, c.size).addcmul_(p, w);
         });
         p.dispose();
       }
-      acc = next;
       const done = (i + 1 < rows.length ? rows[i + 1].start : height) - r.start;
-      const band = acc!.narrow(2, 0, done);
-      try { emit(r.start, band); } finally { band.dispose(); }
+      const view = band!.narrow(2, 0, done);
+      try { emit(r.start, view); } finally { view.dispose(); }
     }
   } finally {
-    acc?.dispose();
+    band?.dispose();
   }
 }
 
