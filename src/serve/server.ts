@@ -184,7 +184,10 @@ export interface ServerContext {
 /**
  * Starts the segmentation server: exports the model to ONNX (cached) unless `onnx` is given, loads it on an
  * inference thread and listens. Routes: `GET /` (the page), `/ort/*` (onnxruntime-web), `/model.onnx` and
- * `/model.onnx.json`, `GET /api/info`, `POST /api/segment`.
+ * `/model.onnx.json`, `GET /api/info`, `POST /api/segment`, `GET /healthz` (for load balancers).
+ * Requests whose Host header names another site get 421 (DNS rebinding), cross-origin POSTs 403 unless `cors`
+ * allows the origin; uploads are admitted before they are read (503 when `maxQueue` are in progress), sniffed
+ * (PNG, JPEG, WebP only: 415) and sized from their header (`maxPixels`: 413) before they are decoded.
  * @example
  * const server = await startServer({ model: 'runs/voc/best', port: 0 });
  * console.log(server.url);
