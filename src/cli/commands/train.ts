@@ -103,7 +103,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   // A new run never lands on another: checked by this process, or by rank 0 of a distributed job.
   if (!o.resume && (!worker || worker.rank === 0)) {
     const removed = prepareRunDir(out, { overwrite: Boolean(o.overwrite) });
-    if (removed.length && !o.quiet) console.error(`train: --overwrite: removed the earlier run in ${out} (${removed.join(', ')})`);
+    if (removed.length) console.error(`train: --overwrite: removed the earlier run in ${out} (${removed.join(', ')})`);
   }
   if (!worker && (nproc > 1 || nnodes > 1)) {
     const maxRestarts = (o.maxRestarts as number | undefined) ?? 0;
