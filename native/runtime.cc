@@ -101,14 +101,20 @@ static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   at::manual_seed(static_cast<uint64_t>(Int(info[0])));
   return info.Env().Undefined();
 }
-// The default CPU generator's state as a uint8 tensor (torch.get_rng_state / set_rng_state).
+// A default generator's state as a uint8 tensor (torch.get_rng_state / set_rng_state, and
+// torch.cuda.get_rng_state(N) when the device argument is a CUDA index N >= 0; a CPU build throws then).
+static at::Generator DefaultGenerator(const Napi::CallbackInfo& info, size_t arg) {
+  const int64_t cuda = info.Length() > arg && info[arg].IsNumber() ? Int(info[arg]) : -1;
+  if (cuda < 0) return at::detail::getDefaultCPUGenerator();
+  return at::globalContext().defaultGenerator(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(cuda)));
+}
 static Napi::Value GetRngState(const Napi::CallbackInfo& info) {
-  auto gen = at::detail::getDefaultCPUGenerator();
+  auto gen = DefaultGenerator(info, 0);
   std::lock_guard<std::mutex> lock(gen.mutex());
   return Wrap(info.Env(), gen.get_state());
 }
 static Napi::Value SetRngState(const Napi::CallbackInfo& info) {
-  auto gen = at::detail::getDefaultCPUGenerator();
+  auto gen = DefaultGenerator(info, 1);
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(Get(info[0]));
   return info.Env().Undefined();

@@ -115,8 +115,9 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   liveTensors(): number;
-  getRngState(): H;
-  setRngState(state: H): void;
+  /** cudaIndex: a CUDA device's generator; absent or -1: the CPU's. */
+  getRngState(cudaIndex?: number): H;
+  setRngState(state: H, cudaIndex?: number): void;
   buildInfo(): { torchVersion: string; parallelInfo: string; mkldnn: boolean; cuda: boolean; cudaDevices: number };
   cudaSynchronize(device?: number): void;
   sgdForeach(params: Handle[], grads: Handle[], bufs: Handle[] | null, lr: number, weightDecay: number, momentum: number, dampening: number, nesterov: boolean): Handle[] | undefined;

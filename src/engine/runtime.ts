@@ -53,14 +53,25 @@ export function manualSeed(seed: number): void {
   native.manualSeed(v.int('manualSeed', 'seed', seed, 0, Number.MAX_SAFE_INTEGER));
 }
 
-/** A copy of the default CPU generator's state (uint8), like torch.get_rng_state(). */
-export function getRngState(): Tensor {
-  return new Tensor(native.getRngState());
+/** 'cpu' -> -1, 'cuda' -> 0, 'cuda:N' -> N. */
+function generatorIndex(op: string, device: string): number {
+  const m = typeof device === 'string' ? /^(cpu|cuda)(?::(\d+))?$/.exec(device) : null;
+  if (!m || (m[1] === 'cpu' && m[2] !== undefined)) fail(op, `expected 'cpu' or 'cuda[:N]' for device but received ${JSON.stringify(device)}`);
+  return m[1] === 'cpu' ? -1 : Number(m[2] ?? 0);
 }
-/** Restores a state from getRngState(), like torch.set_rng_state(). */
-export function setRngState(state: Tensor): void {
+
+/**
+ * A copy of a default generator's state (uint8): the CPU's, like torch.get_rng_state(), or a CUDA
+ * device's, like torch.cuda.get_rng_state(N).
+ * @param device default 'cpu'
+ */
+export function getRngState(device = 'cpu'): Tensor {
+  return new Tensor(native.getRngState(generatorIndex('getRngState', device)));
+}
+/** Restores a state from getRngState(device), like torch.set_rng_state() / torch.cuda.set_rng_state(). */
+export function setRngState(state: Tensor, device = 'cpu'): void {
   if (state.dtype !== 'uint8') fail('setRngState', `expected a uint8 state tensor, got ${state.dtype}`);
-  native.setRngState(state.h);
+  native.setRngState(state.h, generatorIndex('setRngState', device));
 }
 
 export function setNumThreads(n: number): void {

@@ -27,8 +27,11 @@ export interface TrainerState {
   skipped?: string[];
 }
 
-/** Writes `dir` (replacing it atomically): model files, optimizer.safetensors, trainer.json, rng.safetensors. */
-export function saveCheckpoint(dir: string, model: SegmentationModel, optimizer: Optimizer, state: TrainerState, meta: PansegMeta): void {
+/**
+ * Writes `dir` (replacing it atomically): model files, optimizer.safetensors, trainer.json, rng.safetensors
+ * (the CPU generator's state, and on a CUDA `device` that device's too).
+ */
+export function saveCheckpoint(dir: string, model: SegmentationModel, optimizer: Optimizer, state: TrainerState, meta: PansegMeta, device = 'cpu'): void {
   mkdirSync(dirname(dir), { recursive: true });
   const tmp = `${dir}.partial-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
@@ -36,8 +39,11 @@ export function saveCheckpoint(dir: string, model: SegmentationModel, optimizer:
     model.savePretrained(tmp, meta);
     const { tensors, steps } = optimizer.stateTensors();
     saveSafetensors(join(tmp, 'optimizer.safetensors'), tensors, { steps: JSON.stringify(steps) });
-    const rng = getRngState();
-    try { saveSafetensors(join(tmp, 'rng.safetensors'), new Map([['cpu', rng]])); } finally { rng.dispose(); }
+    const rng = new Map([['cpu', getRngState()]]);
+    try {
+      if (device.startsWith('cuda')) rng.set('cuda', getRngState(device)); // dropout on the GPU draws from it
+      saveSafetensors(join(tmp, 'rng.safetensors'), rng);
+    } finally { for (const t of rng.values()) t.dispose(); }
     writeFileDurable(join(tmp, 'trainer.json'), `${JSON.stringify(state, null, 1)}\n`);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true }); // the previous checkpoint stays as it was
@@ -98,8 +104,8 @@ export function readBestMeta(bestDir: string): { miou: number; epoch: number } |
   } catch { return null; }
 }
 
-/** Restores optimizer and RNG state from a checkpoint directory; returns the trainer state. */
-export function restoreCheckpoint(dir: string, optimizer: Optimizer): TrainerState {
+/** Restores optimizer and RNG state (CPU, and `device`'s when it is CUDA) from a checkpoint directory; returns the trainer state. */
+export function restoreCheckpoint(dir: string, optimizer: Optimizer, device = 'cpu'): TrainerState {
   const op = 'resume';
   const statePath = join(dir, 'trainer.json');
   if (!existsSync(statePath)) fail(op, `${statePath} not found: ${dir} is not a complete training checkpoint`);
@@ -114,7 +120,11 @@ export function restoreCheckpoint(dir: string, optimizer: Optimizer): TrainerSta
   const rngPath = join(dir, 'rng.safetensors');
   if (existsSync(rngPath)) {
     const r = loadSafetensors(rngPath);
-    try { setRngState(r.get('cpu') as Tensor); } finally { for (const t of r.values()) t.dispose(); }
+    try {
+      setRngState(r.get('cpu') as Tensor);
+      const cuda = r.get('cuda');
+      if (cuda && device.startsWith('cuda')) setRngState(cuda, device);
+    } finally { for (const t of r.values()) t.dispose(); }
   }
   return state;
 }

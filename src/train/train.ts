@@ -333,7 +333,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const fresh = loadModel(last);
     model.loadStateDict(fresh.stateDict());
     fresh.dispose();
-    state = restoreCheckpoint(last, optimizer);
+    state = restoreCheckpoint(last, optimizer, c.device);
     checkResumeWorld(state.configHash, dist?.size ?? 1); // [distributed]
     if (state.configHash !== configHash) fail('train', `--resume: the options differ from the checkpoint's run in one of ${RESUME_KEYS.join(', ')}; resume with the same options or use a new --out`);
     scheduler.setIter(state.iter);
@@ -504,7 +504,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (isMain) {
         if (scaler) state.scaler = scaler.state();
         state.skipped = [...skippedFiles];
-        try { saveCheckpoint(join(ckptDir, 'last'), model, optimizer, state, meta); } catch (e) { saveFailed(join(ckptDir, 'last'), e); }
+        try { saveCheckpoint(join(ckptDir, 'last'), model, optimizer, state, meta, c.device); } catch (e) { saveFailed(join(ckptDir, 'last'), e); }
       }
       if (isMain && (validated || !valLoader)) await publish(epoch, partial || stop ? `stopped at step ${state.iter} (max steps)` : epoch + 1 === c.epochs ? 'finished' : `training: epoch ${epoch + 1} of ${c.epochs}`);
     }

@@ -8,9 +8,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { generateSynthetic, Rng } from '../../src/data/index.js';
 import { loadModel } from '../../src/models/index.js';
 import { restoreCheckpoint } from '../../src/train/checkpoint.js';
@@ -27,9 +28,9 @@ interface Done { code: number | null; signal: NodeJS.Signals | null; stdout: str
 interface Child { p: ChildProcess; done: Promise<Done>; started: Promise<void> }
 
 /** `panseg train` as users run it; `started` resolves at its "train: ..." header line (the model is built, training begins). */
-function trainCli(data: string, out: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Child {
+function trainCli(data: string, out: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}, layout = 'folder'): Child {
   const args = [
-    '--import', 'tsx', 'src/cli/main.ts', 'train', '--dataset', 'folder', '--data-root', data, '--out', out,
+    '--import', 'tsx', 'src/cli/main.ts', 'train', '--dataset', layout, '--data-root', data, '--out', out,
     '--arch', 'unet', '--encoder', 'resnet18', '--arch-options', '{"encoderDepth":3}', '--decoder-channels', '16,8,8',
     '--crop', '32', '--batch-size', '4', '--optimizer', 'adamw', '--lr', '0.003', '--precision', 'fp32',
     '--threads', '1', '--workers', '0', '--seed', '3', ...extra,
@@ -157,5 +158,35 @@ describe('chaos: a full disk while saving a checkpoint', () => {
 
   it('ENOSPC injected by the PANSEG_TEST hook: the same', async () => {
     await fillUp(join(tmp, 'hook'), { PANSEG_TEST: '1', PANSEG_TEST_FAIL_WRITE_AFTER: String(Math.floor(model / 2)) });
+  });
+});
+
+describe('chaos: a corrupt training image never ends a run', () => {
+  it("CamVid layout, 24 training images, the first one random bytes, no val split: exit 0, one 'skipped' line per epoch, checkpoints written", async () => {
+    const root = join(tmp, 'camvid');
+    for (const [split, n] of [['train', 24], ['val', 2]] as const) {
+      mkdirSync(join(root, split), { recursive: true });
+      mkdirSync(join(root, `${split}annot`), { recursive: true });
+      for (let i = 0; i < n; i++) {
+        const w = 40;
+        const h = 36;
+        const mask = Buffer.from(Array.from({ length: w * h }, (_, p) => ((p % w >> 3) + (Math.floor(p / w) >> 3) + i) % 12));
+        const img = Buffer.from(Array.from({ length: w * h * 3 }, (_, p) => (mask[Math.floor(p / 3)] * (40 + (p % 3) * 30)) & 255));
+        const id = `f${String(i).padStart(3, '0')}.png`;
+        await sharp(img, { raw: { width: w, height: h, channels: 3 } }).png().toFile(join(root, split, id));
+        await sharp(mask, { raw: { width: w, height: h, channels: 1 } }).png().toFile(join(root, `${split}annot`, id));
+      }
+    }
+    const bad = join(root, 'train', 'f000.png');
+    writeFileSync(bad, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 2654435761) >>> 24)));
+    const out = join(tmp, 'camvid-run');
+    const r = await trainCli(root, out, ['--epochs', '2', '--val-split', 'none', '--quiet'], {}, 'camvid').done;
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.deepEqual(lines.filter((l) => l.includes('f000')).map((l) => l.replace(/ \(.*/, '')), [1, 2].map((e) => `panseg: epoch ${e} skipped 1 unreadable or invalid training sample: ${bad}`));
+    assert.ok(!lines.some((l) => l.startsWith('panseg train:')), r.stderr);
+    const st = JSON.parse(readFileSync(join(out, 'checkpoints', 'last', 'trainer.json'), 'utf8'));
+    assert.deepEqual([st.epoch, st.iter, st.skipped], [2, 10, [bad]], '23 readable images: 5 batches of 4 per epoch');
+    assert.ok(existsSync(join(out, 'report.html')));
   });
 });
