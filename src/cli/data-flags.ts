@@ -73,8 +73,8 @@ export function runSplitFile(model: string | undefined): string | null {
  * --dataset is given, the split.json of the run `--model` belongs to), takes its `--split` list (default `defaultSplit`).
  * @param say receives the line that tells which split file was used
  */
-export function openDatasetFromFlags(o: Record<string, unknown>, cmd: string, defaultSplit: string, say: (m: string) => void = console.error): Dataset {
-  const opts = datasetOptionsFromFlags(o);
+export function openDatasetFromFlags(o: Record<string, unknown>, cmd: string, defaultSplit: string, say: (m: string) => void = console.error, extra: DatasetOptions = {}): Dataset {
+  const opts = { ...extra, ...datasetOptionsFromFlags(o) };
   let path = o.splitFile as string | undefined;
   if (path === undefined && o.dataset === undefined && o.dataRoot === undefined) {
     const found = runSplitFile(o.model as string | undefined);

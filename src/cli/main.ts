@@ -50,7 +50,7 @@ function usage(): string {
   return [
     'panseg: semantic segmentation with the Pyramid Attention Network (PAN) and its family (UNet, FPN, PSPNet, DeepLab) on libtorch', '',
     'Usage: panseg <command> [options]', '', 'Commands:',
-    ...Object.entries(SUMMARIES).map(([k, v]) => `  ${k.padEnd(10)}${v}`),
+    ...Object.entries(SUMMARIES).map(([k, v]) => `  ${k.padEnd(12)}${v}`),
     '', "Run 'panseg <command> --help' (or 'panseg help <command>') for a command's options; 'panseg --version' for the version.", '',
   ].join('\n');
 }

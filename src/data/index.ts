@@ -1,6 +1,7 @@
 // The data side of training: datasets, augmentation, batching. See each module's TSDoc.
 export { Dataset, type DatasetSpec, type LabelOptions, type LabelSpec, type LoadedSample, type Sample } from './datasets/dataset.js';
 export { withLabelOptions } from './datasets/labels.js';
+export { inspectDataset, type DatasetReport, type InspectOptions } from './datasets/inspect.js';
 export {
   applySplit, openTrainVal, readSplitFile, splitDataset, writeSplitFile, type SplitFile, type SplitOptions, type TrainValOptions,
 } from './datasets/split.js';

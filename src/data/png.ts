@@ -65,7 +65,7 @@ export function readIndexedPng(buf: Uint8Array): IndexedPng | null {
   const raw = inflateSync(Buffer.concat(idat));
   const stride = Math.ceil((width * depth) / 8);
   if (raw.length < (stride + 1) * height) throw new Error(`truncated PNG image data (${raw.length} of ${(stride + 1) * height} bytes)`);
-  const rows = unfilter(raw, stride, height);
+  const rows = unfilter(raw, stride, height, 1);
   const indices = new Uint8Array(width * height);
   const perByte = 8 / depth;
   const mask = (1 << depth) - 1;
@@ -84,8 +84,8 @@ export function readIndexedPng(buf: Uint8Array): IndexedPng | null {
   return { width, height, indices, palette };
 }
 
-// PNG filters with a filter unit of one byte (all palette depths have bpp <= 1).
-function unfilter(raw: Uint8Array, stride: number, height: number): Uint8Array {
+// PNG's per-row filters; `bpp` is the filter unit in bytes (1 for palette and grey depths <= 8, 3 for RGB, ...).
+function unfilter(raw: Uint8Array, stride: number, height: number, bpp: number): Uint8Array {
   const out = new Uint8Array(stride * height);
   for (let y = 0; y < height; y++) {
     const f = raw[y * (stride + 1)];
@@ -93,9 +93,9 @@ function unfilter(raw: Uint8Array, stride: number, height: number): Uint8Array {
     const o = y * stride;
     const up = o - stride;
     for (let x = 0; x < stride; x++) {
-      const a = x > 0 ? out[o + x - 1] : 0;
+      const a = x >= bpp ? out[o + x - bpp] : 0;
       const b = y > 0 ? out[up + x] : 0;
-      const c = x > 0 && y > 0 ? out[up + x - 1] : 0;
+      const c = x >= bpp && y > 0 ? out[up + x - bpp] : 0;
       const v = raw[src + x];
       let p: number;
       switch (f) {
@@ -116,6 +116,40 @@ function unfilter(raw: Uint8Array, stride: number, height: number): Uint8Array {
     }
   }
   return out;
+}
+
+/**
+ * The grey level of every pixel of an 8-bit, non-interlaced PNG whose pixels are all grey: greyscale (alpha
+ * dropped), or RGB/RGBA with R = G = B everywhere. Null for any other PNG (palette, colour, 16-bit, interlaced)
+ * or a non-PNG. Synchronous, for quick checks of mask files (e.g. "are these 0/255 masks?").
+ */
+export function readGreyPng(buf: Uint8Array): { width: number; height: number; grey: Uint8Array } | null {
+  const type = pngColorType(buf);
+  const channels = ({ 0: 1, 2: 3, 4: 2, 6: 4 } as Record<number, number>)[type];
+  if (!channels || buf.length < 29 || buf[24] !== 8 || buf[28] !== 0) return null;
+  const view = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const width = view.readUInt32BE(16);
+  const height = view.readUInt32BE(20);
+  const idat: Buffer[] = [];
+  let pos = 8;
+  while (pos + 8 <= view.length) {
+    const len = view.readUInt32BE(pos);
+    const t = view.toString('latin1', pos + 4, pos + 8);
+    if (t === 'IDAT') idat.push(view.subarray(pos + 8, pos + 8 + len));
+    else if (t === 'IEND') break;
+    pos += 12 + len;
+  }
+  const stride = width * channels;
+  const raw = inflateSync(Buffer.concat(idat));
+  if (!width || !height || raw.length < (stride + 1) * height) throw new Error(`truncated PNG image data (${raw.length} of ${(stride + 1) * height} bytes)`);
+  const rows = unfilter(raw, stride, height, channels);
+  const grey = new Uint8Array(width * height);
+  for (let i = 0, p = 0; i < grey.length; i++, p += channels) {
+    const g = rows[p];
+    if (channels >= 3 && (rows[p + 1] !== g || rows[p + 2] !== g)) return null;
+    grey[i] = g;
+  }
+  return { width, height, grey };
 }
 
 const CRC_TABLE = (() => {

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, fail } from '../../common/errors.js';
 import { type RGB, vocPalette } from '../../common/palette.js';
-import { readIndexedPng } from '../png.js';
+import { readGreyPng, readIndexedPng } from '../png.js';
 import { Dataset, type LabelOptions, type Sample } from './dataset.js';
 import { contents, imagesByStem, requireDir } from './files.js';
 
@@ -110,8 +110,8 @@ function say(onInfo: ((m: string) => void) | undefined, message: string): void {
 }
 
 /**
- * Whether the masks are 0/255 binary masks: reads up to 24 of them spread over the list (greyscale and palette
- * PNGs, with the project's own synchronous reader; others are not sampled) and checks that their values are
+ * Whether the masks are 0/255 binary masks: reads up to 24 of them spread over the list (8-bit PNGs, greyscale,
+ * palette or grey RGB, with the project's own synchronous readers; other files are not sampled) and checks that their values are
  * only 0 and 255, with 255 present. A few milliseconds per mask. Every mask is still checked as it loads:
  * values other than 0, 1 and 255 stop the loader with the file named.
  */
@@ -120,10 +120,14 @@ function isZeroAnd255(paths: string[]): boolean {
   const picks = n <= 24 ? paths : Array.from({ length: 24 }, (_, i) => paths[Math.floor((i * n) / 24)]);
   let seen255 = false;
   for (const p of picks) {
-    let png;
-    try { png = readIndexedPng(readFileSync(p)); } catch { continue; }
-    if (!png) continue;
-    const d = png.indices;
+    let d: Uint8Array;
+    try {
+      const buf = readFileSync(p);
+      const png = readIndexedPng(buf);
+      const grey = png ? null : readGreyPng(buf);
+      if (!png && !grey) continue;
+      d = png ? png.indices : grey!.grey;
+    } catch { continue; }
     for (let i = 0; i < d.length; i++) {
       const x = d[i];
       if (x === 255) seen255 = true;
