@@ -1,7 +1,9 @@
 // Tensor creation, copying data in and out, metadata, dtype/device moves, random fills.
 #include "common.h"
 
+#include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 
 namespace panseg {
 
@@ -21,12 +23,24 @@ static Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), dev.is_cpu() ? t : t.to(dev));
 }
 
-// toBuffer(t): a copy of the elements in row-major order as an ArrayBuffer.
+// toBuffer(t): a copy of the elements in row-major order as an ArrayBuffer. The memory comes from
+// malloc and is handed to V8 as an external buffer: V8's own ArrayBuffer::New aborts the process when
+// an allocation fails, while a failed malloc here is an ordinary, catchable error.
 static Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
   auto t = Get(info[0]).detach().to(at::kCPU).contiguous();
-  auto buf = Napi::ArrayBuffer::New(info.Env(), t.nbytes());
-  if (t.nbytes()) std::memcpy(buf.Data(), t.data_ptr(), t.nbytes());
-  return buf;
+  const size_t n = t.nbytes();
+  if (n == 0) return Napi::ArrayBuffer::New(info.Env(), 0);
+  // JS checks sizes first (Number.MAX_SAFE_INTEGER is the most any ArrayBuffer may hold).
+  if (n > static_cast<size_t>(9007199254740991ULL)) throw std::length_error("a tensor of " + std::to_string(n) + " bytes is too large for an ArrayBuffer");
+  void* data = std::malloc(n);
+  if (data == nullptr) throw std::runtime_error("cannot allocate " + std::to_string(n) + " bytes for the copy (out of memory)");
+  std::memcpy(data, t.data_ptr(), n);
+  try {
+    return Napi::ArrayBuffer::New(info.Env(), data, n, [](Napi::Env, void* p) { std::free(p); });
+  } catch (...) {
+    std::free(data);
+    throw;
+  }
 }
 
 // meta(t): [dtypeCode, device, requiresGrad, ...shape]

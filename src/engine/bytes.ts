@@ -3,7 +3,8 @@ import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { BYTES, type DType, dtypeCode } from './dtype.js';
 import { native } from './native.js';
-import { Tensor } from './tensor.js';
+import { checkArrayOut } from './alloc-check.js';
+import { Tensor, relabel } from './tensor.js';
 
 /**
  * Creates a CPU tensor from row-major little-endian bytes in the dtype's own layout (copied).
@@ -19,10 +20,11 @@ export function fromBytes(bytes: Uint8Array, shape: number[], dtype: DType): Ten
   if (bytes.byteLength !== need) fail(op, `shape ${v.fmtShape(shape)} of ${dtype} needs ${need} bytes but received ${bytes.byteLength}`);
   let data = bytes;
   if (dtype === 'bool' && bytes.some((b) => b > 1)) data = Uint8Array.from(bytes, (b) => (b ? 1 : 0));
-  return new Tensor(native.fromBuffer(data, shape, code, 'cpu'));
+  try { return new Tensor(native.fromBuffer(data, shape, code, 'cpu')); } catch (e) { relabel(e, op); }
 }
 
 /** A copy of the tensor's elements as row-major bytes in its own dtype (moved to the CPU if needed). */
 export function toBytes(t: Tensor): Uint8Array {
-  return new Uint8Array(native.toBuffer(t.h));
+  checkArrayOut('toBytes', t.shape, t.dtype);
+  try { return new Uint8Array(native.toBuffer(t.h)); } catch (e) { relabel(e, 'toBytes'); }
 }

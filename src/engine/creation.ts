@@ -2,8 +2,11 @@
 import { describe, fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { type DType, checkDevice, dtypeCode, dtypeOfTypedArray, typedArrayOf } from './dtype.js';
+import { checkAlloc } from './alloc-check.js';
 import { native } from './native.js';
 import { Tensor } from './tensor.js';
+
+const numelOf = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
 export interface TensorOptions {
   /** Default float32 (int64 for randint and arange over integers, the typed array's own type for typed arrays). */
@@ -96,7 +99,11 @@ export function tensor(data: ArrayBufferView | Nested, shape?: number[], opts: T
 
 function make(op: string, f: (shape: number[], dtype: number, dev: string) => ReturnType<typeof native.zeros>, shape: number[], opts: TensorOptions): Tensor {
   v.shape(op, 'shape', shape);
-  return finish(new Tensor(f(shape, dtypeCode(op, opts.dtype ?? 'float32'), device(op, opts))), opts);
+  const dtype = opts.dtype ?? 'float32';
+  const code = dtypeCode(op, dtype);
+  const dev = device(op, opts);
+  checkAlloc(op, `shape ${v.fmtShape(shape)}`, numelOf(shape), dtype, dev);
+  return finish(new Tensor(f(shape, code, dev)), opts);
 }
 
 export const zeros = (shape: number[], opts: TensorOptions = {}): Tensor => make('zeros', native.zeros, shape, opts);
@@ -111,7 +118,11 @@ export const randn = (shape: number[], opts: TensorOptions = {}): Tensor => make
 export function full(shape: number[], value: number, opts: TensorOptions = {}): Tensor {
   v.shape('full', 'shape', shape);
   v.num('full', 'value', value, { finite: false });
-  return finish(new Tensor(native.full(shape, value, dtypeCode('full', opts.dtype ?? 'float32'), device('full', opts))), opts);
+  const dtype = opts.dtype ?? 'float32';
+  const code = dtypeCode('full', dtype);
+  const dev = device('full', opts);
+  checkAlloc('full', `shape ${v.fmtShape(shape)}`, numelOf(shape), dtype, dev);
+  return finish(new Tensor(native.full(shape, value, code, dev)), opts);
 }
 
 /** Values in [start, end) with `step`; `arange(5)` is 0..4. Integer arguments give int64 unless a dtype is given. */
@@ -121,19 +132,27 @@ export function arange(start: number, end?: number, step = 1, opts: TensorOption
   if (step === 0) fail('arange', 'step must be non-zero');
   const ints = [start, end, step].every(Number.isInteger);
   const dtype = opts.dtype ?? (ints ? 'int64' : 'float32');
-  return finish(new Tensor(native.arange(start, end, step, dtypeCode('arange', dtype), device('arange', opts))), opts);
+  const code = dtypeCode('arange', dtype);
+  const dev = device('arange', opts);
+  checkAlloc('arange', `arange(${start}, ${end}, ${step})`, Math.max(0, Math.ceil((end - start) / step)), dtype, dev);
+  return finish(new Tensor(native.arange(start, end, step, code, dev)), opts);
 }
 
 /** Integers uniform in [low, high). */
 export function randint(low: number, high: number, shape: number[], opts: TensorOptions = {}): Tensor {
   v.int('randint', 'low', low); v.int('randint', 'high', high, low + 1);
   v.shape('randint', 'shape', shape);
-  return finish(new Tensor(native.randint(low, high, shape, dtypeCode('randint', opts.dtype ?? 'int64'), device('randint', opts))), opts);
+  const dtype = opts.dtype ?? 'int64';
+  const code = dtypeCode('randint', dtype);
+  const dev = device('randint', opts);
+  checkAlloc('randint', `shape ${v.fmtShape(shape)}`, numelOf(shape), dtype, dev);
+  return finish(new Tensor(native.randint(low, high, shape, code, dev)), opts);
 }
 
 /** A random permutation of 0..n-1 (int64). */
 export function randperm(n: number): Tensor {
-  return new Tensor(native.randperm(v.int('randperm', 'n', n, 0)));
+  checkAlloc('randperm', `randperm(${n})`, v.int('randperm', 'n', n, 0), 'int64');
+  return new Tensor(native.randperm(n));
 }
 
 export function zerosLike(t: Tensor, opts: TensorOptions = {}): Tensor {

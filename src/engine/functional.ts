@@ -1,6 +1,7 @@
 // Functional ops, like torch.nn.functional plus torch.cat/stack/where. Exported as `F`.
 import { describe, fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
+import { checkAlloc } from './alloc-check.js';
 import { native } from './native.js';
 import { relabel, Tensor } from './tensor.js';
 
@@ -291,8 +292,22 @@ export function pad(x: Tensor, pads: number[], opts: { mode?: 'constant' | 'refl
 export function oneHot(x: Tensor, numClasses = -1): Tensor {
   tensorArg('oneHot', 'input', x);
   if (x.dtype !== 'int64') fail('oneHot', `expected an int64 tensor of class indices, got ${x.dtype}`);
-  try { return new Tensor(native.oneHot(x.h, v.int('oneHot', 'numClasses', numClasses, -1))); } catch (e) { relabel(e, 'oneHot', x); }
+  const n = v.int('oneHot', 'numClasses', numClasses, -1);
+  // The output is numel x classes int64s: a stray huge class count must not become a huge allocation.
+  let classes = n;
+  if (n === -1 && x.numel > 0) {
+    const m = x.max();
+    try { classes = m.item() + 1; } finally { m.dispose(); }
+  }
+  if (classes > MAX_ONE_HOT_CLASSES) {
+    fail('oneHot', `${n === -1 ? `the largest index ${classes - 1} asks for` : `numClasses ${classes} asks for`} ${classes} classes, which would allocate ${x.numel * classes * 8} bytes of int64 for ${x.numel} indices; expected at most ${MAX_ONE_HOT_CLASSES} classes`);
+  }
+  checkAlloc('oneHot', `a one-hot of ${x.numel} indices x ${classes} classes`, x.numel * classes, 'int64', x.device);
+  try { return new Tensor(native.oneHot(x.h, n)); } catch (e) { relabel(e, 'oneHot', x); }
 }
+
+/** More classes than any segmentation task has; a larger count is a bug (e.g. an ignore index used as a class). */
+const MAX_ONE_HOT_CLASSES = 1 << 20;
 
 export const relu = (x: Tensor): Tensor => tensorArg('relu', 'input', x).relu();
 export const sigmoid = (x: Tensor): Tensor => tensorArg('sigmoid', 'input', x).sigmoid();

@@ -2,6 +2,7 @@
 import { describe, fail, PansegError } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { type AnyTypedArray, type DType, DTYPES, checkDevice, dtypeCode, isFloating, typedArrayFrom } from './dtype.js';
+import { checkArrayOut } from './alloc-check.js';
 import { markTrackable, track } from './memory.js';
 import { type Handle, native } from './native.js';
 
@@ -67,16 +68,24 @@ export class Tensor {
   // ---- data out ----
   /** A typed-array copy of the elements in row-major order (float16/bfloat16 widen to Float32Array). */
   toArray(): AnyTypedArray {
-    if (this.dtype === 'float16' || this.dtype === 'bfloat16') {
+    const wide = this.dtype === 'float16' || this.dtype === 'bfloat16';
+    // Checked before any copy is made: a tensor too large for an ArrayBuffer would abort V8.
+    checkArrayOut('toArray', this.shape, wide ? 'float32' : this.dtype);
+    if (wide) {
       const f = this.to('float32');
       try { return f.toArray(); } finally { f.dispose(); }
     }
-    return typedArrayFrom(this.dtype, native.toBuffer(this.h));
+    try { return typedArrayFrom(this.dtype, native.toBuffer(this.h)); } catch (e) { relabel(e, 'toArray'); }
   }
   /** The elements as plain numbers (int64 converted with Number()). */
   toNumbers(): number[] {
     const a = this.toArray();
-    return a instanceof BigInt64Array ? Array.from(a, Number) : Array.from(a as ArrayLike<number>);
+    try {
+      return a instanceof BigInt64Array ? Array.from(a, Number) : Array.from(a as ArrayLike<number>);
+    } catch (e) {
+      if (e instanceof RangeError) fail('toNumbers', `${a.length} elements are more than a JS array can hold; use toArray() for a typed array`);
+      throw e;
+    }
   }
   item(): number {
     try { return native.item(this.h); } catch (e) { relabel(e, 'item'); }

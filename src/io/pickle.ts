@@ -58,9 +58,9 @@ export interface PickleLimits {
 }
 export const PICKLE_LIMITS: PickleLimits = {
   maxStack: 1 << 20,
-  maxMemo: 1 << 21,
-  maxObjects: 1 << 21,
-  maxHeapBytes: 256 * 1024 * 1024,
+  maxMemo: 1 << 20,
+  maxObjects: 1 << 20,
+  maxHeapBytes: 128 * 1024 * 1024,
 };
 
 function isHashable(x: unknown): boolean {

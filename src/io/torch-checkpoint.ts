@@ -182,7 +182,7 @@ function isRowMajor(size: number[], stride: number[]): boolean {
  * of the supported dtypes (float32, float64, float16, bfloat16, int64, int32, uint8, bool); any
  * other global (e.g. `os.system`) is refused and nothing is ever executed. Legacy (pre-1.6),
  * TorchScript and big-endian archives are refused with an explanation. Zip CRCs are not checked.
- * Memory stays bounded by the file: data.pkl may hold 16 MiB and build 256 MiB of objects at most,
+ * Memory stays bounded by the file: data.pkl may hold 16 MiB and build 128 MiB of objects at most,
  * deflated entries may inflate to 32x the file size (+64 MiB) in all, zip entries may not overlap,
  * and the copies made may total 4x the storage bytes in the file (+1 MiB).
  *

@@ -51,20 +51,25 @@ export function statePickle(tensors: [string, TensorRecord][]): Buffer {
   return Buffer.concat(parts);
 }
 
-/** A zip archive of `files` (name -> bytes) as torch.save lays it out; `deflate` compresses every entry. */
-export function zipArchive(files: [string, Uint8Array][], deflate = false): Buffer {
+/**
+ * A zip archive of `files` as torch.save lays it out: `[name, bytes]`, or `[name, deflated, size]` for
+ * an entry compressed already (raw DEFLATE) that inflates to `size` bytes. `deflate` compresses the others.
+ */
+export function zipArchive(files: ([string, Uint8Array] | [string, Uint8Array, number])[], deflate = false): Buffer {
   const local: Buffer[] = [];
   const central: Buffer[] = [];
   let offset = 0;
-  for (const [n, data] of files) {
+  for (const [n, data, rawSize] of files) {
     const nb = Buffer.from(n);
-    const packed = deflate ? deflateRawSync(data, { level: 9 }) : Buffer.from(data);
+    const packed = rawSize !== undefined ? Buffer.from(data) : deflate ? deflateRawSync(data, { level: 9 }) : Buffer.from(data);
+    const size = rawSize ?? data.length;
+    const method = rawSize !== undefined || deflate ? 8 : 0;
     const h = Buffer.alloc(30);
-    h.writeUInt32LE(0x04034b50, 0); h.writeUInt16LE(deflate ? 8 : 0, 8);
-    h.writeUInt32LE(packed.length, 18); h.writeUInt32LE(data.length, 22); h.writeUInt16LE(nb.length, 26);
+    h.writeUInt32LE(0x04034b50, 0); h.writeUInt16LE(method, 8);
+    h.writeUInt32LE(packed.length, 18); h.writeUInt32LE(size, 22); h.writeUInt16LE(nb.length, 26);
     const c = Buffer.alloc(46);
-    c.writeUInt32LE(0x02014b50, 0); c.writeUInt16LE(deflate ? 8 : 0, 10);
-    c.writeUInt32LE(packed.length, 20); c.writeUInt32LE(data.length, 24); c.writeUInt16LE(nb.length, 28); c.writeUInt32LE(offset, 42);
+    c.writeUInt32LE(0x02014b50, 0); c.writeUInt16LE(method, 10);
+    c.writeUInt32LE(packed.length, 20); c.writeUInt32LE(size, 24); c.writeUInt16LE(nb.length, 28); c.writeUInt32LE(offset, 42);
     local.push(h, nb, packed);
     central.push(c, nb);
     offset += 30 + nb.length + packed.length;
