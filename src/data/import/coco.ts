@@ -5,7 +5,7 @@ import { basename, extname, isAbsolute, join } from 'node:path';
 import sharp from 'sharp';
 import { fail } from '../../common/errors.js';
 import {
-  checkSize, type ConvertSummary, countPixels, DEFAULT_LIMITS, FolderWriter, IGNORE, type ImportLimits, isRecord, shown,
+  checkCoverage, checkSize, type ConvertSummary, countPixels, DEFAULT_LIMITS, FolderWriter, IGNORE, type ImportLimits, isRecord, shown,
 } from './common.js';
 import { fillPolygon } from './polygon.js';
 import { decodeRleString, paintRle } from './rle.js';
@@ -118,8 +118,11 @@ export function parseCoco(json: unknown, source = 'the annotation file', limits:
   return { classes: ['background', ...catList.map((c) => c.name)], images: [...images.values()] };
 }
 
-/** Paints one annotation's region with `value`; returns the pixels it covers (counted on a cleared scratch). */
-function paint(a: CocoAnnotation, img: CocoImage, target: Uint8Array, value: number, lim: Required<ImportLimits>): number {
+/**
+ * Paints one annotation's region with `value` (target null: only measure) and returns its area: the RLE's
+ * foreground, or the sum of its polygons' areas (overlaps between an annotation's own polygons count twice).
+ */
+function paint(a: CocoAnnotation, img: CocoImage, target: Uint8Array | null, value: number, lim: Required<ImportLimits>): number {
   const op = `${OP}: image ${img.id} (${img.fileName}), annotation ${a.id}`;
   if ('counts' in a.region) return paintRle(a.region.counts, img.height, img.width, target, value, op);
   let n = 0;
@@ -130,7 +133,7 @@ function paint(a: CocoAnnotation, img: CocoImage, target: Uint8Array, value: num
 /**
  * The class mask of one image, row-major. Painting order: crowd regions first (as ignore, 255), then the other
  * annotations from the largest area to the smallest, so a small object lying on a larger one stays visible
- * (equal areas: later in the file wins). Polygons of one annotation are united; each is filled by the even-odd rule
+ * (equal areas: later in the file wins; an annotation's area is the sum of its polygons'). Polygons of one annotation are united; each is filled by the even-odd rule
  * at pixel centres.
  * @param skipped counts annotations skipped, by reason
  */
@@ -139,16 +142,15 @@ export function cocoMask(img: CocoImage, limits: ImportLimits = {}, stats: Pick<
   const lim = { ...DEFAULT_LIMITS, ...limits };
   const n = img.width * img.height;
   if (n > lim.maxPixels) fail(OP, `image ${img.id} is ${img.width}x${img.height}, above the limit of ${lim.maxPixels} pixels`);
-  const mask = new Uint8Array(n);
-  const scratch = new Uint8Array(n);
   const areas = img.annotations.map((a) => {
     if ('polygons' in a.region && !a.region.polygons.some((p) => p.length >= 6)) {
       skipped['polygon with fewer than 3 points'] = (skipped['polygon with fewer than 3 points'] ?? 0) + 1;
       return -1;
     }
-    scratch.fill(0);
-    return paint(a, img, scratch, 1, lim);
+    return paint(a, img, null, 1, lim);
   });
+  checkCoverage(OP, `image ${img.id} (${img.fileName})`, areas.reduce((s, x) => s + Math.max(0, x), 0), n, lim);
+  const mask = new Uint8Array(n);
   const order = img.annotations.map((a, i) => i).filter((i) => areas[i] >= 0)
     .sort((i, j) => Number(img.annotations[j].crowd) - Number(img.annotations[i].crowd) || areas[j] - areas[i] || i - j);
   for (const i of order) {

@@ -13,9 +13,19 @@ export interface ImportLimits {
   maxCoordinates?: number;
   /** Edge/row crossings per polygon. Default 4,000,000. */
   maxCrossings?: number;
+  /**
+   * The regions of one image may add up to at most this many times its area (painting work is bounded by it,
+   * not by how many times a short file repeats a full-image region). Default 64.
+   */
+  maxCoverage?: number;
 }
 
-export const DEFAULT_LIMITS: Required<ImportLimits> = { maxPixels: 100_000_000, maxCoordinates: 4_000_000, maxCrossings: 4_000_000 };
+export const DEFAULT_LIMITS: Required<ImportLimits> = { maxPixels: 100_000_000, maxCoordinates: 4_000_000, maxCrossings: 4_000_000, maxCoverage: 64 };
+
+/** Refuses an image whose regions add up to more than `maxCoverage` times its area (checked before painting). */
+export function checkCoverage(op: string, what: string, area: number, pixels: number, limits: Required<ImportLimits>): void {
+  if (area > limits.maxCoverage * pixels) fail(op, `the regions of ${what} add up to ${area} pixels, more than ${limits.maxCoverage} times its ${pixels}; the file repeats regions`);
+}
 
 /** The label of ignored pixels in converted masks (crowd regions, `__ignore__` shapes). */
 export const IGNORE = 255;
@@ -32,9 +42,12 @@ export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Short JSON of a received value for messages (at most 40 characters). */
+/** Short JSON of a received value for messages (at most 40 characters; cheap for huge arrays and strings). */
 export function shown(v: unknown): string {
   let s: string;
+  if (Array.isArray(v) && v.length > 8) return `an array of ${v.length} items`;
+  if (typeof v === 'string' && v.length > 40) return `${JSON.stringify(v.slice(0, 30)).slice(0, -1)}..." (${v.length} characters)`;
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   try { s = JSON.stringify(v) ?? String(v); } catch { s = String(v); }
   return s.length > 40 ? `${s.slice(0, 37)}...` : s;
 }

@@ -5,7 +5,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import sharp from 'sharp';
 import { fail } from '../../common/errors.js';
 import {
-  checkSize, type ConvertSummary, countPixels, DEFAULT_LIMITS, FolderWriter, IGNORE, type ImportLimits, isRecord, shown,
+  checkCoverage, checkSize, type ConvertSummary, countPixels, DEFAULT_LIMITS, FolderWriter, IGNORE, type ImportLimits, isRecord, shown,
 } from './common.js';
 import { fillCircle, fillPolygon } from './polygon.js';
 
@@ -74,8 +74,19 @@ export function labelRole(label: string): 'ignore' | 'background' | 'class' {
 export function labelmeMask(f: LabelmeFile, classIndex: ReadonlyMap<string, number>, source = 'the labelme file', limits: ImportLimits = {}, stats: Pick<ConvertSummary, 'painted' | 'ignored' | 'skipped'> = { painted: 0, ignored: 0, skipped: {} }): Uint8Array {
   const lim = { ...DEFAULT_LIMITS, ...limits };
   if (f.width * f.height > lim.maxPixels) fail(OP, `${source} is ${f.width}x${f.height}, above the limit of ${lim.maxPixels} pixels`);
-  const mask = new Uint8Array(f.width * f.height);
   const skip = (why: string) => { stats.skipped[why] = (stats.skipped[why] ?? 0) + 1; };
+  // Measure first (no pixel touched), so a file repeating a full-image shape is refused before the work.
+  let total = 0;
+  for (const s of f.shapes) {
+    if (s.type === 'polygon' && s.points.length >= 3) total += fillPolygon(s.points.flat(), f.height, f.width, null, 0, `${OP}: ${source}`, lim);
+    else if ((s.type === 'rectangle' || s.type === 'circle') && s.points.length === 2) {
+      const [[x0, y0], [x1, y1]] = s.points;
+      const bound = s.type === 'rectangle' ? (Math.abs(x1 - x0) + 1) * (Math.abs(y1 - y0) + 1) : Math.PI * (Math.hypot(x1 - x0, y1 - y0) + 1) ** 2;
+      total += Math.min(f.width * f.height, bound); // an upper bound of the pixels painted
+    }
+  }
+  checkCoverage(OP, source, total, f.width * f.height, lim);
+  const mask = new Uint8Array(f.width * f.height);
   f.shapes.forEach((s, i) => {
     const op = `${OP}: ${source}: shapes[${i}]`;
     const role = labelRole(s.label);

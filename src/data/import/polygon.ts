@@ -13,11 +13,12 @@ export interface RasterLimits {
  * Fills a polygon into a row-major mask: every pixel whose centre is inside (even-odd) gets `value`.
  * Vertices may lie outside the image (the polygon is clipped).
  * @param xy flat [x0, y0, x1, y1, ...] in pixel coordinates (0,0 = the top-left corner of the top-left pixel)
- * @returns the number of pixels set
+ * @param target null: only count the pixels (in O(crossings), without touching any pixel)
+ * @returns the polygon's area in pixels (inside the image)
  * @throws a PansegError on a non-finite coordinate or a polygon with more crossings than `maxCrossings`
  * @example fillPolygon([0, 0, 4, 0, 4, 2, 0, 2], 3, 5, mask, 1) // the 4x2 block at the top-left: 8 pixels
  */
-export function fillPolygon(xy: ArrayLike<number>, h: number, w: number, target: Uint8Array, value: number, op = 'polygon', limits: RasterLimits = {}): number {
+export function fillPolygon(xy: ArrayLike<number>, h: number, w: number, target: Uint8Array | null, value: number, op = 'polygon', limits: RasterLimits = {}): number {
   const n = Math.floor(xy.length / 2);
   for (let i = 0; i < 2 * n; i++) {
     if (typeof xy[i] !== 'number' || !Number.isFinite(xy[i])) fail(op, `polygon coordinate ${i} is ${String(xy[i])}; coordinates are finite numbers`);
@@ -64,11 +65,9 @@ export function fillPolygon(xy: ArrayLike<number>, h: number, w: number, target:
       // Pixels whose centre c + 0.5 lies in [row[k], row[k + 1]).
       const c0 = Math.max(0, Math.ceil(row[k] - 0.5));
       const c1 = Math.min(w, Math.ceil(row[k + 1] - 0.5));
-      const base = r * w;
-      for (let c = c0; c < c1; c++) {
-        if (target[base + c] !== value) set++;
-        target[base + c] = value;
-      }
+      if (c1 <= c0) continue;
+      set += c1 - c0;
+      if (target) target.fill(value, r * w + c0, r * w + c1);
     }
   }
   return set;
@@ -76,9 +75,10 @@ export function fillPolygon(xy: ArrayLike<number>, h: number, w: number, target:
 
 /**
  * Fills a disc: pixels whose centre is within `radius` of (cx, cy).
- * @returns the number of pixels set
+ * @param target null: only count
+ * @returns the disc's area in pixels (inside the image)
  */
-export function fillCircle(cx: number, cy: number, radius: number, h: number, w: number, target: Uint8Array, value: number, op = 'circle'): number {
+export function fillCircle(cx: number, cy: number, radius: number, h: number, w: number, target: Uint8Array | null, value: number, op = 'circle'): number {
   if (![cx, cy, radius].every(Number.isFinite)) fail(op, `circle centre and radius must be finite numbers, got (${cx}, ${cy}) and ${radius}`);
   const r2 = radius * radius;
   const y0 = Math.max(0, Math.floor(cy - radius - 0.5));
@@ -91,10 +91,9 @@ export function fillCircle(cx: number, cy: number, radius: number, h: number, w:
     const s = Math.sqrt(half);
     const c0 = Math.max(0, Math.ceil(cx - s - 0.5));
     const c1 = Math.min(w - 1, Math.floor(cx + s - 0.5));
-    for (let c = c0; c <= c1; c++) {
-      if (target[y * w + c] !== value) set++;
-      target[y * w + c] = value;
-    }
+    if (c1 < c0) continue;
+    set += c1 - c0 + 1;
+    if (target) target.fill(value, y * w + c0, y * w + c1 + 1);
   }
   return set;
 }

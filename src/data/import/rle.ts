@@ -54,11 +54,11 @@ export function encodeRleString(counts: readonly number[]): string {
 
 /**
  * Paints an RLE mask (column-major runs) into a row-major `h x w` mask: `value` where the RLE is foreground.
- * @param target row-major, h * w long
+ * @param target row-major, h * w long; null: only check the counts and return the area
  * @returns the number of foreground pixels
  * @throws a PansegError when a count is not a non-negative integer or the counts do not add up to h * w
  */
-export function paintRle(counts: readonly number[], h: number, w: number, target: Uint8Array, value: number, op = 'rle'): number {
+export function paintRle(counts: readonly number[], h: number, w: number, target: Uint8Array | null, value: number, op = 'rle'): number {
   const n = h * w;
   let total = 0;
   for (let i = 0; i < counts.length; i++) {
@@ -73,7 +73,7 @@ export function paintRle(counts: readonly number[], h: number, w: number, target
     const end = p + counts[i];
     if (i % 2 === 1) {
       area += counts[i];
-      for (let q = p; q < end; q++) {
+      if (target) for (let q = p; q < end; q++) {
         const col = Math.floor(q / h);
         target[(q - col * h) * w + col] = value;
       }
