@@ -18,7 +18,7 @@ const mp = (n: number): string => `${(n / 1e6).toFixed(1)} MP`;
 
 /**
  * Decodes image bytes as panseg's decodeImage does (8-bit sRGB, alpha dropped, grey expanded, EXIF
- * orientation not applied), so the server segments the same pixels as `panseg predict`. The header is read
+ * orientation applied: a phone photo comes out upright), so the server segments the same pixels as `panseg predict`. The header is read
  * first (sharp's metadata does not decode pixels), so an oversized image costs nothing.
  * @throws HttpError 413 over `maxPixels`, 422 when a side exceeds `maxSide`, 415 for a format other than
  *   PNG, JPEG or WebP, 400 when the bytes do not decode (truncated, corrupt)
@@ -28,8 +28,9 @@ export async function decodeUploadedImage(bytes: Buffer, limits: DecodeLimits | 
   let width: number | undefined;
   let height: number | undefined;
   let format: string | undefined;
+  let orientation: number | undefined;
   try {
-    ({ width, height, format } = await sharp(bytes, { limitInputPixels: false }).metadata());
+    ({ width, height, format, orientation } = await sharp(bytes, { limitInputPixels: false }).metadata());
   } catch (e) {
     throw undecodable(e);
   }
@@ -46,9 +47,11 @@ export async function decodeUploadedImage(bytes: Buffer, limits: DecodeLimits | 
   try {
     // pages: 1 decodes the first frame of an animated WebP only; failOn 'truncated' refuses cut-off files.
     const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated', pages: 1 })
-      .removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+      .rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels instead of 3`);
-    if (info.width !== width || info.height !== height) throw new Error(`decoded to ${info.width}x${info.height}, not the ${width}x${height} of the header`);
+    // EXIF orientations 5 to 8 turn the image a quarter: it comes out height x width.
+    const [w, h] = orientation !== undefined && orientation >= 5 ? [height, width] : [width, height];
+    if (info.width !== w || info.height !== h) throw new Error(`decoded to ${info.width}x${info.height}, not the ${w}x${h} of the header`);
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
   } catch (e) {
     throw undecodable(e);

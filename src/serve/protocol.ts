@@ -6,6 +6,8 @@ export interface WorkerConfig {
   modelDir: string;
   /** libtorch threads in the worker; default all cores. */
   threads?: number;
+  /** Sliding windows and inference scale for every image (InferenceOptions' tile, overlap, resizeLong). */
+  inference?: { tile?: number; overlap?: number; resizeLong?: number };
 }
 
 export interface WorkerRequest {

@@ -71,7 +71,7 @@ export class InferenceQueue {
   }
 
   private static boot(cfg: WorkerConfig): Promise<{ worker: Worker; info: ModelInfo }> {
-    const worker = spawn({ modelDir: cfg.modelDir, threads: cfg.threads });
+    const worker = spawn({ modelDir: cfg.modelDir, threads: cfg.threads, inference: cfg.inference });
     return new Promise((resolve, reject) => {
       const onMessage = (m: WorkerReply): void => {
         if (m.type !== 'ready' && m.type !== 'failed') return;

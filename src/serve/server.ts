@@ -65,6 +65,11 @@ export interface ServeOptions {
   cors?: string[];
   /** libtorch threads for inference. Default all cores. */
   threads?: number;
+  /**
+   * Sliding-window inference (`tile`, `overlap`) and inference scale (`resizeLong`) for /api/segment, as
+   * InferenceOptions: with `tile`, a large photo is segmented in bounded memory. Default: whole images.
+   */
+  inference?: { tile?: number; overlap?: number; resizeLong?: number };
   /** How the model is exported when `onnx` is not given. */
   export?: ExportSettings;
   /** Receives one line per request and the startup messages. Default: silent. */
@@ -100,6 +105,7 @@ export interface ResolvedServeOptions {
   allowedHosts: string[];
   cors: string[];
   threads: number | undefined;
+  inference: { tile?: number; overlap?: number; resizeLong?: number };
   export: ExportSettings;
   log: (line: string) => void;
 }
@@ -130,9 +136,19 @@ export function resolveServeOptions(o: ServeOptions): ResolvedServeOptions {
     allowedHosts: stringList(op, 'allowedHosts', o.allowedHosts, (h) => h === '*' || /^\.?[a-z0-9_.-]+$/i.test(h) || /^\[[0-9a-f:.]+\]$/i.test(h), 'a host name, .domain or *'),
     cors: stringList(op, 'cors', o.cors, (c) => c === '*' || c === 'null' || /^https?:\/\/[^/\s]+$/i.test(c), 'an origin like https://app.example (scheme and host, no path) or *'),
     threads: o.threads === undefined ? undefined : v.int(op, 'threads', o.threads, 1, 1024),
+    inference: checkedInference(op, o.inference),
     export: o.export ?? {},
     log: o.log ?? (() => {}),
   };
+}
+
+function checkedInference(op: string, o: ServeOptions['inference']): ResolvedServeOptions['inference'] {
+  if (o === undefined) return {};
+  if (typeof o !== 'object' || o === null) fail(op, `expected an object { tile, overlap, resizeLong } for inference but received ${String(o)}`);
+  if (o.tile !== undefined) v.int(op, 'inference.tile', o.tile, 1);
+  if (o.overlap !== undefined) v.num(op, 'inference.overlap', o.overlap, { min: 0, max: 0.9 });
+  if (o.resizeLong !== undefined) v.int(op, 'inference.resizeLong', o.resizeLong, 1);
+  return { tile: o.tile, overlap: o.overlap, resizeLong: o.resizeLong };
 }
 
 /** 12 MiP: a 12 MP phone photo (4032x3024) fits; 4096x4096 (16.8 MP, 6.4 GB to segment in issue 15) does not. */
@@ -198,7 +214,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const web = webRoot();
   const ort = ortDistDir();
   // The thread loads its model while this one exports.
-  const queuing = InferenceQueue.start({ modelDir: opts.model, threads: opts.threads, maxQueue: opts.maxQueue });
+  const queuing = InferenceQueue.start({ modelDir: opts.model, threads: opts.threads, maxQueue: opts.maxQueue, inference: opts.inference });
   let onnx: OnnxModel | null = null;
   let onnxError: string | null = null;
   try {

@@ -40,7 +40,7 @@ try {
 port.on('message', (req: WorkerRequest) => {
   if (!model || !info) return;
   try {
-    const seg = segmentImage(model, { data: req.data, width: req.width, height: req.height });
+    const seg = segmentImage(model, { data: req.data, width: req.width, height: req.height }, cfg.inference);
     const png = encodeIndexedPng(seg.labels, seg.width, seg.height, palette);
     const mask = new Uint8Array(png.buffer, png.byteOffset, png.byteLength).slice();
     const reply: WorkerReply = { type: 'result', id: req.id, mask, areas: classAreas(seg.labels, info.classes, 255), width: seg.width, height: seg.height, ms: seg.ms };

@@ -1,13 +1,14 @@
 import { isIP } from 'node:net';
 import { DEFAULT_MAX_PIXELS, restrictDecoders, startServer } from '../../serve/index.js';
 import { type CommandSpec, required, UsageError } from '../args.js';
+import { SIZE_FLAGS, sizeOptions } from '../flags.js';
 
 export const spec: CommandSpec = {
   name: 'serve',
   summary: 'serve a web page that segments images in the browser, and POST /api/segment',
   usage: 'panseg serve --model DIR [--port 8080] [--host 127.0.0.1] [--onnx model.onnx] [options]',
   flags: [
-    { name: 'model', type: 'string', desc: 'model directory (the API runs it on libtorch)' },
+    { name: 'model', type: 'string', desc: 'model directory, or a training run folder (its checkpoints/best); the API runs it on libtorch' },
     { name: 'onnx', type: 'string', desc: "exported model for the page (default: export --model on start, cached as DIR/model.onnx)" },
     { name: 'port', type: 'int', desc: 'port (0 picks a free one)', default: 8080 },
     { name: 'host', type: 'string', desc: 'address to listen on; 0.0.0.0 opens it to the network', default: '127.0.0.1' },
@@ -24,6 +25,7 @@ export const spec: CommandSpec = {
     { name: 'allowed-hosts', type: 'list', desc: "Host names to accept besides localhost and IP addresses (DNS rebinding guard): name, .domain for subdomains, or '*'" },
     { name: 'cors', type: 'list', desc: "origins whose pages may call the API (https://app.example), or '*'; others' POSTs get 403" },
     { name: 'threads', type: 'int', desc: 'libtorch threads for the API (default: all cores)' },
+    ...SIZE_FLAGS,
     { name: 'quiet', type: 'boolean', desc: 'do not log requests' },
   ],
   examples: [
@@ -61,7 +63,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   const server = await startServer({
     model, onnx: o.onnx as string | undefined, port: o.port as number, host,
     maxUploadBytes: Math.round(mb * 1024 * 1024), maxImageSide: o.maxImageSide as number, threads: o.threads as number | undefined,
-    maxPixels: o.maxPixels as number, maxQueue: o.maxQueue as number, maxConnections: o.maxConnections as number, ...timeouts, allowedHosts, cors,
+    inference: sizeOptions(o), maxPixels: o.maxPixels as number, maxQueue: o.maxQueue as number, maxConnections: o.maxConnections as number, ...timeouts, allowedHosts, cors,
     export: { opset: o.opset as number, ...(size !== undefined ? { dynamicSize: false, height: size, width: size } : {}) },
     log: (line) => (line.startsWith('serve:') ? console.log(line) : log(line)),
   });
