@@ -3,6 +3,11 @@ export { Dataset, type DatasetSpec, type LabelOptions, type LabelSpec, type Load
 export { withLabelOptions } from './datasets/labels.js';
 export { inspectDataset, type DatasetReport, type InspectOptions } from './datasets/inspect.js';
 export {
+  cocoMask, convertCoco, convertLabelme, decodeRleString, encodeRleString, fillCircle, fillPolygon, labelmeMask, maskToRle, paintRle,
+  parseCoco, parseLabelme, type CocoConvertOptions, type CocoIndex, type ConvertSummary, type ImportLimits, type LabelmeConvertOptions,
+  type LabelmeFile,
+} from './import/index.js';
+export {
   applySplit, openTrainVal, readSplitFile, splitDataset, writeSplitFile, type SplitFile, type SplitOptions, type TrainValOptions,
 } from './datasets/split.js';
 export { DATASETS, datasetNames, openDataset, type DatasetOptions } from './datasets/registry.js';
