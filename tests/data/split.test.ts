@@ -63,6 +63,22 @@ describe('folder: --split all and --val-fraction', () => {
     });
   });
 
+  it('allowUnmatched lists images without masks and masks without images (a split list does not make orphans)', async () => {
+    const { dir: d2, cleanup: c2 } = tmp();
+    try {
+      writeText(join(d2, 'classes.json'), '{"classes": ["bg", "fg"]}');
+      for (const id of ['a', 'b', 'c']) await writeRgb(join(d2, 'images', `${id}.png`), 4, 4, photo);
+      for (const id of ['a', 'b', 'z']) await writeGrey(join(d2, 'masks', `${id}.png`), 4, 4, () => 0);
+      writeText(join(d2, 'train.txt'), 'a\nc\n');
+      const all = openDataset('folder', d2, { split: 'all', allowUnmatched: true });
+      assert.deepEqual(all.spec.unmatched, { images: [join(d2, 'images', 'c.png')], masks: [join(d2, 'masks', 'z.png')] });
+      assert.deepEqual(all.samples.map((x) => x.id), ['a', 'b']);
+      const listed = openDataset('folder', d2, { split: 'train', allowUnmatched: true });
+      assert.deepEqual(listed.spec.unmatched, { images: [join(d2, 'images', 'c.png')], masks: [join(d2, 'masks', 'z.png')] });
+      assert.throws(() => openDataset('folder', d2, { split: 'all' }), /1 images have no mask with the same stem/);
+    } finally { c2(); }
+  });
+
   it('refuses bad fractions', () => {
     const all = openDataset('folder', dir, { split: 'all' });
     assert.throws(() => splitDataset(all, { valFraction: 1 }), {

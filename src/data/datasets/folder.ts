@@ -70,9 +70,8 @@ export function openFolder(root: string, opts: FolderOptions = {}): Dataset {
     else if (!maskPath) noMask.push(imagePath);
     else samples.push({ id: stem, imagePath, maskPath });
   }
-  const maskStems = new Set(stems ?? images.keys());
   const unmatched = opts.allowUnmatched
-    ? { images: noMask, masks: [...masks].filter(([stem]) => !maskStems.has(stem)).map(([, p]) => p) }
+    ? { images: noMask, masks: [...masks].filter(([stem]) => !images.has(stem)).map(([, p]) => p) }
     : undefined;
   if (noImage.length) fail(op, `${noImage.length} stems listed in ${join(root, `${split}.txt`)} have no image in ${join(base, 'images')}, e.g. ${noImage.slice(0, 3).join(', ')}`);
   if (noMask.length && !opts.allowUnmatched) fail(op, `${noMask.length} images have no mask with the same stem in ${join(base, 'masks')}, e.g. ${noMask.slice(0, 3).join(', ')}`);
