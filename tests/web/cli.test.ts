@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { saveTinyModel, tmp } from './helpers.js';
+import { saveTinyModel, testImage, tmp } from './helpers.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const cli = ['--import', 'tsx', 'src/cli/main.ts', 'serve'];
@@ -38,6 +38,14 @@ test('panseg serve starts, logs requests and stops on SIGINT after finishing', {
     const res = await fetch(url);
     assert.equal(res.status, 200);
     await res.arrayBuffer();
+    // The serve process blocks libvips' other loaders; PNG, JPEG and WebP still decode.
+    for (const f of ['png', 'jpeg', 'webp'] as const) {
+      const seg = await fetch(new URL('/api/segment', url), { method: 'POST', body: await testImage(40, 30, f), headers: { 'Content-Type': `image/${f}` } });
+      assert.equal(seg.status, 200, f);
+      assert.equal(((await seg.json()) as { width: number }).width, 40);
+    }
+    const health = await fetch(new URL('/healthz', url));
+    assert.deepEqual(await health.json(), { status: 'ok', model: 'PAN-resnet18', queue: 0, maxQueue: 32 });
     // The access log line is written once the response has finished, which can be after the client has it.
     for (let i = 0; i < 200 && !/^GET \/ 200 /m.test(out); i++) await new Promise((r) => setTimeout(r, 10));
     child.kill('SIGINT');
