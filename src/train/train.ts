@@ -300,6 +300,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     mode: 'train', batchSize: c.batchSize, crop: c.crop, scaleRange: c.scaleRange, colorJitter: c.colorJitter,
     mean: pre.mean, std: pre.std, seed: c.seed, workers: c.workers, shuffle: true, dropLast: true,
     onWarning: (b: BadSample) => { epochBad.push(b); }, // one line per epoch instead of one per sample
+    replaceSkipped: true, // every epoch has its steps: the schedule ends where planned, data-parallel ranks stay in step
   } as const;
   const epochBad: BadSample[] = [];
   const valOptions = { mode: 'eval', batchSize: 1, stride: model.inputSizeRule.stride, mean: pre.mean, std: pre.std, workers: c.workers } as const;
@@ -467,7 +468,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       bar.finish({ loss: emaLoss.toFixed(4) });
       const rec: Record<string, number> = { epoch: epoch + 1, iter: state.iter, loss: emaLoss, lr: scheduler.lr, imgPerSec: images / ((performance.now() - tEpoch) / 1000) };
       if (epochBad.length) {
-        const files = epochBad.map((b) => badFile(trainDs, b));
+        const files = [...new Set(epochBad.map((b) => badFile(trainDs, b)))];
         for (const f of files) skippedFiles.add(f);
         rec.skipped = files.length;
         console.warn(`panseg: epoch ${epoch + 1} skipped ${files.length} unreadable or invalid training sample${files.length > 1 ? 's' : ''}: ${files.slice(0, 3).join(', ')}${files.length > 3 ? ` and ${files.length - 3} more` : ''} (${epochBad[0].message}); fix or remove ${files.length > 1 ? 'them' : 'it'}`);
@@ -479,9 +480,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         dist?.beforeEval(model);
         const own = await evaluate(model, valLoader, { precision: c.precision, onProgress: (d) => vbar.update(d), loss: lossFn, perImage: true });
         lastEval = own;
-        if (dist) { // [distributed] confusion matrices summed, the loss averaged; the worst images are rank 0's
-          lastEval = { ...dist.reduceEvaluation(own), perImage: own.perImage };
-          if (own.loss !== undefined) lastEval.loss = dist.mean(own.loss);
+        if (dist) { // [distributed] confusion matrices summed, the loss averaged over all images (a rank may have none); the worst images are rank 0's
+          const [lossSum, lossImages] = dist.group.allreduceNumbers(own.loss !== undefined ? [own.loss * own.images, own.images] : [0, 0]);
+          lastEval = { ...dist.reduceEvaluation(own), perImage: own.perImage, ...(lossImages > 0 ? { loss: lossSum / lossImages } : {}) };
         }
         vbar.finish({ mIoU: lastEval.miou.toFixed(4), 'pixel acc': lastEval.pixelAccuracy.toFixed(4), ...(lastEval.loss !== undefined ? { loss: lastEval.loss.toFixed(4) } : {}) });
         rec.valMiou = lastEval.miou;
