@@ -41,6 +41,13 @@ export interface DataLoaderOptions extends TrainOptions, EvalOptions {
   onBadFile?: 'skip' | 'fail';
   /** Receives skipped samples. Default: console.warn. */
   onWarning?: (bad: BadSample) => void;
+  /**
+   * Keep the epoch's length when samples are skipped: each skipped sample is made up for by one more
+   * from the start of the epoch's order (augmented with another seed), so an epoch still has `length`
+   * batches. Training needs this: the learning-rate schedule counts steps, and data-parallel ranks
+   * must take the same number of steps. Default false.
+   */
+  replaceSkipped?: boolean;
   /** Keep workers between epochs (default true; idle workers never keep the process alive). False: end them after each epoch. */
   persistentWorkers?: boolean;
 }
@@ -89,7 +96,7 @@ export class DataLoader implements AsyncIterable<Batch> {
   readonly dataset: Dataset;
   readonly batchSize: number;
   private readonly cfg: JobConfig;
-  private readonly opts: Required<Pick<DataLoaderOptions, 'shuffle' | 'seed' | 'workers' | 'prefetch' | 'dropLast' | 'onBadFile' | 'persistentWorkers'>>;
+  private readonly opts: Required<Pick<DataLoaderOptions, 'shuffle' | 'seed' | 'workers' | 'prefetch' | 'dropLast' | 'onBadFile' | 'persistentWorkers' | 'replaceSkipped'>>;
   private readonly warn: (bad: BadSample) => void;
   private exec: Executor | null = null;
   private epoch = 0;
@@ -111,6 +118,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       dropLast: v.bool(op, 'dropLast', options.dropLast ?? train),
       onBadFile: v.oneOf(op, 'onBadFile', options.onBadFile ?? 'skip', ['skip', 'fail'] as const),
       persistentWorkers: v.bool(op, 'persistentWorkers', options.persistentWorkers ?? true),
+      replaceSkipped: v.bool(op, 'replaceSkipped', options.replaceSkipped ?? false),
     };
     if (this.opts.dropLast && dataset.length < this.batchSize) {
       fail(op, `the dataset has ${dataset.length} samples, fewer than batchSize ${this.batchSize}, so dropLast would leave no batch; lower batchSize or pass dropLast: false`);
@@ -168,10 +176,12 @@ export class DataLoader implements AsyncIterable<Batch> {
     const results = new Map<number, Promise<JobResult>>();
     let next = 0;
     let cursor = 0;
+    // Positions past n (replaceSkipped) take the order again from its start, one per skipped sample, at most n.
+    let end = n;
     const fill = (): void => {
-      while (next < n && next - cursor < inFlightMax) {
-        const index = order[next];
-        const p = exec.run({ index, seed: mixSeed(seed, epoch, index) });
+      while (next < end && next - cursor < inFlightMax) {
+        const index = order[next % n];
+        const p = exec.run({ index, seed: next < n ? mixSeed(seed, epoch, index) : mixSeed(seed, epoch, index, 1) });
         p.catch(() => {}); // abandoned results (early break) must not surface as unhandled rejections
         results.set(next++, p);
       }
@@ -183,7 +193,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       for (let b = 0; ; b++) {
         const t0 = performance.now();
         const items: Extract<JobResult, { ok: true }>[] = [];
-        while (items.length < this.batchSize && cursor < n) {
+        while (items.length < this.batchSize && cursor < end) {
           fill();
           const r = await results.get(cursor)!;
           results.delete(cursor++);
@@ -194,6 +204,7 @@ export class DataLoader implements AsyncIterable<Batch> {
           else {
             this._stats.skipped++;
             skipped++;
+            if (this.opts.replaceSkipped) end = Math.min(2 * n, n + skipped);
             firstBad ??= { id: r.id, message: r.message };
             this.warn({ id: r.id, message: r.message });
           }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type BadSample, type Batch, DataLoader, openDataset } from '../../src/data/index.js';
+import { type BadSample, type Batch, DataLoader, Dataset, openDataset } from '../../src/data/index.js';
 import { pattern, tmp, writeGrey, writeRgb, writeText } from './helpers.js';
 
 const N = 10;
@@ -90,6 +90,20 @@ describe('DataLoader', () => {
     assert.equal(warnings[0].id, 's3');
     assert.ok(warnings[0].message.startsWith(`folder: cannot read ${join(bad.dir, 'images', 's3.png')}: `), warnings[0].message);
     assert.equal(loader.stats.skipped, 1);
+  });
+
+  it('with replaceSkipped keeps the epoch length: a skipped sample is made up for from the start of the order, with another seed', async () => {
+    const ds = openDataset('folder', bad.dir);
+    const warnings: BadSample[] = [];
+    const loader = new DataLoader(ds, { batchSize: 2, crop: 16, workers: 0, shuffle: false, replaceSkipped: true, onWarning: (w) => warnings.push(w) });
+    const batches = await collect(loader);
+    assert.equal(batches.length, loader.length, '5 batches of 2 from 9 readable images');
+    assert.deepEqual(batches.map((b) => b.ids), [['s0', 's1'], ['s2', 's4'], ['s5', 's6'], ['s7', 's8'], ['s9', 's0']]);
+    assert.notDeepEqual(batches[4].images.subarray(3 * 16 * 16), batches[0].images.subarray(0, 3 * 16 * 16), 's0 again, augmented differently');
+    assert.deepEqual(warnings.map((w) => w.id), ['s3']);
+    // Every sample bad in both passes: still one clear error, not an endless loop.
+    const allBad = new DataLoader(new Dataset({ ...ds.spec, samples: [ds.spec.samples[3], ds.spec.samples[3]] }), { batchSize: 2, crop: 16, workers: 0, replaceSkipped: true, onWarning: () => {} });
+    await assert.rejects(collect(allBad), /DataLoader: all 4 samples of the epoch were skipped as unreadable or invalid; the first, s3: /);
   });
 
   it("fails the iteration on a corrupt file with onBadFile: 'fail'", async () => {
