@@ -87,6 +87,13 @@ export function syncDir(dir: string): void {
   } finally { closeSync(fd); }
 }
 
+/** fsync a file written by appends (a log), so what it holds survives a power loss. A missing file is fine. */
+export function syncFile(path: string): void {
+  let fd: number;
+  try { fd = openSync(path, 'r+'); } catch { return; }
+  try { fsyncSync(fd); } finally { closeSync(fd); }
+}
+
 /**
  * Writes `path` atomically and durably: a new temporary file beside it (exclusive create), written
  * and fsynced, renamed over `path`, then the directory fsynced. After a crash the file holds its old

@@ -12,7 +12,7 @@ import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
 import { withPrecision } from '../eval/inference.js';
 import { architecture, createModel, loadModel, type OutputStride, type SegmentationModel } from '../models/index.js';
 import { checkResumeWorld, comparableConfig, DistributedRun, type DistributedTrainOptions, worldSuffix } from '../distributed/trainer.js';
-import { ioReason, removeWriteLeftovers, writeFileDurable } from '../io/file.js';
+import { ioReason, removeWriteLeftovers, syncFile, writeFileDurable } from '../io/file.js';
 import { readBestMeta, recoverCheckpoint, restoreCheckpoint, saveCheckpoint, tidyCheckpoints, type TrainerState } from './checkpoint.js';
 import { auxPresenceLoss, combinedLoss, parseLoss } from './losses.js';
 import { AdamW, type Optimizer, SGD } from './optimizers.js';
@@ -505,7 +505,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (isMain) {
         if (scaler) state.scaler = scaler.state();
         state.skipped = [...skippedFiles];
-        try { saveCheckpoint(join(ckptDir, 'last'), model, optimizer, state, meta, c.device); } catch (e) { saveFailed(join(ckptDir, 'last'), e); }
+        try {
+          syncFile(logPath); // the log holds every record the checkpoint covers, even after a power loss
+          saveCheckpoint(join(ckptDir, 'last'), model, optimizer, state, meta, c.device);
+        } catch (e) { saveFailed(join(ckptDir, 'last'), e); }
       }
       if (isMain && (validated || !valLoader)) await publish(epoch, partial || stop ? `stopped at step ${state.iter} (max steps)` : epoch + 1 === c.epochs ? 'finished' : `training: epoch ${epoch + 1} of ${c.epochs}`);
     }
