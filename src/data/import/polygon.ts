@@ -1,6 +1,6 @@
 // Polygon rasterization for annotation formats: a pixel belongs to a polygon when its centre (x + 0.5, y + 0.5)
 // lies inside it by the even-odd rule (the rule COCO's toggling rasterizer follows). Against pycocotools (measured on
-// 2,000 random polygons): same interiors; 7.6% of its boundary pixels differ, all within one pixel of its boundary,
+// 2,000 random polygons): same interiors; 7.6% of its boundary pixels differ, all but 1 of 5,577 next to its boundary,
 // since it rounds vertices to 1/5 px first. Crossings are bucketed per row (a counting sort), so the cost is one pass
 // over the edges plus the crossings, with memory capped before allocating.
 import { fail } from '../../common/errors.js';
