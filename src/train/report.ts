@@ -13,7 +13,6 @@ import { ConfusionMatrix } from '../eval/metrics.js';
 import { writeFileAtomic } from '../eval/visualize.js';
 import { attentionReportSection } from '../explain/index.js';
 import { loadModel, type SegmentationModel } from '../models/index.js';
-import { recoverCheckpoint } from './checkpoint.js';
 
 export interface TrainingReportInput {
   model: SegmentationModel;
@@ -181,13 +180,14 @@ export async function rewriteTrainingReport(runDir: string, o: RewriteReportOpti
   let state: ReportState;
   try { state = JSON.parse(readFileSync(statePath, 'utf8')) as ReportState; } catch (e) { fail(op, `${statePath}: ${(e as Error).message}`); }
   const ckpts = join(runDir, 'checkpoints');
-  const which = o.checkpoint ?? (recoverCheckpoint(join(ckpts, 'last')) ? 'last' : 'best');
+  // Only looks: renaming a checkpoint back (recoverCheckpoint) could collide with a run saving one right now.
+  const which = o.checkpoint ?? (existsSync(join(ckpts, 'last', 'config.json')) ? 'last' : 'best');
   if (which !== 'best' && which !== 'last') fail(op, `expected 'best' or 'last' for checkpoint but received ${JSON.stringify(which)}`);
   const dir = join(ckpts, which);
   if (!existsSync(join(dir, 'config.json'))) {
     fail(op, `no checkpoint at ${dir}${which === 'last' ? '' : ` (nor ${join(ckpts, 'last')})`}: a run has one after its first epoch (or validation)${o.checkpoint ? '; try the other --checkpoint' : ''}`);
   }
-  const model = loadModel(dir);
+  const model = await loadWhileTraining(dir);
   try {
     return await writeTrainingReport({
       model, outDir: runDir, dataset: new Dataset(state.dataset), evaluation: state.evaluation ? loadEvaluation(state.evaluation) : null,
@@ -196,5 +196,15 @@ export async function rewriteTrainingReport(runDir: string, o: RewriteReportOpti
     });
   } finally {
     model.dispose();
+  }
+}
+
+/** Loads a checkpoint that a running training may be replacing at this moment (a rename of a second): a few tries. */
+async function loadWhileTraining(dir: string): Promise<SegmentationModel> {
+  for (let attempt = 0; ; attempt++) {
+    try { return loadModel(dir); } catch (e) {
+      if (attempt >= 4) throw e;
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 }
