@@ -9,6 +9,8 @@ import { BYTES, type DType } from './dtype.js';
 /** The largest ArrayBuffer / typed array this Node allows (4 GiB on Node 20, 2^53 - 1 bytes from Node 22). */
 export const MAX_ARRAY_BYTES = constants.MAX_LENGTH;
 
+/** Exact below 2^53, else rounded (a float's digits past that would be noise). */
+const fmtBytes = (bytes: number): string => (Number.isSafeInteger(bytes) ? String(bytes) : `about ${bytes.toPrecision(4)}`);
 const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 3 : 1)} GiB`;
 const fmtShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
@@ -20,7 +22,7 @@ export function checkArrayOut(op: string, shape: readonly number[], dtype: DType
   const bytes = shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
   const limit = Math.min(MAX_ARRAY_BYTES, totalmem());
   if (bytes > limit) {
-    fail(op, `a tensor of shape ${fmtShape(shape)} as ${dtype} is ${bytes} bytes (${gib(bytes)}), more than ${bytes > MAX_ARRAY_BYTES ? `the largest ArrayBuffer Node allows (${MAX_ARRAY_BYTES} bytes)` : `this machine's memory (${totalmem()} bytes)`}; copy it out in pieces with narrow() or slice()`);
+    fail(op, `a tensor of shape ${fmtShape(shape)} as ${dtype} is ${fmtBytes(bytes)} bytes (${gib(bytes)}), more than ${bytes > MAX_ARRAY_BYTES ? `the largest ArrayBuffer Node allows (${MAX_ARRAY_BYTES} bytes)` : `this machine's memory (${totalmem()} bytes)`}; copy it out in pieces with narrow() or slice()`);
   }
 }
 
@@ -32,6 +34,6 @@ export function checkAlloc(op: string, what: string, numel: number, dtype: DType
   if (device !== 'cpu') return;
   const bytes = numel * BYTES[dtype];
   if (!(bytes <= totalmem())) {
-    fail(op, `${what} would allocate ${bytes} bytes (${gib(bytes)}) of ${dtype}, more than this machine's memory (${totalmem()} bytes)`);
+    fail(op, `${what} would allocate ${fmtBytes(bytes)} bytes (${gib(bytes)}) of ${dtype}, more than this machine's memory (${totalmem()} bytes)`);
   }
 }

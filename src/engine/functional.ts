@@ -195,6 +195,9 @@ export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
       fail(op, `expected a positive finite number or pair for scaleFactor but received ${describe(sf)}`);
     }
   }
+  const [n, c, h, w] = x.shape;
+  const out = size ?? [Math.floor(h * scales![0]), Math.floor(w * scales![1])];
+  checkAlloc(op, `an output of [${n}, ${c}, ${out[0]}, ${out[1]}]`, n * c * out[0] * out[1], x.dtype, x.device);
   try { return new Tensor(native.interpolate(x.h, mode, size, scales, align)); } catch (e) { relabel(e, op, x); }
 }
 
@@ -285,6 +288,9 @@ export function pad(x: Tensor, pads: number[], opts: { mode?: 'constant' | 'refl
   if (mode !== 'constant' && (k < 1 || k > 3 || (x.ndim !== k + 1 && x.ndim !== k + 2))) {
     fail(op, `mode '${mode}' with ${pads.length} pads needs an input of ${k + 1} or ${k + 2} dims, got ${v.fmtShape(x.shape)}; for [N, C, H, W] give 4 pads [left, right, top, bottom]`);
   }
+  const out = x.shape.slice();
+  for (let i = 0; i < k; i++) out[out.length - 1 - i] += pads[2 * i] + pads[2 * i + 1];
+  checkAlloc(op, `an output of ${v.fmtShape(out)}`, out.reduce((a, b) => a * Math.max(b, 0), 1), x.dtype, x.device);
   try { return new Tensor(native.pad(x.h, pads, mode, v.num(op, 'value', opts.value ?? 0, { finite: false }))); } catch (e) { relabel(e, op, x); }
 }
 
@@ -347,7 +353,8 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
 export function bincount(x: Tensor, minlength = 0): Tensor {
   tensorArg('bincount', 'input', x);
   if (x.ndim !== 1) fail('bincount', `expected a 1-D input, got ${v.fmtShape(x.shape)}`);
-  try { return new Tensor(native.bincount(x.h, v.int('bincount', 'minlength', minlength, 0))); } catch (e) { relabel(e, 'bincount', x); }
+  checkAlloc('bincount', `minlength ${minlength}`, v.int('bincount', 'minlength', minlength, 0), 'int64', x.device);
+  try { return new Tensor(native.bincount(x.h, minlength)); } catch (e) { relabel(e, 'bincount', x); }
 }
 
 /** Samples 0/1 with the given probabilities. */

@@ -43,6 +43,18 @@ describe('large sizes', () => {
     const mem = totalmem();
     assert.throws(() => zeros([2 ** 25, 2 ** 25]), { name: 'PansegError', message: `zeros: shape [33554432, 33554432] would allocate 4503599627370496 bytes (4194304.0 GiB) of float32, more than this machine's memory (${mem} bytes)` });
     assert.throws(() => arange(0, 1e15), { name: 'PansegError', message: `arange: arange(0, 1000000000000000, 1) would allocate 8000000000000000 bytes (7450580.6 GiB) of int64, more than this machine's memory (${mem} bytes)` });
-    assert.throws(() => randperm(2 ** 50), { name: 'PansegError', message: /^randperm: randperm\(1125899906842624\) would allocate 9007199254740992 bytes/ });
+    assert.throws(() => randperm(2 ** 50), { name: 'PansegError', message: /^randperm: randperm\(1125899906842624\) would allocate about 9\.007e\+15 bytes/ });
+  });
+
+  test('interpolate, pad and bincount check the output they would allocate', () => {
+    const x = zeros([1, 1, 2, 2]);
+    assert.throws(() => F.interpolate(x, { size: [2 ** 26, 2 ** 26] }), { name: 'PansegError', message: /^interpolate: an output of \[1, 1, 67108864, 67108864\] would allocate about 1\.801e\+16 bytes/ });
+    assert.throws(() => F.interpolate(x, { scaleFactor: 1e8 }), { name: 'PansegError', message: /^interpolate: an output of \[1, 1, 200000000, 200000000\] would allocate about 1\.600e\+17 bytes/ });
+    assert.throws(() => F.pad(x, [0, 2 ** 40]), { name: 'PansegError', message: /^pad: an output of \[1, 1, 2, 1099511627778\] would allocate 8796093022224 bytes/ });
+    const i = tensor([1], undefined, { dtype: 'int64' });
+    assert.throws(() => F.bincount(i, 2 ** 50), { name: 'PansegError', message: /^bincount: minlength 1125899906842624 would allocate about 9\.007e\+15 bytes/ });
+    const ok = F.pad(x, [1, 1]);
+    assert.deepEqual(ok.shape, [1, 1, 2, 4]);
+    for (const t of [x, i, ok]) t.dispose();
   });
 });
