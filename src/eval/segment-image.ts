@@ -1,8 +1,8 @@
 // Segmenting one decoded image into labels at its own size, in memory that does not grow with the image
-// when tiled: windows are cut from the 8-bit pixels as they are needed, blended a band of rows at a time,
-// and each finished band goes straight to labels (and to probabilities only when asked for).
+// when tiled: windows are cut from the 8-bit pixels as they are needed, blended (tiles.ts), and each
+// finished block goes straight to labels (and to probabilities only when asked for).
 import { evalOptions, evalTransform, type RgbImage } from '../data/index.js';
-import { F, keep, type Tensor, tensor, tidy } from '../engine/index.js';
+import { full, keep, type Tensor, tensor, tidy } from '../engine/index.js';
 import type { SegmentationModel } from '../models/index.js';
 import {
   checkSizeOptions, type InferenceOptions, type LogitsSource, modelSource, openSource, probs, probsSync, probsToLabels,
@@ -43,8 +43,8 @@ class ImagePass {
   probs?: Float32Array;
   /** The whole input at inference scale, when it is made up front (not tiled from the image). */
   private readonly input: Tensor | null;
-  /** Bands at inference scale, kept for resizing back. */
-  private readonly low: Tensor[] = [];
+  /** Probabilities at inference scale, kept for resizing back (when resized). */
+  private low: Tensor | null = null;
   /** Size at which the network sees the image. */
   readonly h: number;
   readonly w: number;
@@ -67,7 +67,7 @@ class ImagePass {
 
   windows(): Generator<Rect, void, Tensor> {
     const [th, tw] = this.tile ?? [this.h, this.w];
-    return blendWindows(this.h, this.w, th, tw, this.so.tile?.overlap ?? 0, (y, band) => this.band(y, band));
+    return blendWindows(this.h, this.w, th, tw, this.so.tile?.overlap ?? 0, (y, x, block) => this.block(y, x, block));
   }
 
   /** The network input for window r (dispose it). The whole input may be padded beyond r: crop the result with `cropped`. */
@@ -84,39 +84,42 @@ class ImagePass {
     try { return keep(tidy(() => p.narrow(2, 0, r.height).narrow(3, 0, r.width))); } finally { p.dispose(); }
   }
 
-  private band(y: number, band: Tensor): void {
-    if (this.h !== this.img.height || this.w !== this.img.width) this.low.push(keep(band.clone()));
-    else this.write(y, band);
+  private block(y: number, x: number, block: Tensor): void {
+    if (this.h === this.img.height && this.w === this.img.width) { this.write(y, x, block); return; }
+    this.low ??= keep(full([1, block.shape[1], this.h, this.w], 0, { device: block.device }));
+    tidy(() => { this.low!.narrow(2, y, block.shape[2]).narrow(3, x, block.shape[3]).copy_(block); });
   }
 
-  /** Labels (and probabilities) for image rows y.. from probabilities [1, K, rows, W] at the image's size. */
-  private write(y: number, band: Tensor): void {
+  /** Labels (and probabilities) for the block at (y, x) from its probabilities [1, K, rows, cols] at the image's size. */
+  private write(y: number, x: number, block: Tensor): void {
     const { width: W, height: H } = this.img;
+    const [k, rows, cols] = [block.shape[1], block.shape[2], block.shape[3]];
     tidy(() => {
-      this.labels.set(probsToLabels(band).to('uint8').toArray() as Uint8Array, y * W);
+      const lab = probsToLabels(block).to('uint8').toArray() as Uint8Array;
+      for (let r = 0; r < rows; r++) this.labels.set(lab.subarray(r * cols, (r + 1) * cols), (y + r) * W + x);
       if (!this.withProbs) return;
-      const [k, rows] = [band.shape[1], band.shape[2]];
       this.probs ??= new Float32Array(k * H * W);
-      const a = band.to('cpu').contiguous().toArray() as Float32Array;
-      for (let c = 0; c < k; c++) this.probs.set(a.subarray(c * rows * W, (c + 1) * rows * W), c * H * W + y * W);
+      const a = block.to('cpu').contiguous().toArray() as Float32Array;
+      for (let c = 0; c < k; c++) {
+        for (let r = 0; r < rows; r++) this.probs.set(a.subarray((c * rows + r) * cols, (c * rows + r + 1) * cols), c * H * W + (y + r) * W + x);
+      }
     });
   }
 
   /** After the windows: resizes the probabilities back to the image (in bands of rows) when inferred at another scale. */
   finish(): void {
-    if (!this.low.length) return;
-    const low = tidy(() => (this.low.length === 1 ? this.low[0] : F.cat(this.low, 2)));
+    const low = this.low;
+    if (!low) return;
     const { width: W, height: H } = this.img;
     try {
       const rows = Math.max(1, Math.min(H, Math.floor(BAND_FLOATS / (low.shape[1] * W))));
       for (let y = 0; y < H; y += rows) {
         const band = bilinearRows(low, H, W, y, Math.min(H, y + rows));
-        try { this.write(y, band); } finally { band.dispose(); }
+        try { this.write(y, 0, band); } finally { band.dispose(); }
       }
     } finally {
-      if (low !== this.low[0]) low.dispose();
-      for (const t of this.low) t.dispose();
-      this.low.length = 0;
+      low.dispose();
+      this.low = null;
     }
   }
 
@@ -126,7 +129,7 @@ class ImagePass {
 
   dispose(): void {
     this.input?.dispose();
-    for (const t of this.low) t.dispose();
+    this.low?.dispose();
   }
 }
 

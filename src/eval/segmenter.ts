@@ -4,7 +4,7 @@
 // segmented in overlapping windows (tiles.ts) or at a smaller scale (resizeLong), then brought back to size.
 import { paddedSize } from '../common/input-size.js';
 import * as v from '../common/validate.js';
-import { autocast, F, inferenceMode, keep, type Precision, resolvePrecision, type Tensor, tidy } from '../engine/index.js';
+import { autocast, F, full, inferenceMode, keep, type Precision, resolvePrecision, type Tensor, tidy } from '../engine/index.js';
 import type { Preprocessing, SegmentationModel } from '../models/index.js';
 import { blendWindows, checkTiling, driveAsync, driveSync, type Rect } from './tiles.js';
 
@@ -179,12 +179,15 @@ export function windowOf(x: Tensor, r: Rect): Tensor {
   return tidy(() => x.narrow(2, r.y, r.height).narrow(3, r.x, r.width));
 }
 
-/** The blended bands of a sliding-window pass, joined into [N, K, H, W]. */
-function joinBands(bands: Tensor[]): Tensor {
-  try { return tidy(() => (bands.length === 1 ? bands[0].clone() : F.cat(bands, 2))); } finally { for (const b of bands) b.dispose(); }
+/** Collects the blocks of a sliding-window pass into one [N, K, H, W] tensor (made at the first block). */
+class Assembly {
+  out: Tensor | null = null;
+  constructor(private readonly h: number, private readonly w: number) {}
+  readonly add = (y: number, x: number, block: Tensor): void => {
+    this.out ??= keep(full([block.shape[0], block.shape[1], this.h, this.w], 0, { device: block.device }));
+    tidy(() => { this.out!.narrow(2, y, block.shape[2]).narrow(3, x, block.shape[3]).copy_(block); });
+  };
 }
-
-const collect = (bands: Tensor[]) => (_y: number, band: Tensor) => { bands.push(keep(band.clone())); };
 
 /** The input resized for `resizeLong` (or x itself). */
 function resizedInput(x: Tensor, long: number | null): Tensor {
@@ -215,14 +218,14 @@ export function probsSync(src: LogitsSource, x: Tensor, o: InferenceOptions = {}
     if (!so.tile) p = wholeSync(src, xs, o);
     else {
       const [th, tw] = windowSize(src, so.tile.tile);
-      const bands: Tensor[] = [];
+      const a = new Assembly(xs.shape[2], xs.shape[3]);
       try {
-        driveSync(blendWindows(xs.shape[2], xs.shape[3], th, tw, so.tile.overlap, collect(bands)), (r) => {
+        driveSync(blendWindows(xs.shape[2], xs.shape[3], th, tw, so.tile.overlap, a.add), (r) => {
           const win = windowOf(xs, r);
           try { return wholeSync(src, win, o); } finally { win.dispose(); }
         });
-      } catch (e) { for (const b of bands) b.dispose(); throw e; }
-      p = joinBands(bands);
+      } catch (e) { a.out?.dispose(); throw e; }
+      p = a.out!;
     }
     return restoreSize(p, x.shape[2], x.shape[3]);
   } finally {
@@ -240,14 +243,14 @@ export async function probs(src: LogitsSource, x: Tensor, o: InferenceOptions = 
     if (!so.tile) p = await wholeAsync(src, xs, o);
     else {
       const [th, tw] = windowSize(src, so.tile.tile);
-      const bands: Tensor[] = [];
+      const a = new Assembly(xs.shape[2], xs.shape[3]);
       try {
-        await driveAsync(blendWindows(xs.shape[2], xs.shape[3], th, tw, so.tile.overlap, collect(bands)), async (r) => {
+        await driveAsync(blendWindows(xs.shape[2], xs.shape[3], th, tw, so.tile.overlap, a.add), async (r) => {
           const win = windowOf(xs, r);
           try { return await wholeAsync(src, win, o); } finally { win.dispose(); }
         });
-      } catch (e) { for (const b of bands) b.dispose(); throw e; }
-      p = joinBands(bands);
+      } catch (e) { a.out?.dispose(); throw e; }
+      p = a.out!;
     }
     return restoreSize(p, x.shape[2], x.shape[3]);
   } finally {

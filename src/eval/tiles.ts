@@ -62,49 +62,77 @@ export interface Rect { y: number; x: number; height: number; width: number }
 
 /**
  * The blending loop for an H x W image in windows of tileH x tileW: yields each window's rectangle and
- * takes back its probabilities [N, K, height, width]; calls `emit(y, band)` with probabilities
- * [N, K, rows, W] for rows y..y+rows as soon as no later window touches them (band is only valid during the
- * call). Written as a generator so one loop serves both synchronous (libtorch) and asynchronous (onnxruntime)
- * engines. Holds one band of tileH rows at a time: N * K * tileH * W floats.
+ * takes back its probabilities [N, K, height, width]; calls `emit(y, x, block)` with the blended
+ * probabilities [N, K, rows, cols] of a block at (y, x) as soon as no later window touches it (the block is
+ * only valid during the call). Blocks come in raster order and tile the image exactly once. Written as a
+ * generator so one loop serves both synchronous (libtorch) and asynchronous (onnxruntime) engines.
+ *
+ * Memory: the partial sums of one window (N x K x tileH x tileW floats) and of the rows the next row of
+ * windows shares with this one (N x K x overlap rows x W), whatever the image's height.
  * Probabilities passed in are disposed here.
  */
 export function* blendWindows(height: number, width: number, tileH: number, tileW: number, overlap: number,
-  emit: (y: number, band: Tensor) => void): Generator<Rect, void, Tensor> {
+  emit: (y: number, x: number, block: Tensor) => void): Generator<Rect, void, Tensor> {
   const rows = axisWindows(height, tileH, overlap);
   const cols = axisWindows(width, tileW, overlap);
-  // One buffer for the band of rows[i]; the rows it shares with the next band move to its top.
-  let band: Tensor | null = null;
+  const sharedRows = (i: number) => (i + 1 < rows.length ? rows[i].start + rows[i].size - rows[i + 1].start : 0);
+  const carryRows = Math.max(0, ...rows.map((_, i) => sharedRows(i)));
+  // carry: partial sums of the rows this band shares with the previous one (top rows), full width; written
+  // back, column range by column range, with the rows the next band shares, once those columns are read.
+  let carry: Tensor | null = null;
+  // strip: partial sums of the columns stripX.. of this band that are not final yet.
+  let strip: Tensor | null = null;
   try {
     for (const [i, r] of rows.entries()) {
-      if (band && i > 0) {
-        const from = r.start - rows[i - 1].start;
-        const shared = rows[i - 1].size - from;
-        tidy(() => {
-          const carried = shared > 0 ? band!.narrow(2, from, shared).clone() : null;
-          band!.zero_();
-          if (carried) band!.narrow(2, 0, shared).copy_(carried);
-        });
-      }
-      for (const c of cols) {
+      const top = i > 0 ? sharedRows(i - 1) : 0;
+      const below = sharedRows(i);
+      const done = r.size - below; // rows final once this band is blended
+      let stripX = 0;
+      for (const [j, c] of cols.entries()) {
         const p = yield { y: r.start, x: c.start, height: r.size, width: c.size };
         if (p.shape[2] !== r.size || p.shape[3] !== c.size) {
           p.dispose();
           fail('tiles', `expected probabilities for a ${r.size}x${c.size} window but received ${p.shape.slice(2).join('x')}`);
         }
-        if (rows.length === 1 && cols.length === 1) { band = p; break; } // untiled: nothing to blend
-        band ??= keep(full([p.shape[0], p.shape[1], r.size, width], 0, { device: p.device }));
-        tidy(() => {
+        if (rows.length === 1 && cols.length === 1) { // untiled: nothing to blend
+          try { emit(0, 0, p); } finally { p.dispose(); }
+          return;
+        }
+        const next: Tensor = keep(tidy(() => {
+          const sN = full([p.shape[0], p.shape[1], r.size, c.size], 0, { device: p.device });
+          let fresh = c.start; // columns from here on enter a strip for the first time in this band
+          if (strip) {
+            const kept = stripX + strip.shape[3] - c.start;
+            if (kept > 0) {
+              sN.narrow(3, 0, kept).copy_(strip.narrow(3, c.start - stripX, kept));
+              fresh = c.start + kept;
+            }
+          }
+          const n = c.start + c.size - fresh;
+          if (carry && top > 0 && n > 0) sN.narrow(2, 0, top).narrow(3, fresh - c.start, n).copy_(carry.narrow(2, 0, top).narrow(3, fresh, n));
           const w = tensor(outer(r.weights, c.weights), [1, 1, r.size, c.size], { device: p.device });
-          band!.narrow(3, c.start, c.size).addcmul_(p, w);
-        });
+          sN.addcmul_(p, w);
+          return sN;
+        }));
         p.dispose();
+        strip?.dispose();
+        strip = next;
+        stripX = c.start;
+        const fin = (j + 1 < cols.length ? cols[j + 1].start : width) - stripX; // columns no later window of this band touches
+        if (fin <= 0) continue;
+        if (below > 0) {
+          carry ??= keep(full([next.shape[0], next.shape[1], carryRows, width], 0, { device: next.device }));
+          tidy(() => { carry!.narrow(2, 0, below).narrow(3, stripX, fin).copy_(next.narrow(2, done, below).narrow(3, 0, fin)); });
+        }
+        const block = tidy(() => next.narrow(2, 0, done).narrow(3, 0, fin));
+        try { emit(r.start, stripX, block); } finally { block.dispose(); }
       }
-      const done = (i + 1 < rows.length ? rows[i + 1].start : height) - r.start;
-      const view = band!.narrow(2, 0, done);
-      try { emit(r.start, view); } finally { view.dispose(); }
+      strip?.dispose();
+      strip = null;
     }
   } finally {
-    band?.dispose();
+    strip?.dispose();
+    carry?.dispose();
   }
 }
 

@@ -4,7 +4,7 @@
 // > 99.9% of pixels; resize-long equals the spelled-out resize -> infer -> resize back -> argmax.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { F, liveTensors, manualSeed, randn, setNumThreads, type Tensor, tensor, tidy } from '../../src/engine/index.js';
+import { F, full, liveTensors, manualSeed, randn, setNumThreads, type Tensor, tensor, tidy } from '../../src/engine/index.js';
 import { segment, segmentImage } from '../../src/eval/predict.js';
 import { type LogitsSource, probs, probsSync, probsToLabels } from '../../src/eval/segmenter.js';
 import { axisWindows, bilinearRows, blendWindows, checkTiling, driveSync } from '../../src/eval/tiles.js';
@@ -55,15 +55,25 @@ describe('axisWindows', () => {
     assert.deepEqual(axisWindows(300, 512, 0.25).map((w) => [w.start, w.size, w.weights.every((x) => x === 1)]), [[0, 300, true]]);
   });
 
-  it('a separable 2-D blend of a known field gives the field back (no seams)', () => {
-    const [H, W] = [300, 410];
-    const field = tidy(() => randn([1, 2, H, W]));
-    const out: Tensor[] = [];
-    driveSync(blendWindows(H, W, 128, 96, 0.3, (_y, band) => out.push(band.clone())), (r) => field.narrow(2, r.y, r.height).narrow(3, r.x, r.width).clone());
-    const joined = F.cat(out, 2);
-    assert.deepEqual(joined.shape, [1, 2, H, W]);
-    assert.ok(joined.sub(field).abs().max().item() < 1e-5);
-    for (const t of [field, joined, ...out]) t.dispose();
+  it('a separable 2-D blend of a known field gives the field back (no seams); blocks tile the image once, in raster order', () => {
+    for (const [H, W, th, tw, ov] of [[300, 410, 128, 96, 0.3], [250, 260, 64, 64, 0.7], [200, 90, 64, 128, 0.25], [64, 500, 64, 100, 0]] as const) {
+      const field = tidy(() => randn([1, 2, H, W]));
+      const out = full([1, 2, H, W], 0);
+      const count = full([H, W], 0);
+      let last = [-1, -1];
+      driveSync(blendWindows(H, W, th, tw, ov, (y, x, block) => {
+        assert.ok(y > last[0] || (y === last[0] && x > last[1]), 'raster order');
+        last = [y, x];
+        tidy(() => {
+          out.narrow(2, y, block.shape[2]).narrow(3, x, block.shape[3]).add_(block);
+          count.narrow(0, y, block.shape[2]).narrow(1, x, block.shape[3]).add_(1);
+        });
+      }), (r) => tidy(() => field.narrow(2, r.y, r.height).narrow(3, r.x, r.width).clone()));
+      assert.equal(count.min().item(), 1, `${H}x${W}: every pixel emitted`);
+      assert.equal(count.max().item(), 1, `${H}x${W}: once`);
+      assert.ok(out.sub(field).abs().max().item() < 1e-5, `${H}x${W} tile ${th}x${tw} overlap ${ov}`);
+      for (const t of [field, out, count]) t.dispose();
+    }
   });
 
   it('checks tile and overlap', () => {
