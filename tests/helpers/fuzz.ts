@@ -123,6 +123,8 @@ export interface FuzzReport {
 export function runFuzz(opts: {
   seeds: Uint8Array[]; path: string; cases: number; seed: number; load: (path: string) => void;
   mutate?: Omit<MutateOptions, 'donors'> | ((seedIndex: number) => Omit<MutateOptions, 'donors'>);
+  /** Builds the file from the mutated bytes (e.g. puts a mutated pickle into a valid archive). */
+  wrap?: (bytes: Buffer, seedIndex: number) => Uint8Array;
 }): FuzzReport {
   const t0 = performance.now();
   const rss0 = process.memoryUsage().rss;
@@ -133,7 +135,7 @@ export function runFuzz(opts: {
     const si = rng.int(opts.seeds.length);
     const mo = typeof opts.mutate === 'function' ? opts.mutate(si) : opts.mutate ?? {};
     const { bytes, applied } = mutate(opts.seeds[si], rng, { ...mo, donors: opts.seeds });
-    writeFileSync(opts.path, bytes);
+    writeFileSync(opts.path, opts.wrap ? opts.wrap(bytes, si) : bytes);
     try {
       opts.load(opts.path);
       report.loaded++;

@@ -32,16 +32,17 @@ function zipLengthFields(b: Buffer): number[] {
   return out;
 }
 
+const f32 = (xs: number[]): Uint8Array => new Uint8Array(Float32Array.from(xs).buffer);
+const views = statePickle([
+  ['w', { key: '0', storage: 'FloatStorage', numel: 6, offset: 0, size: [2, 3], stride: [3, 1] }],
+  ['wt', { key: '0', storage: 'FloatStorage', numel: 6, offset: 0, size: [3, 2], stride: [1, 3] }],
+  ['tail', { key: '0', storage: 'FloatStorage', numel: 6, offset: 4, size: [2], stride: [1] }],
+  ['e', { key: '1', storage: 'LongStorage', numel: 2, offset: 0, size: [3, 2], stride: [0, 1] }],
+]);
+const storages = { 0: f32([1, 2, 3, 4, 5, 6]), 1: new Uint8Array(BigInt64Array.from([5n, -6n]).buffer) };
+
 function seeds(): Buffer[] {
   const ref = reference('weights.py');
-  const f32 = (xs: number[]): Uint8Array => new Uint8Array(Float32Array.from(xs).buffer);
-  const views = statePickle([
-    ['w', { key: '0', storage: 'FloatStorage', numel: 6, offset: 0, size: [2, 3], stride: [3, 1] }],
-    ['wt', { key: '0', storage: 'FloatStorage', numel: 6, offset: 0, size: [3, 2], stride: [1, 3] }],
-    ['tail', { key: '0', storage: 'FloatStorage', numel: 6, offset: 4, size: [2], stride: [1] }],
-    ['e', { key: '1', storage: 'LongStorage', numel: 2, offset: 0, size: [3, 2], stride: [0, 1] }],
-  ]);
-  const storages = { 0: f32([1, 2, 3, 4, 5, 6]), 1: new Uint8Array(BigInt64Array.from([5n, -6n]).buffer) };
   return [
     readFileSync(join(ref, 'conv_net.pth')),
     readFileSync(join(ref, 'dtypes.pth')),
@@ -59,6 +60,25 @@ test('fuzz: mutated .pth checkpoints load or fail with a PansegError, within a b
     seeds: files, path: join(tmp, 'case.pth'), cases: fuzzCases(400), seed: fuzzSeed(0x7047),
     load: (p) => { for (const x of loadTorchCheckpoint(p).values()) x.dispose(); },
     mutate: (i) => ({ lengthFields: fields[i] }),
+  });
+  t.diagnostic(`cases ${report.cases}, loaded ${report.loaded}, refused ${report.refused}, crashes ${report.crashes.length}, peak RSS ${(report.peakRss / MiB).toFixed(0)} MiB (+${(report.peakGrowth / MiB).toFixed(1)} MiB), ${report.seconds.toFixed(1)} s`);
+  assert.deepEqual(report.crashes, []);
+  assert.ok(report.refused > report.cases / 4, `only ${report.refused} of ${report.cases} mutations were refused`);
+  assert.ok(report.peakGrowth < FUZZ_RSS_BOUND, `peak RSS grew ${(report.peakGrowth / MiB).toFixed(1)} MiB, over ${FUZZ_RSS_BOUND / MiB} MiB`);
+  assert.equal(liveTensors(), live);
+});
+
+test('fuzz: mutated pickles inside a valid archive load or fail with a PansegError, within a bounded peak RSS', (t) => {
+  // The zip stays valid, so every case reaches the unpickler and the tensor records.
+  const other = statePickle([
+    ['a', { key: '0', storage: 'FloatStorage', numel: 6, offset: 1, size: [5], stride: [1] }],
+    ['b', { key: '1', storage: 'LongStorage', numel: 2, offset: 0, size: [], stride: [] }],
+  ]);
+  const live = liveTensors();
+  const report = runFuzz({
+    seeds: [views, other], path: join(tmp, 'case-pkl.pth'), cases: fuzzCases(400), seed: fuzzSeed(0x9c1e),
+    load: (p) => { for (const x of loadTorchCheckpoint(p).values()) x.dispose(); },
+    wrap: (pkl, i) => torchCheckpoint(pkl, storages, i === 1),
   });
   t.diagnostic(`cases ${report.cases}, loaded ${report.loaded}, refused ${report.refused}, crashes ${report.crashes.length}, peak RSS ${(report.peakRss / MiB).toFixed(0)} MiB (+${(report.peakGrowth / MiB).toFixed(1)} MiB), ${report.seconds.toFixed(1)} s`);
   assert.deepEqual(report.crashes, []);
