@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { UsageError } from './args.js';
 
 /**
- * The model directory `--model path` means: `path` itself when it holds a model (config.json), else for a
- * run folder (one with checkpoints/) `checkpoints/best`, or `checkpoints/last` when there is no best; anything
- * else is passed on unchanged (a Hub repo, or a path the loader will report). `say` gets one line when a run was resolved.
+ * The model directory `--model path` means: for a run folder (one with checkpoints/) `checkpoints/best`,
+ * or `checkpoints/last` when there is no best; anything else is passed on unchanged (a Hub repo, or a path the loader will report). `say` gets one line when a run was resolved.
  */
 export function resolveModelDir(path: string, say: (line: string) => void = () => {}): string {
-  if (existsSync(join(path, 'config.json')) || !existsSync(join(path, 'checkpoints'))) return path;
+  // A run folder holds a config.json too (its flags): checkpoints/ tells it from a model directory.
+  if (!existsSync(join(path, 'checkpoints'))) return path;
   for (const [name, what] of [['best', 'its best checkpoint'], ['last', 'its last checkpoint (it has no best)']] as const) {
     const dir = join(path, 'checkpoints', name);
     if (existsSync(join(dir, 'config.json'))) {

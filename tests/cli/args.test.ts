@@ -134,6 +134,7 @@ describe('resolveModelDir', () => {
     assert.equal(resolveModelDir(model, say), model);
     const run = join(tmp, 'run');
     mkdirSync(join(run, 'checkpoints', 'last'), { recursive: true });
+    writeFileSync(join(run, 'config.json'), '{}'); // train saves its flags there: still a run folder
     writeFileSync(join(run, 'checkpoints', 'last', 'config.json'), '{}');
     assert.equal(resolveModelDir(run, say), join(run, 'checkpoints', 'last'));
     mkdirSync(join(run, 'checkpoints', 'best'), { recursive: true });
