@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { segmentImage } from '../../src/eval/predict.js';
+import { exportOnnx } from '../../src/export/index.js';
 import { manualSeed } from '../../src/engine/index.js';
 import { createModel, PAN } from '../../src/models/index.js';
 import { type RunningServer, startServer } from '../../src/serve/index.js';
@@ -145,7 +146,8 @@ describe('web page in Chromium', { skip }, () => {
     assert.match(await text('#backend'), /^wasm · SIMD · \d threads?$/);
     assert.equal(await text('#input-size'), `${W}×${H}, padded to 208×160`);
     assert.match(await text('#caption'), /^test\.png, 200×150: /);
-    assert.equal(await page.locator('#download').isVisible(), true);
+    // The mask PNG for the link is encoded after the result shows (canvas.toBlob is asynchronous).
+    await page.locator('#download').waitFor({ state: 'visible', timeout: 10_000 });
 
     // Warm timings for the record: the page (wasm) against the server's libtorch on the same image, same machine, same run.
     const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -237,6 +239,29 @@ describe('web page in Chromium', { skip }, () => {
     await page.click('#webcam');
     assert.equal(await page.locator('#capture').isVisible(), false);
     assert.deepEqual(problems, []);
+  });
+
+  test('an fp16 export (half the download) loads in wasm and segments like the torch path', { timeout: 180_000 }, async () => {
+    const path = join(dir, 'fp16.onnx');
+    const tiny = PAN.fromPretrained(join(dir, 'model'));
+    try {
+      exportOnnx(tiny, { path, dynamicSize: true, attention: true, dtype: 'fp16', meta: { classNames: CLASSES, colors: COLORS } });
+    } finally {
+      tiny.dispose();
+    }
+    const other = await startServer({ model: join(dir, 'model'), onnx: path, port: 0 });
+    try {
+      await page.goto(`${other.url}?threads=2`);
+      await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state ?? ''), null, { timeout: 120_000 });
+      assert.equal(await text('#status'), 'Model ready · 3 classes · wasm · SIMD · 2 threads');
+      // Another file, another hash: downloaded, not taken from the cache.
+      assert.equal(await page.evaluate(() => document.body.dataset.modelSource), 'network');
+      assert.equal(await nextResult(() => page.setInputFiles('#file', join(dir, 'test.png'))), 'done', await text('#status'));
+      const agree = agreement((await pageLabels()).labels, torchLabels);
+      assert.ok(agree >= 0.99, `fp16 page vs torch: ${(100 * agree).toFixed(2)}% of pixels agree`);
+    } finally {
+      await other.close();
+    }
   });
 
   test('any architecture: a UNet export loads and segments like its torch path', { timeout: 180_000 }, async () => {
