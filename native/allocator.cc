@@ -9,6 +9,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <mutex>
 #include <unordered_map>
 
@@ -124,6 +127,9 @@ static Napi::Value CpuCacheSetLimit(const Napi::CallbackInfo& info) {
 }
 static Napi::Value CpuCacheEmpty(const Napi::CallbackInfo& info) {
   if (g_alloc) g_alloc->Empty();
+#ifdef __GLIBC__
+  malloc_trim(0);  // glibc keeps freed blocks mapped; hand them back to the OS
+#endif
   return info.Env().Undefined();
 }
 // cpuCacheStats() -> { enabled, limit, cachedBytes, hits, misses }

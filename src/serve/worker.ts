@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { type RGB, VOC_PALETTE } from '../common/palette.js';
 import { encodeIndexedPng } from '../data/png.js';
-import { setNumThreads } from '../engine/index.js';
+import { emptyCpuBufferCache, setNumThreads } from '../engine/index.js';
 import { segmentImage } from '../eval/predict.js';
 import { classAreas } from '../eval/visualize.js';
 import { loadModelWithMeta, type PansegMeta, type SegmentationModel } from '../models/index.js';
@@ -20,6 +20,10 @@ function modelInfo(m: SegmentationModel, meta: PansegMeta): ModelInfo {
   const colors = Array.from({ length: n }, (_, i) => [...(meta.colors?.[i] ?? VOC_PALETTE[i])] as RGB);
   return { classes, colors, architecture: m.architecture, encoder: m.config.encoderName, outputStride: m.outputStride, minInputSize: m.minInputSize };
 }
+
+// After an image this large, cached buffers and glibc's freed blocks go back to the OS: a photo's working
+// memory is not held for the small images that usually follow.
+const RELEASE_AFTER_PIXELS = 4_000_000;
 
 let model: SegmentationModel | null = null;
 let info: ModelInfo | null = null;
@@ -48,4 +52,5 @@ port.on('message', (req: WorkerRequest) => {
   } catch (e) {
     port.postMessage({ type: 'error', id: req.id, message: (e as Error).message } satisfies WorkerReply);
   }
+  if (req.width * req.height >= RELEASE_AFTER_PIXELS) emptyCpuBufferCache();
 });

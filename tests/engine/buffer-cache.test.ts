@@ -51,6 +51,20 @@ describe('CPU buffer cache', () => {
     assert.equal(cpuBufferCacheStats().limit, 1 << 20);
   });
 
+  it('emptyCpuBufferCache hands the cached buffers back to the OS', () => {
+    const before = cpuBufferCacheStats().limit;
+    setCpuBufferCache(2 ** 31);
+    try {
+      for (let i = 0; i < 3; i++) tidy(() => { randn([48, 1024, 1024]).mul(2).add(1); }); // ~200 MB buffers, cached on free
+      const held = process.memoryUsage().rss;
+      emptyCpuBufferCache();
+      const released = held - process.memoryUsage().rss;
+      assert.ok(released > 300 * 2 ** 20, `RSS fell by only ${(released / 2 ** 20).toFixed(0)} MiB`);
+    } finally {
+      setCpuBufferCache(before);
+    }
+  });
+
   it('rejects a negative limit', () => {
     assert.throws(() => setCpuBufferCache(-1), /setCpuBufferCache: expected finite number in \[0, Infinity\] for limitBytes but received -1/);
   });
