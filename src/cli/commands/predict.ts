@@ -66,7 +66,12 @@ export async function run(o: Record<string, unknown>, positionals: string[]): Pr
       const top = [...r.areas].sort((a, b) => b.percent - a.percent).slice(0, 3).map((a) => `${a.class} ${a.percent.toFixed(1)}%`).join(', ');
       console.log(`${r.input} -> ${r.mask} (${r.width}x${r.height}, ${r.ms.toFixed(0)} ms): ${top}`);
     }
-    const engine = onnx ? 'onnxruntime, fp32' : `precision ${resolvePrecision((o.precision as 'auto' | undefined) ?? 'auto', String(o.device ?? 'cpu'))}`;
+    const size = sizeOptions(o);
+    const how = [
+      ...(size.resizeLong ? [`inferred at ${size.resizeLong} px on the long side`] : []),
+      ...(size.tile ? [`${size.tile} px tiles, overlap ${size.overlap ?? 0.25}`] : []),
+    ];
+    const engine = [onnx ? 'onnxruntime, fp32' : `precision ${resolvePrecision((o.precision as 'auto' | undefined) ?? 'auto', String(o.device ?? 'cpu'))}`, ...how].join(', ');
     console.log(`${res.length} image(s) segmented into ${out} (stats.json has the class areas); ${engine}`);
   }
 }
