@@ -311,7 +311,7 @@ async function run(src) {
   try {
     const result = el.engine.value === 'server' ? await runOnServer(src) : await runInBrowser(src);
     showVideo(false);
-    render(src, result);
+    await render(src, result);
     setState('done', `${src.name}: segmented in ${result.ms.toFixed(0)} ms (${result.backend})`);
   } catch (e) {
     console.error(e);
@@ -383,7 +383,10 @@ async function runOnServer(src) {
 
 // ---------- drawing ----------
 
-/** @param {Source} src @param {Result} r */
+/**
+ * Draws a result; resolves when the mask's download link is ready too (canvas.toBlob is asynchronous).
+ * @param {Source} src @param {Result} r
+ */
 function render(src, r) {
   el.image.width = src.width;
   el.image.height = src.height;
@@ -406,7 +409,7 @@ function render(src, r) {
   el.backend.textContent = r.backend;
   el.inputSize.textContent = r.inputSize;
   applyLayers();
-  void updateDownload();
+  return updateDownload();
 }
 
 /** @param {Result} r */
