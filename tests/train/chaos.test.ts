@@ -25,9 +25,13 @@ const KILLS = Number(process.env.PANSEG_CHAOS_KILLS ?? 20);
 const SEED = Number(process.env.PANSEG_CHAOS_SEED ?? 15);
 
 interface Done { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
-interface Child { p: ChildProcess; done: Promise<Done>; started: Promise<void> }
+interface Child { p: ChildProcess; done: Promise<Done>; progress: (k: number) => Promise<void> }
 
-/** `panseg train` as users run it; `started` resolves at its "train: ..." header line (the model is built, training begins). */
+/**
+ * `panseg train` as users run it. `progress(k)` resolves once its progress output has switched k times
+ * between an epoch's bar and a validation's (2 per epoch: the epoch's steps are done, its validation is
+ * done), or when it exits.
+ */
 function trainCli(data: string, out: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}, layout = 'folder'): Child {
   const args = [
     '--import', 'tsx', 'src/cli/main.ts', 'train', '--dataset', layout, '--data-root', data, '--out', out,
@@ -35,18 +39,21 @@ function trainCli(data: string, out: string, extra: string[] = [], env: NodeJS.P
     '--crop', '32', '--batch-size', '4', '--optimizer', 'adamw', '--lr', '0.003', '--precision', 'fp32',
     '--threads', '1', '--workers', '0', '--seed', '3', ...extra,
   ];
-  const p = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, OMP_NUM_THREADS: '1', NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, OMP_NUM_THREADS: '1', NO_COLOR: '1', NODE_OPTIONS: '--stack-trace-limit=40', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  let onStart = (): void => {};
-  const started = new Promise<void>((r) => { onStart = r; });
+  let closed = false;
+  const waiting: { k: number; resolve: () => void }[] = [];
+  const lines = (): number => (stderr.match(/^(epoch \d|  val )/gm) ?? []).filter((l, i, all) => i === 0 || l !== all[i - 1]).length;
+  const wake = (): void => { for (const w of waiting.splice(0)) { if (closed || lines() >= w.k) w.resolve(); else waiting.push(w); } };
   p.stdout!.on('data', (d: Buffer) => { stdout += d; });
-  p.stderr!.on('data', (d: Buffer) => { stderr += d; if (/^train: /m.test(stderr)) onStart(); });
+  p.stderr!.on('data', (d: Buffer) => { stderr += d; wake(); });
   const done = new Promise<Done>((resolve, reject) => {
     p.on('error', reject);
-    p.on('close', (code, signal) => { onStart(); resolve({ code, signal, stdout, stderr }); });
+    p.on('close', (code, signal) => { closed = true; wake(); resolve({ code, signal, stdout, stderr }); });
   });
-  return { p, done, started };
+  const progress = (k: number): Promise<void> => new Promise((resolve) => { waiting.push({ k, resolve }); wake(); });
+  return { p, done, progress };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -65,34 +72,38 @@ describe('chaos: kill -9 during training, --resume, bit-identical result', () =>
   before(async () => { data = (await generateSynthetic(join(tmp, 'shapes'), { train: 8, val: 2, size: 32, seed: 3 })).dir; });
 
   it(`survives ${KILLS} SIGKILLs at random points and ends with the weights of an uninterrupted run`, async () => {
-    const epochs = ['--epochs', '8'];
+    const epochs = ['--epochs', '10'];
     const refOut = join(tmp, 'ref');
     const ref = trainCli(data, refOut, [...epochs, '--quiet']); // alongside the chaos loop: 2 cores
     const out = join(tmp, 'chaos');
     const ckpt = join(out, 'checkpoints');
     const rng = new Rng(SEED);
     const kills: string[] = [];
+    const resumedAt = new Set<number>(); // the epochs resumes started from
     let finished: Done | null = null;
     for (let run = 0; !finished; run++) {
       if (run > KILLS + 10) assert.fail(`no finished run after ${run} starts; kills: ${kills.join(', ')}`);
       // Resume when a checkpoint (or the renamed-away copy a kill can leave) exists; else start afresh.
       const resumable = existsSync(ckpt) && readdirSync(ckpt).some((f) => f === 'last' || f.startsWith('last.old-'));
       if (!resumable) rmSync(out, { recursive: true, force: true });
+      if (existsSync(join(ckpt, 'last', 'trainer.json'))) resumedAt.add(JSON.parse(readFileSync(join(ckpt, 'last', 'trainer.json'), 'utf8')).epoch);
       const child = trainCli(data, out, [...epochs, ...(resumable ? ['--resume'] : [])]);
       if (kills.length < KILLS) {
-        // One kill in five at any time from the start, the others while training runs.
+        // One kill in five at any time from the start (startup, tidying, loading); the others 0.5-2 epochs
+        // into the run plus a random delay: in steps, validation, best/ and last/ writes, the report.
         const early = rng.next() < 0.2;
-        const delay = early ? rng.uniform(0, 3000) : rng.uniform(0, 1500);
-        if (!early) await child.started;
+        const lines = early ? 0 : 1 + rng.int(4);
+        const delay = early ? rng.uniform(0, 2500) : rng.uniform(0, 600);
+        await child.progress(lines);
         const killed = await Promise.race([sleep(delay).then(() => true), child.done.then(() => false)]);
         if (killed && child.p.exitCode === null) {
           child.p.kill('SIGKILL');
-          kills.push(`${early ? 'from start' : 'from training'} +${delay.toFixed(0)} ms`);
+          kills.push(early ? `+${delay.toFixed(0)} ms from start` : `+${delay.toFixed(0)} ms after progress line ${lines}`);
         }
       }
       const r = await child.done;
       if (r.signal === 'SIGKILL') continue;
-      assert.equal(r.code, 0, `run ${run} (after ${kills.length} kills, seed ${SEED}) failed:\n${r.stderr.split('\n').filter((l) => !l.includes('█')).slice(-15).join('\n')}`);
+      assert.equal(r.code, 0, `run ${run} (after kills ${kills.join(', ')}; seed ${SEED}) failed:\n${r.stderr.split('\n').filter((l) => !l.includes('█')).slice(-50).join('\n')}`);
       finished = r;
     }
     const whole = await ref.done;
@@ -108,7 +119,8 @@ describe('chaos: kill -9 during training, --resume, bit-identical result', () =>
     assert.deepEqual([st.epoch, st.iter, st.bestMiou, st.bestEpoch], [refSt.epoch, refSt.iter, refSt.bestMiou, refSt.bestEpoch]);
     assert.deepEqual(records(out), records(refOut), 'metrics.jsonl: no records of killed epochs, none missing');
     assert.deepEqual(readdirSync(ckpt).sort(), ['best', 'last'], 'no temporaries left');
-    console.log(`# chaos: ${kills.length} kills survived (seed ${SEED})`);
+    assert.ok(resumedAt.size >= Math.min(KILLS, 4), `resumed from epochs ${[...resumedAt].join(', ')} only (kills ${kills.join(', ')}): they must land all over the run`);
+    console.log(`# chaos: ${kills.length} kills survived (seed ${SEED}), resumes from epochs ${[...resumedAt].sort((a, b) => a - b).join(', ')}`);
   });
 });
 
