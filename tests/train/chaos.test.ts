@@ -71,8 +71,8 @@ describe('chaos: kill -9 during training, --resume, bit-identical result', () =>
   let data: string;
   before(async () => { data = (await generateSynthetic(join(tmp, 'shapes'), { train: 8, val: 2, size: 32, seed: 3 })).dir; });
 
-  it(`survives ${KILLS} SIGKILLs at random points and ends with the weights of an uninterrupted run`, async () => {
-    const epochs = ['--epochs', '10'];
+  it(`survives up to ${KILLS} SIGKILLs at random points and ends with the weights of an uninterrupted run`, async () => {
+    const epochs = ['--epochs', '14']; // long enough that the kills, not the run, end first
     const refOut = join(tmp, 'ref');
     const ref = trainCli(data, refOut, [...epochs, '--quiet']); // alongside the chaos loop: 2 cores
     const out = join(tmp, 'chaos');
@@ -108,7 +108,7 @@ describe('chaos: kill -9 during training, --resume, bit-identical result', () =>
     }
     const whole = await ref.done;
     assert.equal(whole.code, 0, whole.stderr);
-    assert.ok(kills.length >= Math.min(KILLS, 5), `only ${kills.length} kills landed`);
+    assert.ok(kills.length >= Math.min(KILLS, 10), `only ${kills.length} kills landed before the run finished`);
 
     for (const f of ['model.safetensors', 'optimizer.safetensors', 'rng.safetensors']) {
       assert.ok(bytes(join(ckpt, 'last', f)).equals(bytes(join(refOut, 'checkpoints', 'last', f))), `last/${f} differs from the uninterrupted run's (seed ${SEED})`);
