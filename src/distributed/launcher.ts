@@ -80,12 +80,9 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   const maxRestarts = v.int('launch', 'maxRestarts', o.maxRestarts ?? 0, 0);
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   let command = o.command;
-  const nnodes = o.nnodes ?? 1;
   // One machine: a random token nobody else knows, so no other local process can join or write keys.
-  const rdzvToken = o.rdzvToken ?? o.env?.PANSEG_RDZV_TOKEN ?? process.env.PANSEG_RDZV_TOKEN ?? (nnodes === 1 ? randomBytes(16).toString('hex') : undefined);
-  if (!rdzvToken && (o.nodeRank ?? 0) === 0) {
-    log(`panseg launch: warning: no --rdzv-token, so any process that reaches ${o.masterAddr ?? DEFAULT_MASTER_ADDR}:${o.masterPort ?? DEFAULT_MASTER_PORT} can join this job's rendezvous; pass the same --rdzv-token (or PANSEG_RDZV_TOKEN) on every node`);
-  }
+  // Several: the user's (rank 0 warns when there is none: the store then takes anyone who reaches it).
+  const rdzvToken = o.rdzvToken ?? o.env?.PANSEG_RDZV_TOKEN ?? process.env.PANSEG_RDZV_TOKEN ?? ((o.nnodes ?? 1) === 1 ? randomBytes(16).toString('hex') : undefined);
   for (let restart = 0; ; restart++) {
     const r = await launchOnce({ ...o, rdzvToken, command, log }, restart);
     if (r.code === 0 || r.interrupted || restart >= maxRestarts) return { code: r.code, failedRank: r.failedRank, workers: r.workers, restarts: restart };

@@ -142,7 +142,7 @@ async function meet(o: RendezvousOptions, store: Store): Promise<PeerInfo[]> {
     if (!missing.length) break;
     if (Date.now() > deadline) {
       const arrived = Array.from({ length: o.worldSize }, (_, r) => r).filter((r) => !missing.includes(r));
-      throw new DistributedError(`rendezvous at ${o.masterAddr}:${o.masterPort} timed out after ${o.timeoutMs / 1000} s: rank${missing.length > 1 ? 's' : ''} ${ranksText(missing)} of world size ${o.worldSize} never arrived (arrived: ${ranksText(arrived)}). Start the missing workers with the same --nnodes, --master-addr and --master-port, or raise the rendezvous timeout`, missing);
+      throw new DistributedError(`rendezvous at ${o.masterAddr}:${o.masterPort} timed out after ${o.timeoutMs / 1000} s: rank${missing.length > 1 ? 's' : ''} ${ranksText(missing)} of world size ${o.worldSize} never arrived (arrived: ${ranksText(arrived)}). Start the missing workers with the same --nnodes, --master-addr, --master-port and --rdzv-token, or raise the rendezvous timeout`, missing);
     }
     await sleep(100);
   }

@@ -150,7 +150,7 @@ describe('distributed rendezvous: strangers on the same machine', () => {
     assert.match(bad.out, new RegExp(`ERR distributed: rank 0 cannot serve the rendezvous on ${foreign.replace(/\./g, '\\.')}:\\d+: ${foreign.replace(/\./g, '\\.')} is not an address of this machine \\(EADDRNOTAVAIL\\); set --master-addr`));
   });
 
-  it('strangers (garbage, partial and huge prefixes, no token, a process without the token) neither stall nor join the rendezvous', async () => {
+  it('strangers (garbage, partial and huge prefixes, no token, a process without the token) neither stall nor join the rendezvous', { timeout: 120_000 }, async () => {
     const port = await freePort();
     const helloMs = 2000;
     // Rank 1 arrives 6 s late, so the strangers reach the store first and stay connected while the ranks meet.
@@ -173,7 +173,7 @@ describe('distributed rendezvous: strangers on the same machine', () => {
     checkProbes(checked, helloMs);
   });
 
-  it('strangers attacking during training do not set off the watchdog: the run takes its normal time', async () => {
+  it('strangers attacking during training do not set off the watchdog: the run takes its normal time', { timeout: 300_000 }, async () => {
     const dist = { PANSEG_STORE_TEST_LIMITS: JSON.stringify({ helloTimeoutMs: 2000 }) };
     const alone = await runWorkers('train-worker.ts', [data, join(tmp, 'alone'), '1'], { nproc: 2, env: dist });
     assert.equal(alone.code, 0, alone.lines.join('\n'));
