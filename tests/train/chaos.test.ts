@@ -192,8 +192,9 @@ describe('chaos: a corrupt training image never ends a run', () => {
     const bad = join(root, 'train', 'f000.png');
     writeFileSync(bad, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 2654435761) >>> 24)));
     const out = join(tmp, 'camvid-run');
-    const r = await trainCli(root, out, ['--epochs', '2', '--val-split', 'none', '--quiet'], {}, 'camvid').done;
+    const r = await trainCli(root, out, ['--epochs', '2', '--val-split', 'none', '--quiet', '--json'], {}, 'camvid').done;
     assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').at(-1)!).skipped, [bad], 'the --json result lists the skipped file');
     const lines = r.stderr.trimEnd().split('\n');
     assert.deepEqual(lines.filter((l) => l.includes('f000')).map((l) => l.replace(/ \(.*/, '')), [1, 2].map((e) => `panseg: epoch ${e} skipped 1 unreadable or invalid training sample: ${bad}`));
     assert.ok(!lines.some((l) => l.startsWith('panseg train:')), r.stderr);

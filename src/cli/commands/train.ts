@@ -154,7 +154,7 @@ export async function run(o: Record<string, unknown>): Promise<void> {
   if (o.json) {
     console.log(JSON.stringify({
       best_miou: validated ? res.bestMiou : null, best_epoch: validated ? res.bestEpoch : null, seconds: res.seconds, out, report,
-      checkpoints: saved.map((n) => join(out, 'checkpoints', n)), history: res.history,
+      checkpoints: saved.map((n) => join(out, 'checkpoints', n)), skipped: res.skipped, history: res.history,
     }));
   } else {
     if (res.lastEval) printMetrics(res.lastEval, [...(res.valDataset ?? res.trainDataset).classes]);
