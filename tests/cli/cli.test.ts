@@ -2,7 +2,6 @@
 // line on stderr and exit 2; --help works everywhere; info/predict/eval outputs have the documented shape.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,26 +11,11 @@ import { manualSeed, setNumThreads } from '../../src/engine/index.js';
 import { evaluate } from '../../src/eval/evaluate.js';
 import { PAN } from '../../src/models/index.js';
 import { ROOT } from '../helpers/reference.js';
+import { cli, type CliRun } from '../helpers/cli.js';
 
 setNumThreads(1);
 const tmp = mkdtempSync(join(tmpdir(), 'panseg-cli-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: ROOT, env: { ...process.env, OMP_NUM_THREADS: '1', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => { stdout += d; });
-    p.stderr.on('data', (d: Buffer) => { stderr += d; });
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** A user mistake: exit 2, nothing on stdout, exactly one stderr line `panseg <cmd>: ...` matching `re`, no stack. */
 async function assertUsageError(args: string[], re: RegExp): Promise<void> {
@@ -136,7 +120,7 @@ describe('--help', { concurrency: 2 }, () => {
     assert.equal(top.code, 0);
     const commands = top.stdout.split('Commands:\n')[1].split('\n\n')[0].split('\n').map((l) => l.trim().split(/\s+/)[0]);
     for (const c of ['train', 'eval', 'predict', 'info', 'demo']) assert.ok(commands.includes(c), `${c} listed`);
-    const runs: { c: string; r: Run }[] = [];
+    const runs: { c: string; r: CliRun }[] = [];
     for (let i = 0; i < commands.length; i += 2) { // two at a time: the machine has 2 cores
       runs.push(...await Promise.all(commands.slice(i, i + 2).map(async (c) => ({ c, r: await cli([c, '--help']) }))));
     }

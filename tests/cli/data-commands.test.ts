@@ -2,32 +2,15 @@
 // --val-fraction (split.json), evaluated on that split; COCO and labelme converted and checked.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeRleString, maskToRle } from '../../src/data/import/index.js';
-import { ROOT } from '../helpers/reference.js';
+import { cli } from '../helpers/cli.js';
 import { writeGrey, writeRgb, writeText } from '../data/helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'panseg-datacli-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: ROOT, env: { ...process.env, OMP_NUM_THREADS: '1', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => { stdout += d; });
-    p.stderr.on('data', (d: Buffer) => { stderr += d; });
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const disc = (x: number, y: number) => ((x - 16) ** 2 + (y - 16) ** 2 < 64 ? 255 : 0);
 

@@ -4,7 +4,6 @@
 // a run's report. Runs use 1 thread and fp32, so a replay gives identical weights.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,28 +14,13 @@ import { generateSynthetic } from '../../src/data/index.js';
 import { manualSeed } from '../../src/engine/index.js';
 import { PAN } from '../../src/models/index.js';
 import type { TrainOptions } from '../../src/train/train.js';
-import { ROOT } from '../helpers/reference.js';
+import { cli, type CliRun } from '../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'panseg-runs-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Run { code: number | null; stdout: string; stderr: string }
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: ROOT, env: { ...process.env, OMP_NUM_THREADS: '1', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => { stdout += d; });
-    p.stderr.on('data', (d: Buffer) => { stderr += d; });
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 /** One stderr line `panseg <cmd>: ...` matching `re`, exit 2. */
-function assertRefused(r: Run, cmd: string, re: RegExp): void {
+function assertRefused(r: CliRun, cmd: string, re: RegExp): void {
   assert.equal(r.code, 2, `exit code; stderr: ${r.stderr}`);
   const lines = r.stderr.trimEnd().split('\n');
   assert.equal(lines.length, 1, `one line:\n${r.stderr}`);

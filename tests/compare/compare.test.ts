@@ -3,7 +3,6 @@
 // architecture and skips the finished one, the three output files agreeing, and the page in headless Chromium.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +14,7 @@ import { generateSynthetic } from '../../src/data/index.js';
 import { isPng } from '../../src/data/png.js';
 import { architectureIds } from '../../src/models/index.js';
 import { assertBalanced } from '../helpers/markup.js';
-import { ROOT } from '../helpers/reference.js';
+import { cli } from '../helpers/cli.js';
 
 const CHROMIUM = process.env.PANSEG_CHROMIUM ?? '/usr/bin/chromium';
 // As tests/web: without a browser, skip locally; in CI (scripts/setup.sh installs it) a missing browser is a failure.
@@ -23,20 +22,6 @@ const noBrowser = !existsSync(CHROMIUM) && !process.env.CI ? `no Chromium at ${C
 
 const tmp = mkdtempSync(join(tmpdir(), 'panseg-compare-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => { stdout += d; });
-    p.stderr.on('data', (d: Buffer) => { stderr += d; });
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 let data: string;
 const out = join(tmp, 'cmp');
