@@ -180,14 +180,14 @@ describe('distributed rendezvous: strangers on the same machine', () => {
     const port = await freePort();
     let done = false;
     const run = runWorkers('train-worker.ts', [data, join(tmp, 'attacked'), '1'], { nproc: 2, port, env: dist }).finally(() => { done = true; });
-    // Waves every 1.5 s through the run: heartbeats (every 250 ms, dead after 2.5 s) must keep flowing.
-    const probes = attack('127.0.0.1', port, 1500, () => done, 3);
+    // Waves every 0.5 s through the run: heartbeats (every 250 ms, dead after 2.5 s) must keep flowing.
+    const probes = attack('127.0.0.1', port, 500, () => done, 2);
     const r = await run;
     assert.equal(r.code, 0, r.lines.join('\n'));
     assert.equal(r.lines.filter((l) => /DONE rank \d epochs 1/.test(l)).length, 2, r.lines.join('\n'));
     assert.ok(r.ms < alone.ms * 1.5 + 5000, `attacked run ${r.ms.toFixed(0)} ms, alone ${alone.ms.toFixed(0)} ms`);
     const checked = await probes;
-    assert.ok(checked.length >= 3 * ATTACKS.length, `only ${checked.length} stranger connections`);
+    assert.ok(checked.length >= 2 * ATTACKS.length, `only ${checked.length} stranger connections`);
     note(`training, 2 ranks, 1 epoch: ${(alone.ms / 1000).toFixed(1)} s alone, ${(r.ms / 1000).toFixed(1)} s with ${checked.length} stranger connections`);
     checkProbes(checked, 2000);
   });
