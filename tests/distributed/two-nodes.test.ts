@@ -1,7 +1,8 @@
 // Two machines, simulated: two network namespaces joined by a veth pair (10.231.<n>.1 and .2),
 // each running `panseg train --nnodes 2 --node-rank R --nproc-per-node 1 --master-addr 10.231.<n>.1`
 // from the CLI. Node 0 serves the rendezvous on its veth address; Gloo binds each side's veth
-// address (the one that routes to the master), so all traffic crosses the pair. Needs root (or
+// address (the one that routes to the master), so all traffic crosses the pair. Both nodes pass
+// the same --rdzv-token; a stranger on node 1's side without it is refused. Needs root (or
 // CAP_NET_ADMIN) and iproute2; elsewhere it is skipped with the reason.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,9 +51,25 @@ function node(i: number, data: string, out: string): Promise<{ code: number | nu
     '--encoder', 'resnet18', '--decoder-channels', '16', '--crop', '128', '--batch-size', '2', '--epochs', '1',
     '--precision', 'fp32', '--threads', '1', '--workers', '0', '--quiet', '--json',
     '--nnodes', '2', '--node-rank', String(i), '--nproc-per-node', '1', '--master-addr', addr[0], '--master-port', '29500',
+    '--rdzv-token', TOKEN,
   ];
   return new Promise((resolve) => {
     const p = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    p.stdout.on('data', (d) => { text += d; });
+    p.stderr.on('data', (d) => { text += d; });
+    p.on('close', (code) => resolve({ code, out: text }));
+  });
+}
+
+const TOKEN = `two-nodes-${process.pid}`;
+
+/** A process on node 1's side that tries to join as rank 1 without the token. */
+function stranger(): Promise<{ code: number | null; out: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, RANK: '1', WORLD_SIZE: '2', MASTER_ADDR: addr[0], MASTER_PORT: '29500', PANSEG_NUM_THREADS: '1', PANSEG_TEST_PG: JSON.stringify({ rendezvousTimeoutMs: 20_000 }) };
+  delete env.PANSEG_RDZV_TOKEN;
+  return new Promise((resolve) => {
+    const p = spawn('ip', ['netns', 'exec', ns[1], process.execPath, '--import', 'tsx', join(import.meta.dirname, 'fixtures', 'rdv-worker.ts')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     p.stdout.on('data', (d) => { text += d; });
     p.stderr.on('data', (d) => { text += d; });
@@ -77,9 +94,14 @@ describe('two machines simulated with network namespaces and a veth pair', () =>
   it('trains one epoch across the pair: node 0 writes the checkpoint, node 1 writes nothing', async (t) => {
     if (skip) { t.skip(skip); return; }
     const outs = [join(tmp, 'node0'), join(tmp, 'node1')];
-    const [a, b] = await Promise.all([node(0, data, outs[0]), node(1, data, outs[1])]);
+    const [a, b, s] = await Promise.all([node(0, data, outs[0]), node(1, data, outs[1]), stranger()]);
     assert.equal(a.code, 0, a.out);
     assert.equal(b.code, 0, b.out);
+    assert.equal(s.code, 1, s.out);
+    assert.match(s.out, new RegExp(`ERR distributed: rank 1 was refused by the rendezvous at ${addr[0].replace(/\./g, '\\.')}:29500: wrong rendezvous token`));
+    // Rank 0 says once that the store is reachable from the network and unencrypted (the token is set).
+    const warnings = a.out.split('\n').filter((l) => l.includes('warning'));
+    assert.deepEqual(warnings, [`panseg distributed: warning: the rendezvous store on ${addr[0]}:29500 is not encrypted (as PyTorch's TCPStore); keep it on a trusted network`], a.out);
     assert.ok(existsSync(join(outs[0], 'checkpoints', 'last', 'trainer.json')), a.out);
     assert.ok(!existsSync(outs[1]), 'rank 1 writes no output directory');
     assert.match(a.out, /"best_miou"/);
