@@ -36,15 +36,19 @@ export interface WebBenchRow {
 
 const load = () => Number(loadavg()[0].toFixed(2));
 
-/** The page's median inference ms (its own timing: preprocessing, session.run, argmax) over `repeats` uploads after one warm-up. */
+// Warm-up runs before timing: onnxruntime-web takes a few runs to settle, an fp16 export more than fp32
+// (its first 2-3 runs were about twice the steady time, in the browser and in onnxruntime-web's Node build).
+const WARMUP = 3;
+
+/** The page's median inference ms (its own timing: preprocessing, session.run, argmax) over `repeats` uploads after {@link WARMUP} more. */
 async function pageMs(page: Page, png: string, repeats: number): Promise<{ ms: number; backend: string }> {
   await page.selectOption('#max-side', '0'); // full resolution: the image as it is
   const ms: number[] = [];
-  for (let i = 0; i <= repeats; i++) {
+  for (let i = 0; i < repeats + WARMUP; i++) {
     const runs = Number(await page.evaluate(() => document.body.dataset.runs));
     await page.setInputFiles('#file', png);
     await page.waitForFunction((n) => Number(document.body.dataset.runs) > n && document.body.dataset.state !== 'running', runs, { timeout: 600_000 });
-    if (i > 0) ms.push(Number(await page.evaluate(() => document.getElementById('stage')?.dataset.ms)));
+    if (i >= WARMUP) ms.push(Number(await page.evaluate(() => document.getElementById('stage')?.dataset.ms)));
   }
   return { ms: median(ms), backend: await page.evaluate(() => document.getElementById('stage')?.dataset.backend ?? '') };
 }
@@ -110,10 +114,10 @@ export async function benchWeb(o: { encoders?: string[]; size?: number; repeats?
           try {
             const x = new Float32Array(3 * size * size).fill(0.1);
             const ms: number[] = [];
-            for (let i = 0; i <= repeats; i++) {
+            for (let i = 0; i < repeats + WARMUP; i++) {
               const t0 = performance.now();
               await s.run(x, [1, 3, size, size]);
-              if (i > 0) ms.push(performance.now() - t0);
+              if (i >= WARMUP) ms.push(performance.now() - t0);
             }
             rows.push({ encoder, dtype, engine: 'onnxruntime-node', ms: median(ms), detail: `cpu, ${threads} threads`, mb, load: load() });
           } finally {
@@ -122,9 +126,9 @@ export async function benchWeb(o: { encoders?: string[]; size?: number; repeats?
           if (dtype === 'fp32') {
             const body = readFileSync(png);
             const ms: number[] = [];
-            for (let i = 0; i <= repeats; i++) {
+            for (let i = 0; i < repeats + WARMUP; i++) {
               const res = await fetch(new URL('/api/segment', server.url), { method: 'POST', body, headers: { 'Content-Type': 'image/png' } });
-              if (i > 0) ms.push(((await res.json()) as { ms: number }).ms);
+              if (i >= WARMUP) ms.push(((await res.json()) as { ms: number }).ms);
             }
             rows.push({ encoder, dtype, engine: 'libtorch (server)', ms: median(ms), detail: 'precision auto, all cores', mb: statSync(join(modelDir, 'model.safetensors')).size / 1e6, load: load() });
           }
