@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { autocast, F, manualSeed, profileOps, randint, randn, setNumThreads, summarizeProfile, tidy, type PhaseRow, type ProfileLine, type Tensor } from '../src/engine/index.js';
-import { isCopyOp, opKind } from '../src/engine/profile.js';
+import { isCopyOp, opGroup, opKind } from '../src/engine/profile.js';
 import { createModel } from '../src/models/index.js';
 import { SGD } from '../src/train/optimizers.js';
 import { median, medianMs } from './timing.js';
@@ -83,7 +83,11 @@ export function benchProfile(opts: ProfileBenchOptions = {}): { floors: ReturnTy
     const { lines, totalMs } = summarizeProfile(rows, { gflops: floors.gflops[precision], gbps: floors.gbps, elementBytes: precision === 'bf16' ? 2 : 4 });
     const mode = t.fastest[precision];
     const torchRows = new Map<string, { calls: number; ms: number }>();
-    for (const [phase, name, calls, ms] of t.profile[precision] ?? []) torchRows.set(`${phase} ${name}`, { calls, ms });
+    for (const [phase, name, calls, ms] of t.profile[precision] ?? []) {
+      const key = `${phase} ${opGroup(name)}`;
+      const prev = torchRows.get(key);
+      torchRows.set(key, { calls: Math.max(calls, prev?.calls ?? 0), ms: ms + (prev?.ms ?? 0) });
+    }
     results.push({ precision, ms: median(times), load, torch: mode ? { mode, ms: t.steps[mode] } : null, lines, profiledMs: totalMs, torchRows });
   }
   return { floors, results };

@@ -43,7 +43,7 @@ export function isCopyOp(name: string): boolean {
 /** The floor an op is held to: compute (FLOPs), memory traffic, or none (autograd bookkeeping). */
 export function opKind(name: string): 'compute' | 'memory' | 'node' {
   if (name.startsWith('autograd::') || name.startsWith('torch::autograd::') || /Backward\d*$/.test(name)) return 'node';
-  if (/^aten::(conv2d|convolution_backward|mm|addmm|bmm|matmul|linear)$/.test(name)) return 'compute';
+  if (name === 'convolution' || /^aten::(conv2d|convolution_backward|mm|addmm|bmm|matmul|linear)$/.test(name)) return 'compute';
   return 'memory';
 }
 
@@ -64,10 +64,34 @@ export interface ProfileLine extends PhaseRow {
   floorMs: number;
 }
 
+/**
+ * The op a row is counted under: the dispatch layers of a forward convolution (aten::conv2d -> convolution ->
+ * _convolution -> the kernel) become one `convolution`, so its FLOPs (counted at aten::conv2d) and its time
+ * (spent in the kernel) meet on one line.
+ */
+export function opGroup(name: string): string {
+  return /^aten::(conv2d|convolution|_convolution|mkldnn_convolution|_slow_conv2d_forward|thnn_conv2d|_nnpack_spatial_convolution|cudnn_convolution)$/.test(name) ? 'convolution' : name;
+}
+
+/** Rows merged by phase and {@link opGroup}. */
+function grouped(rows: PhaseRow[]): PhaseRow[] {
+  const out = new Map<string, PhaseRow>();
+  for (const r of rows) {
+    const name = opGroup(r.name);
+    const key = `${r.phase}\0${name}`;
+    const g = out.get(key);
+    if (!g) { out.set(key, { ...r, name }); continue; }
+    // calls are counted once, at the outermost layer (the layers of one convolution are one call)
+    g.calls = Math.max(g.calls, r.calls); g.selfUs += r.selfUs; g.totalUs = Math.max(g.totalUs, r.totalUs);
+    g.flops += r.flops; g.elements = Math.max(g.elements, r.elements);
+  }
+  return [...out.values()];
+}
+
 /** Lines sorted by self time, each with its floor. */
 export function summarizeProfile(rows: PhaseRow[], floors: ProfileFloors): { lines: ProfileLine[]; totalMs: number } {
   const totalMs = rows.reduce((s, r) => s + r.selfUs, 0) / 1000;
-  const lines = rows.map((r) => {
+  const lines = grouped(rows).map((r) => {
     const kind = opKind(r.name);
     const floorMs = kind === 'compute' ? r.flops / (floors.gflops * 1e6)
       : kind === 'node' ? 0

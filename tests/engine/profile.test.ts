@@ -31,12 +31,16 @@ describe('profileOps', () => {
 
   it('puts each op beside its floor and sorts by self time', () => {
     const rows = [
-      { phase: 'forward', name: 'aten::conv2d', calls: 1, selfUs: 2000, totalUs: 2000, flops: 1e9, elements: 0 },
+      // one convolution's dispatch layers: FLOPs counted at aten::conv2d, time spent in the kernel
+      { phase: 'forward', name: 'aten::conv2d', calls: 1, selfUs: 10, totalUs: 2000, flops: 1e9, elements: 0 },
+      { phase: 'forward', name: 'aten::mkldnn_convolution', calls: 1, selfUs: 1990, totalUs: 1990, flops: 0, elements: 0 },
       { phase: 'forward', name: 'aten::add', calls: 1, selfUs: 1000, totalUs: 1000, flops: 0, elements: 3e6 },
       { phase: 'backward', name: 'AddBackward0', calls: 1, selfUs: 10, totalUs: 10, flops: 0, elements: 0 },
     ];
     const s = summarizeProfile(rows, { gflops: 1000, gbps: 12, elementBytes: 4 });
-    assert.deepEqual(s.lines.map((l) => l.name), ['aten::conv2d', 'aten::add', 'AddBackward0']);
+    assert.deepEqual(s.lines.map((l) => l.name), ['convolution', 'aten::add', 'AddBackward0']);
+    assert.equal(s.lines[0].ms, 2);
+    assert.equal(s.lines[0].calls, 1);
     assert.equal(s.lines[0].floorMs, 1); // 1 GFLOP at 1000 GFLOP/s
     assert.equal(s.lines[1].floorMs, 1); // 12 MB at 12 GB/s
     assert.equal(s.lines[2].floorMs, 0);

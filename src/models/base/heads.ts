@@ -2,7 +2,7 @@
 // (segmentation_head.0 = conv, classification_head.3 = linear).
 import { fail } from '../../common/errors.js';
 import * as v from '../../common/validate.js';
-import { F, type Tensor } from '../../engine/index.js';
+import { F, isGradEnabled, type Tensor } from '../../engine/index.js';
 import {
   AdaptiveAvgPool2d, AdaptiveMaxPool2d, Conv2d, Dropout, Flatten, Identity, type Layer, Linear, LogSoftmax, type OnnxEmitter, type OnnxValue, Sequential, Sigmoid, Softmax, Tanh, init,
 } from '../../nn/index.js';
@@ -40,6 +40,9 @@ export class SegmentationHead extends Sequential {
 class UpsamplingBilinear extends Identity {
   constructor(readonly scale: number) { super(); }
   override forward(x: Tensor): Tensor {
+    // Training in bfloat16: the full-size logits are upsampled in float32 (the loss takes float32 anyway), because
+    // libtorch's bfloat16 bilinear backward runs ~6x slower than its float32 one (`npm run bench -- profile`).
+    if (x.dtype === 'bfloat16' && isGradEnabled()) x = x.to('float32');
     // With alignCorners the scale only sets the size: floor(h * scale).
     return F.interpolate(x, { size: [Math.floor(x.shape[2] * this.scale), Math.floor(x.shape[3] * this.scale)], mode: 'bilinear', alignCorners: true });
   }
