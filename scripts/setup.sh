@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 # 1. Debian packages: libtorch (with oneDNN), OpenBLAS (1x1 convs fall to the ~10x slower
 #    reference BLAS without it), oneDNN's and ideep's headers (inference copies call oneDNN for
 #    Winograd convolutions; without them ATen's slower path runs), PyTorch for the parity tests'
-#    reference data, a compiler, Gloo's headers (distributed training on c10d), and Chromium (+ a font)
+#    reference data (and Pillow for the PyTorch side of `npm run bench -- train`), a compiler, Gloo's headers (distributed training on c10d), and Chromium (+ a font)
 #    for the web page's browser test.
-PKGS=(libtorch-dev libopenblas0-pthread libdnnl-dev libideep-dev python3-torch python3-numpy g++ make libgloo-dev chromium fonts-dejavu-core)
+PKGS=(libtorch-dev libopenblas0-pthread libdnnl-dev libideep-dev python3-torch python3-numpy python3-pil g++ make libgloo-dev chromium fonts-dejavu-core)
 missing=()
 if command -v dpkg-query >/dev/null; then
   for p in "${PKGS[@]}"; do
