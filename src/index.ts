@@ -17,7 +17,8 @@ export { GradScaler, type GradScalerOptions } from './train/grad-scaler.js';
 export { LRScheduler, lrFactor, type ScheduleOptions, type ScheduleName } from './train/schedules.js';
 export { crossEntropyLoss, diceLoss, focalLoss, combinedLoss, parseLoss, auxPresenceLoss, type LossFn, type LossTerm } from './train/losses.js';
 export { saveCheckpoint, restoreCheckpoint, type TrainerState } from './train/checkpoint.js';
-export { writeTrainingReport } from './train/report.js';
+export { writeTrainingReport, rewriteTrainingReport } from './train/report.js';
+export { TfEventsWriter, readEvents, type TfEvent } from './io/tfevents.js';
 export { ProgressBar } from './common/progress.js';
 export { compareArchitectures, compareMarkdown, compareTable, type CompareOptions, type CompareResult, type CompareRow, type Comparison } from './compare/index.js';
 // evaluation and prediction
@@ -33,6 +34,6 @@ export * from './explain/index.js';
 // deployment
 export { exportOnnx, readSidecar, sidecarPathFor, cachedOnnx, type ExportOnnxOptions, type ExportOnnxResult, type OnnxSidecar } from './export/index.js';
 export { OnnxSegmenter } from './eval/onnx-engine.js';
-export { startServer, type ServeOptions, type RunningServer } from './serve/index.js';
+export { startServer, restrictDecoders, type ServeOptions, type RunningServer } from './serve/index.js';
 // distributed training
 export * from './distributed/index.js';
