@@ -25,14 +25,14 @@ panseg check-data --dataset folder --data-root data --split all
 
 train=(train --dataset folder --data-root data --split all --val-fraction 0.2 --encoder resnet18 --crop 128 --batch-size 8 --threads 2)
 
-# Ctrl-C once the first epoch's checkpoint is on disk, then resume.
+# Ctrl-C once the first epoch's checkpoint and report are on disk, then resume.
 say "${train[@]}" --epochs "$epochs" --log tensorboard --out runs/shapes "  (Ctrl-C after the first epoch)"
 set -m # job control: a background job gets SIGINT like a foreground one (a script's background jobs ignore it)
 panseg "${train[@]}" --epochs "$epochs" --log tensorboard --out runs/shapes &
 pid=$!
 set +m
 for _ in $(seq 1 600); do
-  [ -f runs/shapes/checkpoints/last/trainer.json ] && break
+  [ -f runs/shapes/checkpoints/last/trainer.json ] && [ -f runs/shapes/report.html ] && break
   kill -0 "$pid" 2>/dev/null || break
   sleep 0.2
 done
