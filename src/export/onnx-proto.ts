@@ -1,6 +1,7 @@
-// A minimal protobuf writer for the ONNX messages panseg emits (onnx.proto, proto2 wire format).
-// Messages are built as lists of byte chunks, so large initializers are referenced, never re-copied,
-// until the file is written. Repeated scalars are written unpacked, which every parser accepts.
+// The ONNX messages panseg emits (onnx.proto), on the shared protobuf writer.
+import { Message } from '../io/protobuf.js';
+
+export { Message };
 
 /** ONNX TensorProto.DataType values used here. */
 export const DataType = { FLOAT: 1, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10 } as const;
@@ -8,71 +9,6 @@ export type DataTypeId = (typeof DataType)[keyof typeof DataType];
 
 /** ONNX AttributeProto.AttributeType values. */
 const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
-
-const WIRE_VARINT = 0;
-const WIRE_FIXED32 = 5;
-const WIRE_BYTES = 2;
-const utf8 = new TextEncoder();
-
-function varint(value: number | bigint): Uint8Array {
-  // Negative int64s are sign-extended to 64 bits: always 10 bytes.
-  let v = BigInt.asUintN(64, BigInt(value));
-  const out: number[] = [];
-  while (v > 0x7fn) {
-    out.push(Number(v & 0x7fn) | 0x80);
-    v >>= 7n;
-  }
-  out.push(Number(v));
-  return Uint8Array.from(out);
-}
-
-/** An encoded message: its chunks and their total length. */
-export class Message {
-  readonly parts: Uint8Array[] = [];
-  length = 0;
-
-  private push(b: Uint8Array): void {
-    this.parts.push(b);
-    this.length += b.length;
-  }
-  private key(field: number, wire: number): void {
-    this.push(varint((field << 3) | wire));
-  }
-  int(field: number, value: number | bigint): this {
-    this.key(field, WIRE_VARINT);
-    this.push(varint(value));
-    return this;
-  }
-  float(field: number, value: number): this {
-    this.key(field, WIRE_FIXED32);
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setFloat32(0, value, true);
-    this.push(b);
-    return this;
-  }
-  bytes(field: number, value: Uint8Array): this {
-    this.key(field, WIRE_BYTES);
-    this.push(varint(value.length));
-    this.push(value);
-    return this;
-  }
-  string(field: number, value: string): this {
-    return this.bytes(field, utf8.encode(value));
-  }
-  message(field: number, m: Message): this {
-    this.key(field, WIRE_BYTES);
-    this.push(varint(m.length));
-    for (const p of m.parts) this.push(p);
-    return this;
-  }
-  /** All chunks joined (for small messages and tests; files are written chunk by chunk). */
-  toBytes(): Uint8Array {
-    const out = new Uint8Array(this.length);
-    let o = 0;
-    for (const p of this.parts) { out.set(p, o); o += p.length; }
-    return out;
-  }
-}
 
 /** A dimension: a fixed size or a symbolic name (dynamic axis). */
 export type Dim = number | string;

@@ -5,12 +5,12 @@
 //   Summary { repeated Value value = 1; }
 //   Value { string tag = 1; float simple_value = 2; Image image = 4; }
 //   Image { int32 height = 1; int32 width = 2; int32 colorspace = 3; bytes encoded_image_string = 4; }
-// The first record of a file carries file_version "brain.Event:2". The protobuf writer here is the
-// handful of wire types these messages need (the ONNX writer has no doubles).
+// The first record of a file carries file_version "brain.Event:2".
 import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fail } from '../common/errors.js';
+import { Message } from './protobuf.js';
 
 // ---- CRC32C (Castagnoli, reflected polynomial 0x82F63B78), table-driven ----
 const CRC_TABLE = (() => {
@@ -36,52 +36,6 @@ export function maskedCrc32c(data: Uint8Array): number {
   return ((((c >>> 15) | (c << 17)) >>> 0) + 0xa282ead8) >>> 0;
 }
 
-// ---- a tiny protobuf writer ----
-const utf8 = new TextEncoder();
-
-class Proto {
-  private readonly bytes: number[] = [];
-  private chunks: Uint8Array[] = [];
-
-  private varint(v: number | bigint): void {
-    let x = BigInt.asUintN(64, BigInt(v));
-    while (x > 0x7fn) { this.bytes.push(Number(x & 0x7fn) | 0x80); x >>= 7n; }
-    this.bytes.push(Number(x));
-  }
-  private key(field: number, wire: number): void { this.varint((field << 3) | wire); }
-  private raw(b: Uint8Array): void {
-    this.chunks.push(Uint8Array.from(this.bytes), b);
-    this.bytes.length = 0;
-  }
-  int(field: number, v: number | bigint): this { this.key(field, 0); this.varint(v); return this; }
-  double(field: number, v: number): this {
-    this.key(field, 1);
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setFloat64(0, v, true);
-    this.raw(b);
-    return this;
-  }
-  float(field: number, v: number): this {
-    this.key(field, 5);
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setFloat32(0, v, true);
-    this.raw(b);
-    return this;
-  }
-  bytesField(field: number, b: Uint8Array): this { this.key(field, 2); this.varint(b.length); this.raw(b); return this; }
-  string(field: number, s: string): this { return this.bytesField(field, utf8.encode(s)); }
-  message(field: number, m: Proto): this { return this.bytesField(field, m.finish()); }
-  finish(): Uint8Array {
-    this.raw(new Uint8Array(0));
-    const n = this.chunks.reduce((a, c) => a + c.length, 0);
-    const out = new Uint8Array(n);
-    let o = 0;
-    for (const c of this.chunks) { out.set(c, o); o += c.length; }
-    this.chunks = [out];
-    return out;
-  }
-}
-
 /** A PNG (or other encoded image) for a `Summary.Image`. */
 export interface EventImage {
   height: number;
@@ -104,15 +58,15 @@ export interface TfEvent {
 
 /** The `Event` message bytes. */
 export function encodeEvent(e: TfEvent): Uint8Array {
-  const m = new Proto().double(1, e.wallTime).int(2, e.step);
+  const m = new Message().double(1, e.wallTime).int(2, e.step);
   if (e.fileVersion !== undefined) m.string(3, e.fileVersion);
   if (e.values.length) {
-    const summary = new Proto();
+    const summary = new Message();
     for (const v of e.values) {
-      const val = new Proto().string(1, v.tag);
+      const val = new Message().string(1, v.tag);
       if ('image' in v) {
         const im = v.image;
-        val.message(4, new Proto().int(1, im.height).int(2, im.width).int(3, im.colorspace).bytesField(4, im.encoded));
+        val.message(4, new Message().int(1, im.height).int(2, im.width).int(3, im.colorspace).bytes(4, im.encoded));
       } else {
         val.float(2, v.value);
       }
@@ -120,7 +74,7 @@ export function encodeEvent(e: TfEvent): Uint8Array {
     }
     m.message(5, summary);
   }
-  return m.finish();
+  return m.toBytes();
 }
 
 /** One framed record: length, masked CRC of the length, data, masked CRC of the data. */
