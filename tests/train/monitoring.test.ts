@@ -10,42 +10,28 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateSynthetic } from '../../src/data/index.js';
-import { manualSeed, setNumThreads, type Tensor, tidy } from '../../src/engine/index.js';
+import { setNumThreads } from '../../src/engine/index.js';
 import { readEvents, type TfEvent } from '../../src/io/tfevents.js';
-import { PAN } from '../../src/models/index.js';
 import { CSV_COLUMNS, parseLoggers } from '../../src/train/loggers.js';
 import { REPORT_STATE_FILE, rewriteTrainingReport, worstImages } from '../../src/train/report.js';
 import { train, type TrainOptions } from '../../src/train/train.js';
+import { makeTinyRun, maxStateDiff, type TinyRun, tinyRunOptions } from './helpers.js';
 
 setNumThreads(1);
 const tmp = mkdtempSync(join(tmpdir(), 'panseg-monitor-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function maxAbsDiff(a: Map<string, Tensor>, b: Map<string, Tensor>): number {
-  let worst = 0;
-  for (const [k, t] of a) worst = Math.max(worst, tidy(() => t.to('float64').sub(b.get(k)!.to('float64')).abs().max().item()));
-  return worst;
-}
-
 const jsonl = (out: string): Record<string, number | string>[] => readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 /** Records without wall-clock fields. */
 const stable = (rs: Record<string, number | string>[]) => rs.map(({ imgPerSec: _i, ...r }) => r);
 
+let run: TinyRun;
 let data: string;
-let init: string;
 // 16 train images / batch 4 = 4 steps per epoch; 4 val images.
-const base = (): TrainOptions => ({
-  dataset: 'folder', dataRoot: data, out: '', model: init, crop: 64, batchSize: 4, epochs: 2,
-  optimizer: 'adamw', lr: 2e-3, auxWeight: 0.4, seed: 7, threads: 1, workers: 0, quiet: true,
-});
+const base = (): TrainOptions => tinyRunOptions(run);
 before(async () => {
-  data = (await generateSynthetic(join(tmp, 'shapes64'), { train: 16, val: 4, size: 64, seed: 1 })).dir;
-  manualSeed(5);
-  const m = new PAN({ encoderName: 'resnet18', encoderDepth: 3, decoderChannels: 16, classes: 6, auxParams: { classes: 6, dropout: 0.5 } });
-  init = join(tmp, 'init');
-  m.savePretrained(init);
-  m.dispose();
+  run = await makeTinyRun(tmp);
+  data = run.data;
 });
 
 describe('train: a maxSteps stop mid-epoch', () => {
@@ -64,7 +50,7 @@ describe('train: a maxSteps stop mid-epoch', () => {
 
     const b2 = await train({ ...base(), out, resume: true });
     try {
-      assert.equal(maxAbsDiff(a.model.stateDict(), b2.model.stateDict()), 0, 'resumed mid-epoch == uninterrupted, bit for bit');
+      assert.equal(maxStateDiff(a.model.stateDict(), b2.model.stateDict()), 0, 'resumed mid-epoch == uninterrupted, bit for bit');
       const steps = (rs: Record<string, number | string>[]) => stable(rs).filter((r) => r.type === undefined);
       assert.deepEqual(steps(jsonl(out)), steps(jsonl(join(tmp, 'whole'))), 'the same step records (loss, lr) at the same iterations');
       assert.deepEqual(jsonl(out).filter((r) => r.type !== undefined).map((r) => [r.type, r.epoch, r.iter]), [['epoch', 1, 4], ['epoch', 2, 8]], "the 'stop' record went with the resume");

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataLoader, generateSynthetic, openDataset } from '../../src/data/index.js';
-import { cudaAvailable, manualSeed, setNumThreads, type Tensor, tidy } from '../../src/engine/index.js';
+import { cudaAvailable, manualSeed, setNumThreads } from '../../src/engine/index.js';
 import { evaluate } from '../../src/eval/evaluate.js';
 import { PAN } from '../../src/models/index.js';
 import { restoreCheckpoint, saveCheckpoint, type TrainerState } from '../../src/train/checkpoint.js';
@@ -17,17 +17,12 @@ import { AdamW, type Optimizer } from '../../src/train/optimizers.js';
 import { train, type TrainOptions } from '../../src/train/train.js';
 import { writeTrainingReport } from '../../src/train/report.js';
 import { writeFileDurable } from '../../src/io/file.js';
+import { makeTinyRun, maxStateDiff, type TinyRun, tinyRunOptions } from './helpers.js';
 
 setNumThreads(1);
 const tmp = mkdtempSync(join(tmpdir(), 'panseg-train-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function maxAbsDiff(a: Map<string, Tensor>, b: Map<string, Tensor>): number {
-  assert.deepEqual([...a.keys()], [...b.keys()]);
-  let worst = 0;
-  for (const [k, t] of a) worst = Math.max(worst, tidy(() => t.to('float64').sub(b.get(k)!.to('float64')).abs().max().item()));
-  return worst;
-}
 
 describe('train: a short run on synthetic shapes (resnet18, 128 px, 32 steps)', () => {
   let data: string;
@@ -69,7 +64,7 @@ describe('train: a short run on synthetic shapes (resnet18, 128 px, 32 steps)', 
       const best = PAN.loadPretrained(join(out, 'checkpoints', 'best'));
       assert.deepEqual(best.meta.classNames, [...valDs.classes]);
       assert.equal(best.meta.epoch, 4);
-      assert.equal(maxAbsDiff(best.model.stateDict(), res.model.stateDict()), 0, 'best = the final model here');
+      assert.equal(maxStateDiff(best.model.stateDict(), res.model.stateDict()), 0, 'best = the final model here');
       best.model.dispose();
     } finally {
       res.model.dispose();
@@ -78,21 +73,9 @@ describe('train: a short run on synthetic shapes (resnet18, 128 px, 32 steps)', 
 });
 
 describe('train: resume and checkpoints (resnet18 depth 3 + aux head with dropout, 64 px)', () => {
-  let data: string;
-  let init: string;
-  const base = (): TrainOptions => ({
-    dataset: 'folder', dataRoot: data, out: '', model: init, crop: 64, batchSize: 4, epochs: 2,
-    optimizer: 'adamw', lr: 2e-3, auxWeight: 0.4, seed: 7, threads: 1, workers: 0, quiet: true,
-  });
-  before(async () => {
-    data = (await generateSynthetic(join(tmp, 'shapes64'), { train: 16, val: 4, size: 64, seed: 1 })).dir;
-    // Depth 3 keeps steps cheap; the aux head's dropout draws from the global RNG, which resume must restore.
-    manualSeed(5);
-    const m = new PAN({ encoderName: 'resnet18', encoderDepth: 3, decoderChannels: 16, classes: 6, auxParams: { classes: 6, dropout: 0.5 } });
-    init = join(tmp, 'init');
-    m.savePretrained(init);
-    m.dispose();
-  });
+  let run: TinyRun;
+  const base = (): TrainOptions => tinyRunOptions(run);
+  before(async () => { run = await makeTinyRun(tmp); });
 
   it('1 epoch + resume gives exactly the weights of 2 uninterrupted epochs', async () => {
     const a = await train({ ...base(), out: join(tmp, 'resume-a') });
@@ -112,7 +95,7 @@ describe('train: resume and checkpoints (resnet18 depth 3 + aux head with dropou
 
     const b2 = await train({ ...base(), out: outB, resume: true });
     try {
-      const diff = maxAbsDiff(a.model.stateDict(), b2.model.stateDict());
+      const diff = maxStateDiff(a.model.stateDict(), b2.model.stateDict());
       assert.equal(diff, 0, `resumed weights differ by ${diff}`);
       assert.deepEqual(b2.history.map((h) => h.iter), [4, 8]);
       assert.deepEqual(b2.history.map((h) => h.valMiou), a.history.map((h) => h.valMiou));
@@ -136,7 +119,7 @@ describe('train: resume and checkpoints (resnet18 depth 3 + aux head with dropou
     const b = await train({ ...opts, out: outB, resume: true });
     try {
       assert.deepEqual(b.history.map((h) => h.iter), [1, 2]);
-      const diff = maxAbsDiff(a.model.stateDict(), b.model.stateDict());
+      const diff = maxStateDiff(a.model.stateDict(), b.model.stateDict());
       assert.equal(diff, 0, `resumed weights differ by ${diff}`);
     } finally {
       a.model.dispose();
@@ -159,7 +142,7 @@ describe('train: resume and checkpoints (resnet18 depth 3 + aux head with dropou
   it('a save that fails mid-write leaves the previous checkpoint intact', () => {
     const dir = join(tmp, 'atomic', 'last');
     mkdirSync(join(tmp, 'atomic'), { recursive: true });
-    const model = PAN.fromPretrained(init);
+    const model = PAN.fromPretrained(run.init);
     const opt = new AdamW(model.parameters(), { lr: 1e-3 });
     const state: TrainerState = { epoch: 1, iter: 4, bestMiou: 0.5, bestEpoch: 1, history: [], configHash: 'abc' };
     saveCheckpoint(dir, model, opt, state, { classNames: ['a'] });
@@ -243,7 +226,7 @@ describe('train: corrupt samples, durable state and exact resume (issue 15)', ()
 
     const b = await train({ ...base(), out, resume: true });
     try {
-      assert.equal(maxAbsDiff(a.model.stateDict(), b.model.stateDict()), 0, 'resumed == uninterrupted');
+      assert.equal(maxStateDiff(a.model.stateDict(), b.model.stateDict()), 0, 'resumed == uninterrupted');
       assert.deepEqual(readdirSync(ckpt).sort(), ['best', 'last']);
       assert.deepEqual(readdirSync(out).filter((f) => f.includes('.tmp-')), []);
       const strip = (p: string): unknown[] => readFileSync(p, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map(({ imgPerSec: _, ...r }) => r);
