@@ -1,9 +1,10 @@
 // Trains several architectures with one recipe, one after another, and compares them: accuracy, cost,
 // speed, curves and a side-by-side sample, as compare.json, compare.md and compare.html.
-import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../common/errors.js';
 import { validSide } from '../common/input-size.js';
+import { writeFileDurable } from '../io/file.js';
 import type { RGB } from '../common/palette.js';
 import { DataLoader, type Dataset, type LoadedSample, openDataset, readIndexedPng } from '../data/index.js';
 import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
@@ -137,7 +138,7 @@ async function runArchitecture(c: ResolvedCompare, arch: string, valDs: Dataset,
   const modelOptions = c.modelOptions[arch] ?? {};
   const res = await train({
     ...c.train, arch, modelOptions, out: dir, resume,
-    onLog: (rec) => { if (rec.type === 'epoch') writeJsonSync(join(dir, ELAPSED_FILE), { seconds: elapsed() }); },
+    onLog: (rec) => { if (rec.type === 'epoch') writeFileDurable(join(dir, ELAPSED_FILE), `${JSON.stringify({ seconds: elapsed() })}\n`); },
   });
   const wallSeconds = elapsed();
   const model = res.model;
@@ -188,9 +189,3 @@ function readElapsed(dir: string): number {
   }
 }
 
-// Called from train's synchronous log hook, so written synchronously (a temporary file, then a rename).
-function writeJsonSync(path: string, data: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(data)}\n`);
-  renameSync(tmp, path);
-}

@@ -1,7 +1,8 @@
 // A seeded train/val split of one dataset (a flat images/ + masks/ folder, say), saved as split.json
 // in the run so that evaluation, and a resumed run, use exactly the same files.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, fail } from '../../common/errors.js';
+import { writeFileDurable } from '../../io/file.js';
 import { mixSeed } from '../prng.js';
 import type { Dataset } from './dataset.js';
 import { type DatasetOptions, openDataset } from './registry.js';
@@ -78,11 +79,9 @@ export function applySplit(ds: Dataset, file: SplitFile, which: 'train' | 'val',
   return ds.subset(ids.map((id) => index.get(id)!), which);
 }
 
-/** Writes split.json atomically (a reader never sees half a file). */
+/** Writes split.json atomically and durably, as the run's other state files. */
 export function writeSplitFile(path: string, file: SplitFile): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(file, null, 1)}\n`);
-  renameSync(tmp, path);
+  writeFileDurable(path, `${JSON.stringify(file, null, 1)}\n`);
 }
 
 /** Reads and checks a split.json. */
