@@ -34,7 +34,12 @@ export type RawMask =
  * upright, as every viewer and annotation tool shows it), so masks drawn on the shown image line up.
  */
 export async function decodeImage(path: string): Promise<RgbImage> {
-  const { data, info } = await sharp(path).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  return toRgb(sharp(path));
+}
+
+/** The pixels {@link decodeImage} gives, from any sharp input (the server's uploads use it too). */
+export async function toRgb(input: sharp.Sharp): Promise<RgbImage> {
+  const { data, info } = await input.rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels instead of 3`);
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
 }

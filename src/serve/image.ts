@@ -1,6 +1,6 @@
 // Decoding an uploaded image, with its size checked from the header before any pixel is decoded.
 import sharp from 'sharp';
-import type { RgbImage } from '../data/decode.js';
+import { type RgbImage, toRgb } from '../data/decode.js';
 import { HttpError } from './http.js';
 
 /** Limits of {@link decodeUploadedImage}. */
@@ -17,7 +17,7 @@ const FORMATS = new Set(['png', 'jpeg', 'webp']);
 const mp = (n: number): string => `${(n / 1e6).toFixed(1)} MP`;
 
 /**
- * Decodes image bytes as panseg's decodeImage does (8-bit sRGB, alpha dropped, grey expanded, EXIF
+ * Decodes image bytes with panseg's decodeImage rule (toRgb: 8-bit sRGB, alpha dropped, grey expanded, EXIF
  * orientation applied: a phone photo comes out upright), so the server segments the same pixels as `panseg predict`. The header is read
  * first (sharp's metadata does not decode pixels), so an oversized image costs nothing.
  * @throws HttpError 413 over `maxPixels`, 422 when a side exceeds `maxSide`, 415 for a format other than
@@ -46,13 +46,11 @@ export async function decodeUploadedImage(bytes: Buffer, limits: DecodeLimits | 
   }
   try {
     // pages: 1 decodes the first frame of an animated WebP only; failOn 'truncated' refuses cut-off files.
-    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated', pages: 1 })
-      .rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels instead of 3`);
+    const img = await toRgb(sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated', pages: 1 }));
     // EXIF orientations 5 to 8 turn the image a quarter: it comes out height x width.
     const [w, h] = orientation !== undefined && orientation >= 5 ? [height, width] : [width, height];
-    if (info.width !== w || info.height !== h) throw new Error(`decoded to ${info.width}x${info.height}, not the ${w}x${h} of the header`);
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
+    if (img.width !== w || img.height !== h) throw new Error(`decoded to ${img.width}x${img.height}, not the ${w}x${h} of the header`);
+    return img;
   } catch (e) {
     throw undecodable(e);
   }
