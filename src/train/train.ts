@@ -1,7 +1,6 @@
 // The training loop: data -> model (any registered architecture) -> loss -> optimizer/schedule, with validation, atomic
-// checkpoints, exact resume, a progress bar, a JSONL metrics log and the final report data.
-import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+// checkpoints and a progress bar. Exact resume is resume.ts; the metrics log, loggers and report are run-output.ts.
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail, PansegError } from '../common/errors.js';
 import * as v from '../common/validate.js';
@@ -11,18 +10,18 @@ import { cpuFeatures, cudaAvailable, getNumThreads, manualSeed, type Precision, 
 import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
 import { withPrecision } from '../eval/inference.js';
 import { architecture, createModel, loadModel, type OutputStride, type SegmentationModel } from '../models/index.js';
-import { checkResumeWorld, comparableConfig, DistributedRun, type DistributedTrainOptions, worldSuffix } from '../distributed/trainer.js';
-import { ioReason, removeWriteLeftovers, syncFile, writeFileDurable } from '../io/file.js';
-import { readBestMeta, recoverCheckpoint, restoreCheckpoint, saveCheckpoint, tidyCheckpoints, type TrainerState } from './checkpoint.js';
+import { comparableConfig, DistributedRun, type DistributedTrainOptions, worldSuffix } from '../distributed/trainer.js';
+import { ioReason } from '../io/file.js';
+import { saveCheckpoint } from './checkpoint.js';
 import { auxPresenceLoss, combinedLoss, parseLoss } from './losses.js';
 import { AdamW, type Optimizer, SGD } from './optimizers.js';
 import { GradScaler } from './grad-scaler.js';
 import { ProgressBar } from '../common/progress.js';
 import { LRScheduler, type ScheduleName } from './schedules.js';
-import { type LoggerName, openLoggers, parseLoggers, type RunLogger } from './loggers.js';
-import { writeReportState, writeTrainingReport } from './report.js';
+import { type LoggerName, parseLoggers } from './loggers.js';
+import { hashConfig, restoreRun, type RunState } from './resume.js';
+import { RunOutput } from './run-output.js';
 import { trainOptions as resolveAugmentation } from '../data/transforms.js';
-import { segmentImage } from '../eval/predict.js';
 
 export interface TrainOptions {
   // data
@@ -147,8 +146,6 @@ export interface TrainResult {
   skipped: string[];
 }
 
-const RESUME_KEYS = ['dataset', 'arch', 'encoder', 'outputStride', 'decoderChannels', 'modelOptions', 'classes', 'batchSize', 'lr', 'optimizer', 'schedule', 'loss', 'accumulate', 'seed', 'crop', 'epochs'] as const;
-
 /** 'cpu' or 'cuda[:N]', refused before any work when this build has no CUDA. */
 function checkDevice(op: string, device = 'cpu'): string {
   if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device)) fail(op, `expected 'cpu' or 'cuda[:N]' for device but received ${JSON.stringify(device)}`);
@@ -200,15 +197,6 @@ function resolve(o: TrainOptions) {
   };
 }
 
-/** The trainer state with, for a run stopped mid-epoch, the batches of epoch `epoch` already done. */
-type RunState = TrainerState & { epochBatches?: number };
-
-/** `n` evenly spaced items of `xs`. */
-function evenly<T>(xs: readonly T[], n: number): T[] {
-  const k = Math.min(n, xs.length);
-  return Array.from({ length: k }, (_, i) => xs[Math.floor((i * xs.length) / k)]);
-}
-
 /** Every setting the run uses, defaults filled in, for the report (what config.json leaves to defaults). */
 function resolvedHyperparameters(c: ReturnType<typeof resolve>, r: {
   model: SegmentationModel; trainDs: Dataset; valDs: Dataset | null; classes: number; stepsPerEpoch: number; totalIters: number; optimizer: Optimizer; processes: number;
@@ -239,11 +227,6 @@ function checkCrop(crop: number, model: SegmentationModel): void {
   model.dispose();
   const why = crop < r.min ? `smaller than the ${arch}'s minimum input of ${r.min} px` : `not a multiple of the ${arch}'s input stride ${r.stride}`;
   fail('train', `crop ${crop} is ${why}; use --crop ${validSide(crop, r)} or more`);
-}
-
-function hashConfig(c: ReturnType<typeof resolve>, classes: number): string {
-  const pick = Object.fromEntries(RESUME_KEYS.map((k) => [k, k === 'classes' ? classes : (c as Record<string, unknown>)[k]]));
-  return createHash('sha256').update(JSON.stringify(pick)).digest('hex').slice(0, 16);
 }
 
 /**
@@ -322,77 +305,21 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const isMain = !dist || dist.isMain; // [distributed] only rank 0 writes
   if (isMain) mkdirSync(c.out, { recursive: true });
   const ckptDir = join(c.out, 'checkpoints');
-  const logPath = join(c.out, 'metrics.jsonl');
   const configHash = hashConfig(c, classes) + (dist ? worldSuffix(dist.size) : ''); // [distributed] resume needs the same world size
   let state: RunState = { epoch: 0, iter: 0, bestMiou: -1, bestEpoch: -1, history: [], configHash };
-  if (c.resume && isMain) {
-    const last = join(ckptDir, 'last');
-    // A killed or failed run's temporaries go; last/ and best/ come back from a rename cut short.
-    tidyCheckpoints(ckptDir);
-    removeWriteLeftovers(c.out);
-    if (!recoverCheckpoint(last)) fail('train', `--resume: no checkpoint at ${last}; start without --resume`);
-    const fresh = loadModel(last);
-    model.loadStateDict(fresh.stateDict());
-    fresh.dispose();
-    state = restoreCheckpoint(last, optimizer, c.device);
-    checkResumeWorld(state.configHash, dist?.size ?? 1); // [distributed]
-    if (state.configHash !== configHash) fail('train', `--resume: the options differ from the checkpoint's run in one of ${RESUME_KEYS.join(', ')}; resume with the same options or use a new --out`);
-    scheduler.setIter(state.iter);
-    // best/ is written before last/ records its score, so a crash between the two leaves a best/ that
-    // trainer.json does not know: best/ itself is the truth.
-    const best = readBestMeta(join(ckptDir, 'best'));
-    [state.bestMiou, state.bestEpoch] = best ? [best.miou, best.epoch] : [-1, -1];
-    truncateLog(logPath, state);
-  } else if (isMain) {
-    writeFileDurable(logPath, '');
-  }
-  if (c.resume && dist) { // [distributed] rank 0's restored state on every rank
-    state = dist.syncResume(model, optimizer, state);
-    scheduler.setIter(state.iter);
-  }
+  if (c.resume && isMain) state = restoreRun(c.out, { model, optimizer, device: c.device, configHash, worldSize: dist?.size ?? 1 });
+  if (c.resume && dist) state = dist.syncResume(model, optimizer, state); // [distributed] rank 0's restored state on every rank
+  if (c.resume) scheduler.setIter(state.iter);
   if (c.resume && scaler && state.scaler) scaler.loadState(state.scaler);
   const skippedFiles = new Set(state.skipped ?? []);
   if (isMain && splitFile && !c.resume) writeSplitFile(splitPath, splitFile);
-  const savedConfig = options.config ?? { ...options, onLog: undefined, distributed: undefined, config: undefined };
-  if (isMain) writeFileDurable(join(c.out, 'config.json'), `${JSON.stringify(savedConfig, null, 2)}\n`);
   const hyperparameters = resolvedHyperparameters(c, { model, trainDs, valDs, classes, stepsPerEpoch, totalIters, optimizer, processes: dist?.size ?? 1 });
   const reportSamples = c.report === true ? 6 : c.report === false ? 0 : v.int('train', 'report', c.report, 0);
-  if (isMain && reportSamples) {
-    const shown = valDs ?? trainDs;
-    await writeReportState(c.out, { config: savedConfig, hyperparameters, dataset: valDs ? shown.spec : { ...shown.spec, samples: evenly(shown.samples, reportSamples) }, evaluation: null });
-  }
-  const loggers: RunLogger[] = isMain ? openLoggers(c.out, c.log, { resume: c.resume }) : [];
+  const output = isMain ? await RunOutput.open({
+    out: c.out, resumed: c.resume ? state : null, config: options.config ?? { ...options, onLog: undefined, distributed: undefined, config: undefined },
+    hyperparameters, loggers: c.log, reportSamples, model, shown: valDs ?? trainDs, validation: valDs !== null, precision: c.precision, onLog: options.onLog, t0,
+  }) : null;
 
-  const log = (rec: Record<string, number | string>): void => {
-    if (!isMain) return;
-    appendFileSync(logPath, `${JSON.stringify(rec)}\n`);
-    for (const l of loggers) l.record(rec);
-    options.onLog?.(rec);
-  };
-  // After a validation (or an epoch without one): the report and the loggers' pictures. Failures are warnings: training goes on.
-  const publish = async (epoch: number, status: string): Promise<void> => {
-    const shown = valDs ?? trainDs;
-    try {
-      if (reportSamples) {
-        await writeTrainingReport({
-          model, outDir: c.out, dataset: shown, evaluation: lastEval, config: savedConfig, hyperparameters, samples: reportSamples,
-          summary: { status, 'elapsed': `${((performance.now() - t0) / 1000).toFixed(0)} s` },
-        });
-      }
-      const imageLoggers = loggers.filter((l) => l.images);
-      if (imageLoggers.length) {
-        const picked = [];
-        for (const s of evenly(shown.samples, Math.min(3, shown.length))) {
-          const loaded = await shown.load(shown.samples.indexOf(s));
-          picked.push({ id: loaded.id, image: loaded.image, gt: loaded.mask, pred: segmentImage(model, loaded.image, { precision: c.precision }).labels, colors: shown.colors, ignoreIndex: shown.ignoreIndex });
-        }
-        for (const l of imageLoggers) await l.images!(state.iter, picked);
-      }
-    } catch (e) {
-      if (!(e instanceof PansegError) && (e as NodeJS.ErrnoException)?.code === undefined) throw e; // a bug, not the disk or the data
-      console.warn(`panseg: train: epoch ${epoch + 1}: could not write the report or pictures (${(e as Error).message.split('\n')[0]}); training goes on`);
-    }
-  };
   const encoderParams = model.encoder.parameters();
   let lastEval: EvaluationResult | null = null;
   let waitMs = 0;
@@ -456,7 +383,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         tStep = now;
         const ips = images / ((now - tEpoch) / 1000);
         bar.update(micro, { loss: emaLoss.toFixed(4), lr: scheduler.lr.toExponential(2), 'img/s': ips.toFixed(1) });
-        if (micro % 10 === 0 || micro === loader.length) log({ epoch: epoch + 1, iter: state.iter, loss: lossValue, lr: scheduler.lr, imgPerSec: ips });
+        if (micro % 10 === 0 || micro === loader.length) output?.log({ epoch: epoch + 1, iter: state.iter, loss: lossValue, lr: scheduler.lr, imgPerSec: ips });
         if (c.maxSteps !== undefined && state.iter >= c.maxSteps) { stop = true; ranToEnd = micro >= loader.length; break; }
       }
       // Gradients of a trailing partial accumulation are dropped (stepsPerEpoch counts whole steps), so they
@@ -499,22 +426,22 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       // Stopped mid-epoch: last/ records the batches done (resume passes over them), the log a 'stop' record at the fractional epoch.
       const partial = !complete;
       if (!partial) state.history.push(rec);
-      log(partial ? { ...rec, epoch: epoch + micro / loader.length, type: 'stop' } : { ...rec, type: 'epoch' });
+      output?.log(partial ? { ...rec, epoch: epoch + micro / loader.length, type: 'stop' } : { ...rec, type: 'epoch' });
       state.epoch = partial ? epoch : epoch + 1;
       state.epochBatches = partial ? micro : undefined;
       if (isMain) {
         if (scaler) state.scaler = scaler.state();
         state.skipped = [...skippedFiles];
         try {
-          syncFile(logPath); // the log holds every record the checkpoint covers, even after a power loss
+          output?.syncLog(); // the log holds every record the checkpoint covers, even after a power loss
           saveCheckpoint(join(ckptDir, 'last'), model, optimizer, state, meta, c.device);
         } catch (e) { saveFailed(join(ckptDir, 'last'), e); }
       }
-      if (isMain && (validated || !valLoader)) await publish(epoch, partial || stop ? `stopped at step ${state.iter} (max steps)` : epoch + 1 === c.epochs ? 'finished' : `training: epoch ${epoch + 1} of ${c.epochs}`);
+      if (validated || !valLoader) await output?.publish(epoch, partial || stop ? `stopped at step ${state.iter} (max steps)` : epoch + 1 === c.epochs ? 'finished' : `training: epoch ${epoch + 1} of ${c.epochs}`, { evaluation: lastEval, iter: state.iter });
     }
     await dist?.finish(); // [distributed] every rank leaves together
   } finally {
-    for (const l of loggers) l.close();
+    output?.close();
     dist?.abort();
     await loader.close();
     await valLoader?.close();
@@ -539,21 +466,4 @@ function saveFailed(dir: string, e: unknown): never {
   if (!(e instanceof PansegError) && (e as NodeJS.ErrnoException)?.code === undefined) throw e; // a bug, not the disk
   const why = e instanceof PansegError ? e.message.replace(/^\w+: /, '') : ioReason(e);
   fail('train', `${why.startsWith('cannot write') ? why : `cannot write ${dir}: ${why}`}; free disk space and continue with --resume`);
-}
-
-/**
- * On resume: drops the records metrics.jsonl holds beyond the checkpoint (the epochs the crashed run
- * had started or finished after it), and a last line cut short, so the log matches an uninterrupted run.
- */
-function truncateLog(path: string, state: TrainerState): void {
-  if (!existsSync(path)) return;
-  const midEpoch = ((state as RunState).epochBatches ?? 0) > 0;
-  const keep = readFileSync(path, 'utf8').split('\n').filter((line) => {
-    let r: { epoch?: unknown; iter?: unknown; type?: unknown };
-    try { r = JSON.parse(line) as typeof r; } catch { return false; }
-    // A checkpoint from mid-epoch (maxSteps) keeps that epoch's step records up to it, not its 'stop' record.
-    const stepOfKeptEpoch = midEpoch && r.type === undefined && r.epoch === state.epoch + 1;
-    return !(typeof r.epoch === 'number' && r.epoch > state.epoch && !stepOfKeptEpoch) && !(typeof r.iter === 'number' && r.iter > state.iter);
-  });
-  writeFileDurable(path, keep.map((l) => `${l}\n`).join(''));
 }
