@@ -4,19 +4,19 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../common/errors.js';
 import { validSide } from '../common/input-size.js';
-import { writeFileDurable } from '../io/file.js';
+import { removeWriteLeftovers, writeFileDurable, writeFileDurableAsync } from '../io/file.js';
 import type { RGB } from '../common/palette.js';
 import { DataLoader, type Dataset, type LoadedSample, openDataset, readIndexedPng } from '../data/index.js';
 import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
 import { segmentImage } from '../eval/predict.js';
-import { saveIndexMask, writeFileAtomic } from '../eval/visualize.js';
+import { saveIndexMask } from '../eval/visualize.js';
 import { architecture, createModel, type SegmentationModel } from '../models/index.js';
 import { recoverCheckpoint } from '../train/checkpoint.js';
 import { writeTrainingReport } from '../train/report.js';
 import { train } from '../train/train.js';
 import { inferenceLatency, modelCost } from './measure.js';
 import { type CompareOptions, recipeDifferences, type ResolvedCompare, resolveCompareOptions } from './options.js';
-import { writeCompareHtml } from './page.js';
+import { COMPARE_ASSET_DIR, writeCompareHtml } from './page.js';
 import { buildRow, type CompareRow, readRow, RESULT_FILE, SAMPLE_FILE } from './row.js';
 import { type Comparison, compareMarkdown } from './summary.js';
 
@@ -51,12 +51,14 @@ export async function compareArchitectures(options: CompareOptions): Promise<Com
   const t0 = performance.now();
   const c = resolveCompareOptions(options);
   checkOut(c);
+  // An interrupted comparison's temporaries go (its files and page pictures); each architecture's run clears its own on resume.
+  if (c.resume) for (const d of [c.out, join(c.out, COMPARE_ASSET_DIR)]) removeWriteLeftovers(d);
   const t = c.train;
   const valDs = openDataset(t.dataset, t.valRoot ?? t.dataRoot, { ...t.datasetOptions, split: t.valSplit ?? 'val' });
   if (valDs.length === 0) fail(OP, `the ${valDs.split} split of ${t.dataset} has no images to compare on`);
   const classes = t.classes ?? valDs.numClasses;
   checkArchitectures(c, classes);
-  if (!c.resume) await writeFileAtomic(join(c.out, CONFIG_FILE), `${JSON.stringify({ version: 1, createdAt: new Date().toISOString(), archs: c.archs, recipe: c.recipe }, null, 2)}\n`);
+  if (!c.resume) await writeFileDurableAsync(join(c.out, CONFIG_FILE), `${JSON.stringify({ version: 1, createdAt: new Date().toISOString(), archs: c.archs, recipe: c.recipe }, null, 2)}\n`);
 
   const sample = await valDs.load(0);
   const rows: CompareRow[] = [];
@@ -69,7 +71,7 @@ export async function compareArchitectures(options: CompareOptions): Promise<Com
     if (!done && !t.quiet) console.error(`compare: [${index + 1}/${c.archs.length}] ${arch} -> ${dir}`);
     const row = done ? readRow(resultPath) : await runArchitecture(c, arch, valDs, sample);
     // The result file is the marker a resume skips on: written whole, after everything else of the architecture.
-    if (!done) await writeFileAtomic(resultPath, `${JSON.stringify(row, null, 2)}\n`);
+    if (!done) await writeFileDurableAsync(resultPath, `${JSON.stringify(row, null, 2)}\n`);
     rows.push(row);
     (done ? skipped : trained).push(arch);
     options.onArchitecture?.(row, { skipped: done, index, total: c.archs.length });
@@ -84,8 +86,8 @@ export async function compareArchitectures(options: CompareOptions): Promise<Com
   };
   const preds = rows.map((r) => (r.sample ? readSampleLabels(join(c.out, r.sample), sample) : null));
   const files = { json: join(c.out, 'compare.json'), md: join(c.out, 'compare.md'), html: '' };
-  await writeFileAtomic(files.json, `${JSON.stringify(comparison, null, 2)}\n`);
-  await writeFileAtomic(files.md, compareMarkdown(comparison));
+  await writeFileDurableAsync(files.json, `${JSON.stringify(comparison, null, 2)}\n`);
+  await writeFileDurableAsync(files.md, compareMarkdown(comparison));
   files.html = await writeCompareHtml(c.out, comparison, { id: sample.id, image: sample.image, gt: sample.mask, preds });
   return { comparison, files, trained, skipped, seconds: (performance.now() - t0) / 1000 };
 }

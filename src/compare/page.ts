@@ -8,7 +8,8 @@ import type { RgbImage } from '../data/decode.js';
 import { escapeXml, groupedBarChart, lineChart, scatterChart, SERIES_COLORS } from '../eval/charts.js';
 import { BASE_CSS, htmlPage, type PageSection } from '../eval/html-page.js';
 import { IGNORE_COLOR, REPORT_MAX_SIDE } from '../eval/report.js';
-import { colorMask, writeFileAtomic } from '../eval/visualize.js';
+import { colorMask } from '../eval/visualize.js';
+import { writeFileDurableAsync } from '../io/file.js';
 import { type Comparison, duration, methodNote, ms, pct, summaryCells } from './summary.js';
 
 /** The folder, beside compare.html, that holds the sample pictures. */
@@ -50,7 +51,7 @@ export async function writeCompareHtml(dir: string, c: Comparison, sample: Compa
     };
   }
   const path = join(dir, 'compare.html');
-  await writeFileAtomic(path, renderCompareHtml(c, sample, files));
+  await writeFileDurableAsync(path, renderCompareHtml(c, sample, files));
   return path;
 }
 
@@ -66,7 +67,7 @@ async function writePng(path: string, img: RgbImage, isMask: boolean): Promise<v
   if (scale < 1) {
     pipe = pipe.resize({ width: Math.max(1, Math.round(img.width * scale)), height: Math.max(1, Math.round(img.height * scale)), kernel: isMask ? 'nearest' : 'lanczos3' });
   }
-  await writeFileAtomic(path, await pipe.png({ compressionLevel: 6 }).toBuffer());
+  await writeFileDurableAsync(path, await pipe.png({ compressionLevel: 6 }).toBuffer());
 }
 
 /** The comparison page as an HTML string, linking the sample pictures at `files`' addresses. */

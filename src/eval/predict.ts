@@ -6,10 +6,11 @@ import { fail } from '../common/errors.js';
 import { type RGB, VOC_PALETTE } from '../common/palette.js';
 import { decodeImage, type RgbImage } from '../data/index.js';
 import { tensor } from '../engine/index.js';
+import { writeFileDurableAsync } from '../io/file.js';
 import { saveNpy } from '../io/npy.js';
 import { type InferenceOptions, openSource, type Segmentable } from './segmenter.js';
 import { type Segmentation, segment } from './segment-image.js';
-import { type ClassArea, classAreas, overlay, saveIndexMask, savePng, writeFileAtomic } from './visualize.js';
+import { type ClassArea, classAreas, overlay, saveIndexMask, savePng } from './visualize.js';
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.bmp', '.gif']);
 
@@ -121,7 +122,7 @@ export async function writePredictions(segment: ImageSegmenter, files: string[],
     results.push(r);
     o.onProgress?.(i + 1, files.length, file);
   }
-  await writeFileAtomic(join(outDir, 'stats.json'), `${JSON.stringify(results.map(({ input, width, height, ms, areas }) => ({ input, width, height, ms: Math.round(ms), areas })), null, 2)}\n`);
+  await writeFileDurableAsync(join(outDir, 'stats.json'), `${JSON.stringify(results.map(({ input, width, height, ms, areas }) => ({ input, width, height, ms: Math.round(ms), areas })), null, 2)}\n`);
   return results;
 }
 

@@ -10,7 +10,8 @@ import * as v from '../common/validate.js';
 import type { RgbImage } from '../data/decode.js';
 import type { SegMetrics } from './metrics.js';
 import { barChart, confusionMatrixSvg, escapeXml, lineChart } from './charts.js';
-import { colorMask, writeFileAtomic } from './visualize.js';
+import { colorMask } from './visualize.js';
+import { writeFileDurableAsync } from '../io/file.js';
 
 /** One logged point of training. Fields left out (or NaN) are simply not drawn. */
 export interface ReportHistoryEntry {
@@ -104,7 +105,7 @@ export async function writeReport(dir: string, data: ReportData): Promise<string
     files.push({ image: href('image'), pred: href('pred'), gt: s.gt ? href('gt') : null, errors: s.gt ? href('errors') : null });
   }
   const path = join(dir, 'report.html');
-  await writeFileAtomic(path, renderReportHtml(data, files));
+  await writeFileDurableAsync(path, renderReportHtml(data, files));
   // Old pictures go after the new page is in place, so a page open in a browser never links a missing file.
   await removeOldSamples(assets, new Set(files.flatMap((f) => [f.image, f.pred, f.gt, f.errors]).filter((x): x is string => x !== null).map((x) => x.slice(REPORT_ASSET_DIR.length + 1))));
   return path;
@@ -156,7 +157,7 @@ async function writeSamplePng(path: string, img: RgbImage, mask: boolean): Promi
       kernel: mask ? 'nearest' : 'lanczos3',
     });
   }
-  await writeFileAtomic(path, await pipe.png({ compressionLevel: 6 }).toBuffer());
+  await writeFileDurableAsync(path, await pipe.png({ compressionLevel: 6 }).toBuffer());
 }
 
 // Wrong pixels red, right ones the image faded to grey, ignored ones the image faded lighter.

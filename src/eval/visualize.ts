@@ -382,29 +382,12 @@ export async function encodePng(img: RgbImage): Promise<Buffer> {
 }
 
 /**
- * Writes bytes to `path` atomically: a temporary file beside it, then a rename, so readers never see
- * a half-written file. Creates the parent folder.
- */
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  const { mkdir, rename, rm, writeFile } = await import('node:fs/promises');
-  const { dirname } = await import('node:path');
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
-
-/**
- * Writes an image as an RGB PNG file (atomically, see {@link writeFileAtomic}).
+ * Writes an image as an RGB PNG file, atomically and durably (writeFileDurableAsync); creates the parent folder.
  * @example await savePng('out/overlay.png', overlay(img, pred, colors))
  */
 export async function savePng(path: string, img: RgbImage): Promise<void> {
-  await writeFileAtomic(path, await encodePng(img));
+  const { writeFileDurableAsync } = await import('../io/file.js');
+  await writeFileDurableAsync(path, await encodePng(img));
 }
 
 /**
@@ -418,5 +401,6 @@ export async function saveIndexMask(path: string, labels: Uint8Array, width: num
   v.int(op, 'height', height, 1);
   checkLength(op, 'labels', labels, width, height);
   const { encodeIndexedPng } = await import('../data/png.js');
-  await writeFileAtomic(path, encodeIndexedPng(labels, width, height, palette));
+  const { writeFileDurableAsync } = await import('../io/file.js');
+  await writeFileDurableAsync(path, encodeIndexedPng(labels, width, height, palette));
 }

@@ -6,7 +6,8 @@ import { fail } from '../common/errors.js';
 import type { RGB } from '../common/palette.js';
 import * as v from '../common/validate.js';
 import type { RgbImage } from '../data/decode.js';
-import { COLORMAPS, type ColormapName, writeFileAtomic } from '../eval/visualize.js';
+import { COLORMAPS, type ColormapName } from '../eval/visualize.js';
+import { writeFileDurableAsync } from '../io/file.js';
 import type { SegmentationModel } from '../models/index.js';
 import { type Explanation, explain } from './capture.js';
 import { attentionSectionHtml, explanationIndexHtml, explanationPageHtml, type IndexEntry } from './page.js';
@@ -50,9 +51,9 @@ export async function writeExplanation(dir: string, explanation: Explanation, im
   const op = 'writeExplanation';
   const o = checkWriteOptions(op, dir, explanation, image, opts);
   const files = await writeExplanationPictures(dir, explanation, image, { classes: o.classes, colors: o.colors, colormap: o.colormap });
-  await writeFileAtomic(join(dir, 'attention.json'), `${JSON.stringify(explanationJson(explanation))}\n`);
+  await writeFileDurableAsync(join(dir, 'attention.json'), `${JSON.stringify(explanationJson(explanation))}\n`);
   const html = join(dir, 'index.html');
-  await writeFileAtomic(html, explanationPageHtml(explanation, files, { title: o.title, classes: o.classes, colors: o.colors, indexHref: o.indexHref }));
+  await writeFileDurableAsync(html, explanationPageHtml(explanation, files, { title: o.title, classes: o.classes, colors: o.colors, indexHref: o.indexHref }));
   return { html, files };
 }
 
@@ -82,7 +83,7 @@ export function explanationJson(e: Explanation): Record<string, unknown> {
  */
 export async function writeExplanationIndex(dir: string, entries: readonly IndexEntry[], opts: { title?: string; classes: readonly string[]; colors: readonly RGB[] }): Promise<string> {
   const path = join(dir, 'index.html');
-  await writeFileAtomic(path, explanationIndexHtml(entries, opts));
+  await writeFileDurableAsync(path, explanationIndexHtml(entries, opts));
   return path;
 }
 
@@ -114,8 +115,8 @@ export async function attentionReportSection(model: SegmentationModel, samples: 
       const e = explain(model, s.image, { topK: opts.topK });
       const files = { overview: `attention-${i}-overview.png`, pyramid: `attention-${i}-pyramid.png` };
       const pic = { classes: opts.classes, colors: opts.colors, colormap: opts.colormap, maxSide: 256 };
-      await writeFileAtomic(join(assets, files.overview), (await overviewFigure(e, s.image, pic)).png);
-      await writeFileAtomic(join(assets, files.pyramid), await pyramidFigure(e, pic));
+      await writeFileDurableAsync(join(assets, files.overview), (await overviewFigure(e, s.image, pic)).png);
+      await writeFileDurableAsync(join(assets, files.pyramid), await pyramidFigure(e, pic));
       items.push({ id: s.id, files, explanation: e });
     }
     return { title, html: attentionSectionHtml(items, `${assetDir}/`) };

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import type { RGB } from '../common/palette.js';
 import type { RgbImage } from '../data/decode.js';
 import { barChart } from '../eval/charts.js';
-import { type ColormapName, colorMask, encodePng, overlay, writeFileAtomic } from '../eval/visualize.js';
+import { type ColormapName, colorMask, encodePng, overlay } from '../eval/visualize.js';
+import { writeFileDurableAsync } from '../io/file.js';
 import type { Explanation, GauCapture } from './capture.js';
 import { cellsImage, coveringCells, mapOverlay, mulMaps, range } from './draw.js';
 import { fitImage, type Panel, renderFigure, svgToPng } from './figure.js';
@@ -117,7 +118,7 @@ export async function writeExplanationPictures(dir: string, e: Explanation, imag
   const pre = opts.prefix ?? '';
   const maxSide = opts.maxSide ?? 384;
   const name = (n: string): string => `${pre}${n}`;
-  const write = (n: string, data: Buffer | string): Promise<void> => writeFileAtomic(join(dir, name(n)), data);
+  const write = (n: string, data: Buffer | string): Promise<void> => writeFileDurableAsync(join(dir, name(n)), data);
 
   const img = await fitImage(image, maxSide);
   const overview = await overviewFigure(e, image, opts);

@@ -2,6 +2,7 @@
 // and every read is checked against the file's real size before anything is allocated;
 // and durable writes, so a crash, kill -9 or power loss leaves a file's old or new content, never a mix.
 import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
 import { constants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -82,9 +83,14 @@ export function syncDir(dir: string): void {
   let fd: number;
   try { fd = openSync(dir, 'r'); } catch { return; }
   try { fsyncSync(fd); } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EINVAL' && code !== 'EISDIR' && code !== 'EPERM') throw e;
+    if (!dirSyncUnsupported(e)) throw e;
   } finally { closeSync(fd); }
+}
+
+/** Errors of fsync on a directory from file systems that do not support it. */
+function dirSyncUnsupported(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'EINVAL' || code === 'EISDIR' || code === 'EPERM';
 }
 
 /** fsync a file written by appends (a log), so what it holds survives a power loss. A missing file is fine. */
@@ -100,7 +106,7 @@ export function syncFile(path: string): void {
  * or its new content. A failed write (a full disk) removes the temporary file and rethrows.
  */
 export function writeFileDurable(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tmp = tempPath(path);
   let fd: number | null = null;
   try {
     fd = openSync(tmp, 'wx', 0o644);
@@ -117,6 +123,41 @@ export function writeFileDurable(path: string, data: string | Uint8Array): void 
     throw e;
   }
   syncDir(dirname(path));
+}
+
+/**
+ * {@link writeFileDurable} for async code (pictures, pages, reports): the same temporary, fsync, rename
+ * and directory fsync, off the event loop. Creates the parent folder first.
+ * @example await writeFileDurableAsync('out/report/overlay.png', await encodePng(img))
+ */
+export async function writeFileDurableAsync(path: string, data: string | Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = tempPath(path);
+  let fh: FileHandle | null = null;
+  try {
+    fh = await open(tmp, 'wx', 0o644);
+    beforeDurableWrite(path, typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.byteLength);
+    await fh.writeFile(data);
+    await fh.sync();
+    await fh.close();
+    fh = null;
+    await rename(tmp, path);
+  } catch (e) {
+    await fh?.close();
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  let dh: FileHandle;
+  try { dh = await open(dir, 'r'); } catch { return; } // as syncDir: directories cannot be opened everywhere
+  try { await dh.sync(); } catch (e) {
+    if (!dirSyncUnsupported(e)) throw e;
+  } finally { await dh.close(); }
+}
+
+/** The temporary a durable write of `path` goes through (unique per call; {@link isWriteLeftover} knows it). */
+function tempPath(path: string): string {
+  return `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
 /** Whether a directory entry is a temporary left by an interrupted write (writeFileDurable, saveSafetensors, checkpoint and save_pretrained directories). */

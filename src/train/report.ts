@@ -10,8 +10,8 @@ import { segmentImage } from '../eval/predict.js';
 import { type ReportHistoryEntry, type ReportSample, writeReport } from '../eval/report.js';
 import type { EvaluationResult, ImageScore } from '../eval/evaluate.js';
 import { ConfusionMatrix } from '../eval/metrics.js';
-import { writeFileAtomic } from '../eval/visualize.js';
 import { attentionReportSection } from '../explain/index.js';
+import { writeFileDurableAsync } from '../io/file.js';
 import { loadModel, type SegmentationModel } from '../models/index.js';
 
 export interface TrainingReportInput {
@@ -147,7 +147,7 @@ function loadEvaluation(s: SavedEvaluation): EvaluationResult {
 export async function writeReportState(outDir: string, state: ReportState): Promise<void> {
   const abs = (p: string) => (p ? resolve(p) : p);
   const dataset = { ...state.dataset, root: abs(state.dataset.root), samples: state.dataset.samples.map((s) => ({ ...s, imagePath: abs(s.imagePath), maskPath: abs(s.maskPath) })) };
-  await writeFileAtomic(join(outDir, REPORT_STATE_FILE), `${JSON.stringify({ ...state, dataset })}\n`);
+  await writeFileDurableAsync(join(outDir, REPORT_STATE_FILE), `${JSON.stringify({ ...state, dataset })}\n`);
 }
 
 /** Options of {@link rewriteTrainingReport}. */

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { fail } from '../common/errors.js';
 import { checkResumeWorld } from '../distributed/trainer.js';
+import { REPORT_ASSET_DIR } from '../eval/report.js';
 import { removeWriteLeftovers } from '../io/file.js';
 import { loadModel, type SegmentationModel } from '../models/index.js';
 import { readBestMeta, recoverCheckpoint, restoreCheckpoint, tidyCheckpoints, type TrainerState } from './checkpoint.js';
@@ -23,8 +24,8 @@ export function hashConfig(c: Partial<Record<(typeof RESUME_KEYS)[number], unkno
 
 /**
  * Loads `<out>/checkpoints/last` into `model` and `optimizer` (and the RNG) and returns its trainer state,
- * best score taken from best/. A killed or failed run's temporaries go first; last/ and best/ come back
- * from a rename cut short.
+ * best score taken from best/. A killed or failed run's temporaries go first (beside the run's files and its
+ * report pictures); last/ and best/ come back from a rename cut short.
  * @throws when there is no checkpoint, or it was made with other options (configHash) or another world size
  */
 export function restoreRun(out: string, r: { model: SegmentationModel; optimizer: Optimizer; device: string; configHash: string; worldSize: number }): RunState {
@@ -32,6 +33,7 @@ export function restoreRun(out: string, r: { model: SegmentationModel; optimizer
   const last = join(ckptDir, 'last');
   tidyCheckpoints(ckptDir);
   removeWriteLeftovers(out);
+  removeWriteLeftovers(join(out, REPORT_ASSET_DIR));
   if (!recoverCheckpoint(last)) fail('train', `--resume: no checkpoint at ${last}; start without --resume`);
   const fresh = loadModel(last);
   r.model.loadStateDict(fresh.stateDict());

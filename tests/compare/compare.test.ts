@@ -3,7 +3,7 @@
 // architecture and skips the finished one, the three output files agreeing, and the page in headless Chromium.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -88,9 +88,12 @@ describe('panseg compare', () => {
     assert.deepEqual(panFiles().map(mtime), panMtimes);
   });
 
-  it('--resume with a second architecture skips the finished one and trains the new one', async () => {
+  it('--resume with a second architecture skips the finished one and trains the new one; writes cut short are cleared', async () => {
+    writeFileSync(join(out, 'compare.json.tmp-4242-0badf00d'), '{');
+    writeFileSync(join(out, 'compare', 'sample-pan.png.tmp-4242-0badf00d'), 'half');
     const r = await cli(['compare', '--archs', 'pan,unet', ...recipe(), '--resume']);
     assert.equal(r.code, 0, r.stderr);
+    for (const d of [out, join(out, 'compare')]) assert.deepEqual(readdirSync(d).filter((f) => f.includes('.tmp-')), [], d);
     const lines = r.stdout.split('\n');
     assert.match(lines[0], /^pan: finished in an earlier run, skipped; best mIoU \d+\.\d% \(epoch 1, last 3 \d+\.\d%\)$/);
     assert.match(lines[1], /^unet: best mIoU /);

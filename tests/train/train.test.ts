@@ -16,7 +16,7 @@ import { restoreCheckpoint, saveCheckpoint, type TrainerState } from '../../src/
 import { AdamW, type Optimizer } from '../../src/train/optimizers.js';
 import { train, type TrainOptions } from '../../src/train/train.js';
 import { writeTrainingReport } from '../../src/train/report.js';
-import { writeFileDurable } from '../../src/io/file.js';
+import { writeFileDurable, writeFileDurableAsync } from '../../src/io/file.js';
 import { makeTinyRun, maxStateDiff, type TinyRun, tinyRunOptions } from './helpers.js';
 
 setNumThreads(1);
@@ -218,6 +218,8 @@ describe('train: corrupt samples, durable state and exact resume (issue 15)', ()
     writeFileSync(join(ckpt, 'last.partial-4242', 'model.safetensors'), 'half');
     mkdirSync(join(ckpt, 'best.tmp-4242'));
     writeFileSync(join(out, 'config.json.tmp-4242-0badf00d'), '{');
+    mkdirSync(join(out, 'report'));
+    writeFileSync(join(out, 'report', 'sample-0-a-image.png.tmp-4242-0badf00d'), 'half');
     renameSync(join(ckpt, 'last'), join(ckpt, 'last.old-4242'));
     // The crashed run's best/ claims a better score than the resumed run will reach: it is kept.
     const bestMeta = JSON.parse(readFileSync(join(ckpt, 'best', 'panseg.json'), 'utf8'));
@@ -229,6 +231,7 @@ describe('train: corrupt samples, durable state and exact resume (issue 15)', ()
       assert.equal(maxStateDiff(a.model.stateDict(), b.model.stateDict()), 0, 'resumed == uninterrupted');
       assert.deepEqual(readdirSync(ckpt).sort(), ['best', 'last']);
       assert.deepEqual(readdirSync(out).filter((f) => f.includes('.tmp-')), []);
+      assert.deepEqual(readdirSync(join(out, 'report')).filter((f) => f.includes('.tmp-')), [], 'report pictures cut short go too');
       const strip = (p: string): unknown[] => readFileSync(p, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map(({ imgPerSec: _, ...r }) => r);
       assert.deepEqual(strip(join(out, 'metrics.jsonl')), strip(join(tmp, 'bad-whole', 'metrics.jsonl')), 'no record of the crashed epoch is left over');
       assert.deepEqual([b.bestMiou, b.bestEpoch], [0.99, 2], 'bestMiou follows best/');
@@ -240,7 +243,7 @@ describe('train: corrupt samples, durable state and exact resume (issue 15)', ()
     }
   });
 
-  it('a full disk (PANSEG_TEST_FAIL_WRITE_AFTER): one-line error, the previous checkpoint intact, no temporaries', () => {
+  it('a full disk (PANSEG_TEST_FAIL_WRITE_AFTER): one-line error, the previous checkpoint intact, no temporaries', async () => {
     const parent = join(tmp, 'full');
     const dir = join(parent, 'last');
     const model = PAN.fromPretrained(init);
@@ -253,6 +256,7 @@ describe('train: corrupt samples, durable state and exact resume (issue 15)', ()
       assert.throws(() => saveCheckpoint(dir, model, opt, { ...state, epoch: 2 }, {}),
         /^PansegError: saveCheckpoint: cannot write .*full\/last: saveSafetensors: .*\/last\.partial-\d+\/\w+\.safetensors: cannot write the file: no space left on device; the previous checkpoint in .*full\/last is intact$/);
       assert.throws(() => writeFileDurable(join(parent, 'note.json'), '{}'), /ENOSPC/);
+      await assert.rejects(writeFileDurableAsync(join(parent, 'note.json'), '{}'), /ENOSPC/);
       delete process.env.PANSEG_TEST_FAIL_WRITE_AFTER;
       assert.deepEqual(readdirSync(parent), ['last'], 'no temporaries');
       assert.ok(readFileSync(join(dir, 'model.safetensors')).equals(before));
