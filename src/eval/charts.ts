@@ -222,6 +222,48 @@ function formatter(f: ValueFormat | undefined): (x: number) => string {
   return formatNumber;
 }
 
+/** The value axis of the horizontal bar charts: data values mapped onto x pixels from `left` over `width`. */
+interface BarAxis {
+  lo: number;
+  hi: number;
+  /** The x pixel of a value, clamped to the range. */
+  sx: (x: number) => number;
+  /** The x pixel of 0 (or of the range end nearest it): where bars start. */
+  zero: number;
+  fmt: (x: number) => string;
+}
+
+/** The range is [min, max] where given, else the data's with 0 in it; an empty or flat range becomes one unit wide. */
+function barAxis(values: readonly number[], o: { min?: number; max?: number; left: number; width: number; valueFormat?: ValueFormat }): BarAxis {
+  const finite = values.filter(Number.isFinite);
+  let lo = o.min ?? Math.min(0, ...finite);
+  let hi = o.max ?? Math.max(0, ...finite);
+  if (!(hi > lo)) { lo = Math.min(lo, 0); hi = lo + 1; }
+  const sx = (x: number): number => o.left + ((Math.min(hi, Math.max(lo, x)) - lo) / (hi - lo)) * o.width;
+  return { lo, hi, sx, zero: sx(0), fmt: formatter(o.valueFormat) };
+}
+
+/** Grid lines from `top` to `bottom` at nice ticks, labelled under `bottom`. */
+function barGrid(a: BarAxis, top: number, bottom: number, pw: number, valueFormat: ValueFormat | undefined): string[] {
+  return niceTicks(a.lo, a.hi, Math.max(2, Math.floor(pw / 90))).flatMap((t) => [
+    `<line x1="${px(a.sx(t))}" y1="${top}" x2="${px(a.sx(t))}" y2="${bottom}" stroke="#eee"/>`,
+    text(a.sx(t), bottom + 16, valueFormat === 'percent' ? `${formatNumber(100 * t)}%` : formatNumber(t), 'text-anchor="middle" fill="#666" font-size="11"'),
+  ]);
+}
+
+/**
+ * One bar in the row from `y` to `y + h`: from the zero line to `val`, inset from the row's edges, its value written
+ * `gap` px past its end. A non-finite value gets no bar, only its text (NaN: "n/a") in grey.
+ */
+function barSvg(a: BarAxis, val: number, r: { y: number; h: number; inset: number; gap: number; fs: number; fill: string }): string {
+  const textY = r.y + r.h / 2 + r.fs / 2 - 1;
+  if (!Number.isFinite(val)) return text(a.zero + r.gap, textY, Number.isNaN(val) ? 'n/a' : a.fmt(val), `font-size="${r.fs}" fill="#999"`);
+  const x = a.sx(val);
+  const bw = Math.max(Math.abs(x - a.zero), val === 0 ? 0 : 0.5);
+  return `<rect x="${px(Math.min(x, a.zero))}" y="${px(r.y + r.inset)}" width="${px(bw)}" height="${Math.max(1, r.h - 2 * r.inset)}" fill="${r.fill}"/>`
+    + text(Math.max(x, a.zero) + r.gap, textY, a.fmt(val), `font-size="${r.fs}" fill="#333"`);
+}
+
 /** Options of {@link barChart}. */
 export interface BarChartOptions {
   labels: readonly string[];
@@ -256,51 +298,32 @@ export function barChart(opts: BarChartOptions): string {
   if (!opts.values || opts.values.length !== n) fail(op, `expected ${n} values (one per label) but received ${opts.values?.length ?? 'none'}`);
   const width = v.int(op, 'width', opts.width ?? 640, 160);
   const barH = v.int(op, 'barHeight', opts.barHeight ?? 18, 4);
-  const fmt = formatter(opts.valueFormat);
   const hl = new Set(opts.highlight ?? []);
   const values = Array.from(opts.values, Number);
-  const finite = values.filter(Number.isFinite);
-  let lo = opts.min ?? Math.min(0, ...finite);
-  let hi = opts.max ?? Math.max(0, ...finite);
-  if (!(hi > lo)) { lo = Math.min(lo, 0); hi = lo + 1; }
 
   const labelW = Math.min(Math.round(width * 0.35), 12 + 7 * Math.max(4, ...opts.labels.map((l) => Math.min(String(l).length, 28))));
   const valueW = 58;
   const top = opts.title ? 30 : 8;
   const pw = width - labelW - valueW - 10;
   const height = top + n * barH + 26;
-  const sx = (x: number): number => labelW + ((Math.min(hi, Math.max(lo, x)) - lo) / (hi - lo)) * pw;
-  const zero = sx(0);
+  const axis = barAxis(values, { min: opts.min, max: opts.max, left: labelW, width: pw, valueFormat: opts.valueFormat });
 
   const parts: string[] = [svgOpen(width, height, opts.title ?? 'bar chart')];
   parts.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#fff"/>`);
   if (opts.title) parts.push(text(width / 2, 19, opts.title, 'text-anchor="middle" font-size="14" font-weight="600"'));
-  for (const t of niceTicks(lo, hi, Math.max(2, Math.floor(pw / 90)))) {
-    const x = sx(t);
-    parts.push(`<line x1="${px(x)}" y1="${top}" x2="${px(x)}" y2="${top + n * barH}" stroke="#eee"/>`);
-    parts.push(text(x, top + n * barH + 16, opts.valueFormat === 'percent' ? `${formatNumber(100 * t)}%` : formatNumber(t), 'text-anchor="middle" fill="#666" font-size="11"'));
-  }
+  parts.push(...barGrid(axis, top, top + n * barH, pw, opts.valueFormat));
   const color = escapeXml(opts.color ?? '#4c78a8');
   const hlColor = escapeXml(opts.highlightColor ?? '#e45756');
   const fs = Math.min(12, Math.max(7, barH - 5));
   for (let i = 0; i < n; i++) {
     const y = top + i * barH;
     const label = String(opts.labels[i]);
-    parts.push(`<g><title>${escapeXml(`${label}: ${fmt(values[i])}`)}</title>`);
+    parts.push(`<g><title>${escapeXml(`${label}: ${axis.fmt(values[i])}`)}</title>`);
     parts.push(text(labelW - 6, y + barH / 2 + fs / 2 - 1, clip(label, 28), `text-anchor="end" font-size="${fs}"`));
-    const val = values[i];
-    if (Number.isFinite(val)) {
-      const x = sx(val);
-      const bx = Math.min(x, zero);
-      const bw = Math.max(Math.abs(x - zero), val === 0 ? 0 : 0.5);
-      parts.push(`<rect x="${px(bx)}" y="${px(y + 2)}" width="${px(bw)}" height="${Math.max(1, barH - 4)}" fill="${hl.has(i) ? hlColor : color}"/>`);
-      parts.push(text(Math.max(x, zero) + 4, y + barH / 2 + fs / 2 - 1, fmt(val), `font-size="${fs}" fill="#333"`));
-    } else {
-      parts.push(text(zero + 4, y + barH / 2 + fs / 2 - 1, Number.isNaN(val) ? 'n/a' : fmt(val), `font-size="${fs}" fill="#999"`));
-    }
+    parts.push(barSvg(axis, values[i], { y, h: barH, inset: 2, gap: 4, fs, fill: hl.has(i) ? hlColor : color }));
     parts.push('</g>');
   }
-  parts.push(`<line x1="${px(zero)}" y1="${top}" x2="${px(zero)}" y2="${top + n * barH}" stroke="#444"/>`);
+  parts.push(`<line x1="${px(axis.zero)}" y1="${top}" x2="${px(axis.zero)}" y2="${top + n * barH}" stroke="#444"/>`);
   parts.push('</svg>');
   return parts.join('');
 }
@@ -346,12 +369,7 @@ export function groupedBarChart(opts: GroupedBarChartOptions): string {
   });
   const width = v.int(op, 'width', opts.width ?? 640, 160);
   const barH = v.int(op, 'barHeight', opts.barHeight ?? 9, 3);
-  const fmt = formatter(opts.valueFormat);
   const series = opts.series.map((s, i) => ({ name: String(s.name), color: escapeXml(s.color ?? SERIES_COLORS[i % SERIES_COLORS.length]), values: Array.from(s.values, Number) }));
-  const finite = series.flatMap((s) => s.values.filter(Number.isFinite));
-  let lo = opts.min ?? Math.min(0, ...finite);
-  let hi = opts.max ?? Math.max(0, ...finite);
-  if (!(hi > lo)) { lo = Math.min(lo, 0); hi = lo + 1; }
 
   const k = Math.max(1, series.length);
   const groupGap = Math.max(4, Math.round(barH * 0.8));
@@ -363,8 +381,7 @@ export function groupedBarChart(opts: GroupedBarChartOptions): string {
   const top = (opts.title ? 30 : 8) + legendH;
   const pw = width - labelW - valueW - 10;
   const height = top + n * groupH + 26;
-  const sx = (x: number): number => labelW + ((Math.min(hi, Math.max(lo, x)) - lo) / (hi - lo)) * pw;
-  const zero = sx(0);
+  const axis = barAxis(series.flatMap((s) => s.values), { min: opts.min, max: opts.max, left: labelW, width: pw, valueFormat: opts.valueFormat });
 
   const parts: string[] = [svgOpen(width, height, opts.title ?? 'grouped bar chart')];
   parts.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#fff"/>`);
@@ -375,32 +392,17 @@ export function groupedBarChart(opts: GroupedBarChartOptions): string {
     parts.push(`<rect x="${lx}" y="${ly - 9}" width="12" height="10" fill="${s.color}"/>`);
     parts.push(text(lx + 17, ly, clip(s.name, 16)));
   });
-  for (const t of niceTicks(lo, hi, Math.max(2, Math.floor(pw / 90)))) {
-    const x = sx(t);
-    parts.push(`<line x1="${px(x)}" y1="${top}" x2="${px(x)}" y2="${top + n * groupH}" stroke="#eee"/>`);
-    parts.push(text(x, top + n * groupH + 16, opts.valueFormat === 'percent' ? `${formatNumber(100 * t)}%` : formatNumber(t), 'text-anchor="middle" fill="#666" font-size="11"'));
-  }
+  parts.push(...barGrid(axis, top, top + n * groupH, pw, opts.valueFormat));
   const fs = Math.min(11, Math.max(7, barH - 1));
   for (let g = 0; g < n; g++) {
     const y0 = top + g * groupH + groupGap / 2;
     const label = String(opts.labels[g]);
-    parts.push(`<g><title>${escapeXml(`${label}: ${series.map((s) => `${s.name} ${fmt(s.values[g])}`).join(', ')}`)}</title>`);
+    parts.push(`<g><title>${escapeXml(`${label}: ${series.map((s) => `${s.name} ${axis.fmt(s.values[g])}`).join(', ')}`)}</title>`);
     parts.push(text(labelW - 6, y0 + (k * barH) / 2 + 4, clip(label, 28), 'text-anchor="end" font-size="12"'));
-    series.forEach((s, i) => {
-      const y = y0 + i * barH;
-      const val = s.values[g];
-      if (Number.isFinite(val)) {
-        const x = sx(val);
-        const bw = Math.max(Math.abs(x - zero), val === 0 ? 0 : 0.5);
-        parts.push(`<rect x="${px(Math.min(x, zero))}" y="${px(y + 0.5)}" width="${px(bw)}" height="${Math.max(1, barH - 1)}" fill="${s.color}"/>`);
-        parts.push(text(Math.max(x, zero) + 3, y + barH / 2 + fs / 2 - 1, fmt(val), `font-size="${fs}" fill="#333"`));
-      } else {
-        parts.push(text(zero + 3, y + barH / 2 + fs / 2 - 1, Number.isNaN(val) ? 'n/a' : fmt(val), `font-size="${fs}" fill="#999"`));
-      }
-    });
+    series.forEach((s, i) => parts.push(barSvg(axis, s.values[g], { y: y0 + i * barH, h: barH, inset: 0.5, gap: 3, fs, fill: s.color })));
     parts.push('</g>');
   }
-  parts.push(`<line x1="${px(zero)}" y1="${top}" x2="${px(zero)}" y2="${top + n * groupH}" stroke="#444"/>`);
+  parts.push(`<line x1="${px(axis.zero)}" y1="${top}" x2="${px(axis.zero)}" y2="${top + n * groupH}" stroke="#444"/>`);
   parts.push('</svg>');
   return parts.join('');
 }
