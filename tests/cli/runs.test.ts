@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from '../../src/cli/args.js';
+import { spec as compareSpec } from '../../src/cli/commands/compare.js';
 import { savedFlags, spec as trainSpec } from '../../src/cli/commands/train.js';
 import { recipeFromFlags } from '../../src/cli/flags.js';
 import { generateSynthetic } from '../../src/data/index.js';
@@ -165,5 +166,38 @@ describe('panseg train: a flag for every training option', () => {
     assert.throws(() => recipe(['--scale-range', '0.5']), /--scale-range expects two numbers MIN,MAX, e.g\. 0\.5,2, got '0\.5'/);
     assert.throws(() => recipe(['--class-weights', '1,x']), /--class-weights expects a comma list of numbers, e\.g\. 1,2\.5,0\.8, got '1,x'/);
     assert.equal(recipe(['--channels-last', 'false']).channelsLast, false);
+  });
+});
+
+describe('panseg compare: the recipe flags of panseg train', () => {
+  // The train flags a comparison leaves out, and why; every other one is a compare flag with train's text.
+  const NOT_COMPARED = new Set([
+    'arch', 'output-stride', 'decoder-channels', 'arch-options', // per architecture: compare's --arch-options
+    'model', // architectures are compared from scratch
+    'val-fraction', 'split-file', // every architecture is ranked on the one --val-split
+    'overwrite', 'log', 'report-images', // the run folder: compare makes one per architecture
+    'nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port', 'rdzv-token', 'sync-bn', 'max-restarts', // one process per run
+  ]);
+  const OWN = new Set(['out', 'resume', 'json']); // compare's, with its own text
+
+  it("takes every recipe flag of train, with train's text and default", () => {
+    for (const f of trainSpec.flags) {
+      if (NOT_COMPARED.has(f.name)) continue;
+      const c = compareSpec.flags.find((x) => x.name === f.name);
+      assert.ok(c, `panseg compare --${f.name}`);
+      if (!OWN.has(f.name)) assert.deepEqual(c, f, `--${f.name}`);
+    }
+  });
+
+  it("a recipe flag reaches each run's config.json and the comparison's recipe", async () => {
+    const out = join(tmp, 'compare');
+    const r = await cli(['compare', '--archs', 'unet', '--arch-options', '{"unet":{"encoderDepth":3,"decoderChannels":[16,8,8]}}', '--dataset', 'folder',
+      '--data-root', data, '--encoder', 'resnet18', '--crop', '64', '--batch-size', '4', '--epochs', '1', '--max-steps', '1', '--bench-size', '64',
+      '--bench-repeats', '1', '--threads', '1', '--workers', '0', '--precision', 'fp32', '--quiet', '--out', out,
+      '--weight-decay', '0.003', '--scale-range', '0.75,1.25', '--channels-last', 'false']);
+    assert.equal(r.code, 0, r.stderr);
+    const run = JSON.parse(readFileSync(join(out, 'unet', 'config.json'), 'utf8')) as TrainOptions;
+    const { recipe } = JSON.parse(readFileSync(join(out, 'compare-config.json'), 'utf8')) as { recipe: TrainOptions };
+    for (const o of [run, recipe]) assert.deepEqual([o.weightDecay, o.scaleRange, o.channelsLast], [0.003, [0.75, 1.25], false]);
   });
 });

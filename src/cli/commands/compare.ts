@@ -5,10 +5,12 @@ import { type CommandSpec, type Flag, required, UsageError } from '../args.js';
 import { spec as trainSpec } from './train.js';
 import { recipeFromFlags } from '../flags.js';
 
-// The training flags a comparison shares with `panseg train` (same names, text and defaults); the model-shaping
-// and distributed ones stay out: architecture options go per architecture in --arch-options.
-const SHARED = ['dataset', 'data-root', 'split', 'val-split', 'val-root', 'encoder', 'classes', 'encoder-weights', 'aux-weight', 'crop', 'batch-size',
-  'epochs', 'lr', 'optimizer', 'schedule', 'warmup-iters', 'loss', 'label-smoothing', 'accumulate', 'freeze-encoder-epochs', 'val-every',
+// The training flags a comparison shares with `panseg train` (same names, text and defaults): the whole recipe. Out
+// stay the model-shaping ones (architecture options go per architecture in --arch-options), --model, --val-fraction
+// and --split-file (every architecture is ranked on one val split), the run-folder ones and the distributed ones.
+const SHARED = ['dataset', 'data-root', 'split', 'val-split', 'val-root', 'ignore-index', 'reduce-zero-label', 'encoder', 'classes', 'encoder-weights',
+  'aux-weight', 'crop', 'batch-size', 'epochs', 'lr', 'optimizer', 'schedule', 'warmup-iters', 'loss', 'label-smoothing', 'class-weights', 'momentum',
+  'weight-decay', 'scale-range', 'color-jitter', 'channels-last', 'accumulate', 'freeze-encoder-epochs', 'val-every',
   'max-steps', 'quiet', 'threads', 'seed', 'precision', 'device', 'workers'];
 const trainFlag = (name: string): Flag => trainSpec.flags.find((f) => f.name === name)!;
 const ids = architectures().map((a) => a.id);
@@ -31,6 +33,7 @@ export const spec: CommandSpec = {
   ],
   examples: [
     'panseg compare --dataset camvid --data-root CamVid --archs pan,unet,fpn --encoder resnet18 --epochs 30 --crop 256 --batch-size 8 --out runs/compare',
+    'panseg compare ... --optimizer adamw --weight-decay 0.01 --scale-range 0.75,1.5 --out runs/compare-adamw   (any recipe flag of panseg train)',
     'panseg compare ... --out runs/compare --resume   (after an interruption: finished architectures are skipped)',
     'panseg compare --dataset folder --data-root data/shapes --archs pan,unet --epochs 1 --max-steps 20 --crop 128 --out /tmp/smoke',
   ],
