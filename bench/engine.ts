@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { F, getNumThreads, manualSeed, noGrad, ones, randn, setNumThreads, tidy } from '../src/engine/index.js';
-import { median } from './timing.js';
+import { load, median } from './timing.js';
 
 /** One measurement: medians of both sides in `unit`, and panseg / pytorch (below 1: panseg faster). */
 export interface Row {
@@ -15,6 +15,8 @@ export interface Row {
   panseg: number;
   pytorch: number;
   ratio: number;
+  /** The 1-minute load average over the rounds, as "min-max". */
+  load: string;
 }
 
 export interface EngineBenchOptions {
@@ -80,6 +82,8 @@ function samples(fn: () => void, repeats: number, warm = 2): number[] {
 }
 
 interface Samples { dispatch_us: number[]; fwd_ms: number[]; fwd_bwd_ms: number[] }
+// panseg also times the tiny op inside tidy(), as models run: the scope frees the results.
+type OurSamples = Samples & { dispatch_tidy_us: number[] };
 
 function torchRound(threads: number, repeats: number, nOps: number): Samples {
   return JSON.parse(execFileSync(PY, ['-c', TORCH_SCRIPT, String(threads), String(repeats), String(nOps)], {
@@ -87,11 +91,15 @@ function torchRound(threads: number, repeats: number, nOps: number): Samples {
   })) as Samples;
 }
 
-function pansegRound(repeats: number, nOps: number): Samples {
+function pansegRound(repeats: number, nOps: number): OurSamples {
   manualSeed(0);
   const a = ones([1]);
   const b = ones([1]);
   const dispatch = samples(() => { for (let i = 0; i < nOps; i++) a.add(b).dispose(); }, repeats).map((t) => (t / nOps) * 1e3);
+  const perScope = 100;
+  const dispatchTidy = samples(() => {
+    for (let j = 0; j < nOps / perScope; j++) tidy(() => { for (let i = 0; i < perScope; i++) a.add(b); });
+  }, repeats).map((t) => (t / nOps) * 1e3);
   const [x, w, bias, gy] = tidy(() => [randn([1, 256, 64, 64]), randn([256, 256, 3, 3]).mul(0.02), randn([256]).mul(0), randn([1, 256, 64, 64])]);
   const fwd = samples(() => tidy(() => { noGrad(() => F.conv2d(x, w, bias, { padding: 1 })); }), repeats);
   const [xg, wg, bg] = tidy(() => [x.clone().requiresGrad_(), w.clone().requiresGrad_(), bias.clone().requiresGrad_()]);
@@ -100,7 +108,7 @@ function pansegRound(repeats: number, nOps: number): Samples {
     F.conv2d(xg, wg, bg, { padding: 1 }).backward(gy);
   }), repeats);
   for (const t of [a, b, x, w, bias, gy, xg, wg, bg]) t.dispose();
-  return { dispatch_us: dispatch, fwd_ms: fwd, fwd_bwd_ms: fwdBwd };
+  return { dispatch_us: dispatch, dispatch_tidy_us: dispatchTidy, fwd_ms: fwd, fwd_bwd_ms: fwdBwd };
 }
 
 /** Alternates PyTorch (a child process) and panseg (this process) for `rounds` rounds. */
@@ -110,25 +118,31 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Row[]>
   const rounds = opts.rounds ?? 3;
   const nOps = opts.dispatchOps ?? 100_000;
   const torch: Samples = { dispatch_us: [], fwd_ms: [], fwd_bwd_ms: [] };
-  const ours: Samples = { dispatch_us: [], fwd_ms: [], fwd_bwd_ms: [] };
+  const ours: OurSamples = { dispatch_us: [], dispatch_tidy_us: [], fwd_ms: [], fwd_bwd_ms: [] };
+  const loads: number[] = [];
   const prevThreads = getNumThreads();
   setNumThreads(threads);
   try {
     for (let r = 0; r < rounds; r++) {
-      for (const [into, from] of [[torch, torchRound(threads, repeats, nOps)], [ours, pansegRound(repeats, nOps)]] as const) {
-        for (const k of Object.keys(into) as (keyof Samples)[]) into[k].push(...from[k]);
-      }
+      loads.push(load());
+      const t = torchRound(threads, repeats, nOps);
+      for (const k of Object.keys(torch) as (keyof Samples)[]) torch[k].push(...t[k]);
+      const o = pansegRound(repeats, nOps);
+      for (const k of Object.keys(ours) as (keyof OurSamples)[]) ours[k].push(...o[k]);
     }
   } finally {
     setNumThreads(prevThreads);
   }
-  const row = (name: string, unit: Row['unit'], k: keyof Samples): Row => {
+  loads.push(load());
+  const loadRange = `${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`;
+  const row = (name: string, unit: Row['unit'], k: keyof OurSamples, torchKey: keyof Samples = k as keyof Samples): Row => {
     const panseg = median(ours[k]);
-    const pytorch = median(torch[k]);
-    return { name, unit, panseg, pytorch, ratio: panseg / pytorch };
+    const pytorch = median(torch[torchKey]);
+    return { name, unit, panseg, pytorch, ratio: panseg / pytorch, load: loadRange };
   };
   return [
     row(`a.add(b), 1 element, incl. dispose (${threads} threads)`, 'us', 'dispatch_us'),
+    row(`a.add(b), 1 element, in tidy() (${threads} threads)`, 'us', 'dispatch_tidy_us', 'dispatch_us'),
     row(`conv2d 3x3 1x256x64x64 -> 256, forward (${threads} threads)`, 'ms', 'fwd_ms'),
     row(`conv2d 3x3 1x256x64x64 -> 256, forward+backward (${threads} threads)`, 'ms', 'fwd_bwd_ms'),
   ];
@@ -139,8 +153,8 @@ export function printEngine(rows: Row[]): void {
   const w = Math.max(...rows.map((r) => r.name.length));
   const num = (v: number) => v.toFixed(v < 10 ? 2 : 1).padStart(9);
   console.log('engine: medians over alternating rounds, after warm-up; ratio = panseg / pytorch (below 1: panseg faster)');
-  console.log(`${'measurement'.padEnd(w)}  ${'panseg'.padStart(9)}  ${'pytorch'.padStart(9)}  unit  ${'ratio'.padStart(6)}`);
-  for (const r of rows) console.log(`${r.name.padEnd(w)}  ${num(r.panseg)}  ${num(r.pytorch)}  ${r.unit.padEnd(4)}  ${r.ratio.toFixed(2).padStart(6)}`);
+  console.log(`${'measurement'.padEnd(w)}  ${'panseg'.padStart(9)}  ${'pytorch'.padStart(9)}  unit  ${'ratio'.padStart(6)}  load`);
+  for (const r of rows) console.log(`${r.name.padEnd(w)}  ${num(r.panseg)}  ${num(r.pytorch)}  ${r.unit.padEnd(4)}  ${r.ratio.toFixed(2).padStart(6)}  ${r.load}`);
   console.log('');
 }
 

@@ -1,4 +1,10 @@
 // Timing helpers shared by the benchmarks.
+import { loadavg } from 'node:os';
+
+/** The 1-minute load average, printed beside figures: on 2 cores any second job skews them. */
+export function load(): number {
+  return Number(loadavg()[0].toFixed(2));
+}
 
 /** The median (the mean of the two middle values for an even count). */
 export function median(xs: number[]): number {

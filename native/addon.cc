@@ -1,28 +1,66 @@
 // Module entry and the shared helpers declared in common.h.
 #include "common.h"
 
+#include <deque>
 #include <unordered_map>
 
 namespace panseg {
 
 std::atomic<int64_t> g_live{0};
 
-static void Finalize(Napi::Env, Holder* h) {
-  if (h->t.defined()) g_live--;
-  delete h;
+// Tensors live in a per-thread table and JS holds their slot numbers. A small integer crosses
+// N-API without allocation, where an External with a finalizer cost ~1 us per tensor (a weak
+// reference for the GC to track). Each JS thread (main, workers) loads the addon into its own
+// environment and gets its own table; a deque keeps references stable while it grows.
+namespace {
+struct Slots {
+  std::deque<at::Tensor> t;
+  std::vector<int32_t> free;
+};
+thread_local Slots* tls = nullptr;
+
+Slots& Table() {
+  if (!tls) throw std::runtime_error("panseg: no tensor table on this thread");
+  return *tls;
 }
 
+int32_t Slot(const Napi::Value& v) {
+  int32_t i;
+  if (napi_get_value_int32(v.Env(), v, &i) != napi_ok) throw std::invalid_argument("expected a tensor handle");
+  return i;
+}
+}  // namespace
+
 Napi::Value Wrap(Napi::Env env, at::Tensor t) {
-  auto* h = new Holder{std::move(t)};
+  auto& s = Table();
+  int32_t i;
+  if (s.free.empty()) {
+    if (s.t.size() >= INT32_MAX) throw std::runtime_error("too many live tensors");
+    i = static_cast<int32_t>(s.t.size());
+    s.t.push_back(std::move(t));
+  } else {
+    i = s.free.back();
+    s.free.pop_back();
+    s.t[i] = std::move(t);
+  }
   g_live++;
-  return Napi::External<Holder>::New(env, h, Finalize);
+  return Napi::Number::New(env, i);
 }
 
 at::Tensor& Get(const Napi::Value& v) {
-  if (!v.IsExternal()) throw std::invalid_argument("expected a tensor handle");
-  auto* h = v.As<Napi::External<Holder>>().Data();
-  if (!h->t.defined()) throw std::invalid_argument("tensor was disposed");
-  return h->t;
+  auto& s = Table();
+  int32_t i = Slot(v);
+  if (i < 0 || static_cast<size_t>(i) >= s.t.size() || !s.t[i].defined()) throw std::invalid_argument("tensor was disposed");
+  return s.t[i];
+}
+
+void Release(const Napi::Value& v) {
+  auto& s = Table();
+  int32_t i = Slot(v);
+  if (i < 0 || static_cast<size_t>(i) >= s.t.size() || !s.t[i].defined()) return;
+  s.t[i].reset();
+  s.free.push_back(i);
+  g_live--;
 }
 
 c10::optional<at::Tensor> GetOpt(const Napi::Value& v) {
@@ -103,6 +141,17 @@ void Register(Napi::Env env, Napi::Object exports, const char* name, Fn fn) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // The environment's tensors are freed when it ends (worker exit or process exit), on its thread.
+  if (!tls) {
+    tls = new Slots();
+    Slots* mine = tls;
+    env.AddCleanupHook([mine] {
+      for (auto& t : mine->t)
+        if (t.defined()) g_live--;
+      if (tls == mine) tls = nullptr;
+      delete mine;
+    });
+  }
   InitCreate(env, exports);
   InitMath(env, exports);
   InitNN(env, exports);

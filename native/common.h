@@ -11,16 +11,15 @@
 
 namespace panseg {
 
-// One JS handle owns one at::Tensor. dispose() resets it early; the External's
-// finalizer frees whatever is left when the JS object is collected.
-struct Holder {
-  at::Tensor t;
-};
-
+// A JS handle is a small integer: a slot in this thread's table of tensors (see addon.cc).
+// dispose() empties the slot; JS frees tensors it never disposed through a FinalizationRegistry.
 extern std::atomic<int64_t> g_live;
 
 Napi::Value Wrap(Napi::Env env, at::Tensor t);
+// The reference stays valid until the slot is released, even across later Wrap calls.
 at::Tensor& Get(const Napi::Value& v);
+// Empties the slot of handle `v` (a no-op for an empty one).
+void Release(const Napi::Value& v);
 c10::optional<at::Tensor> GetOpt(const Napi::Value& v);
 std::vector<at::Tensor> GetList(const Napi::Value& v);
 Napi::Value WrapList(Napi::Env env, const std::vector<at::Tensor>& ts);

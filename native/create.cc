@@ -62,12 +62,7 @@ static Napi::Value Item(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Value Dispose(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) throw std::invalid_argument("expected a tensor handle");
-  auto* h = info[0].As<Napi::External<Holder>>().Data();
-  if (h->t.defined()) {
-    h->t.reset();
-    g_live--;
-  }
+  Release(info[0]);
   return info.Env().Undefined();
 }
 

@@ -153,21 +153,22 @@ static Napi::Value Topk(const Napi::CallbackInfo& info) {
 }
 
 // In-place updates. They bypass autograd checks only where PyTorch's optimizers do (under no_grad in TS).
+// `other` is a tensor handle or, when the last argument is true, a number (handles are numbers too).
 static Napi::Value Add_(const Napi::CallbackInfo& info) {
   auto& a = Get(info[0]);
-  if (info[1].IsNumber()) a.add_(ToScalar(info[1]), ToScalar(info[2]));
+  if (Bool(info[3])) a.add_(ToScalar(info[1]), ToScalar(info[2]));
   else a.add_(Get(info[1]), ToScalar(info[2]));
   return info.Env().Undefined();
 }
 static Napi::Value Mul_(const Napi::CallbackInfo& info) {
   auto& a = Get(info[0]);
-  if (info[1].IsNumber()) a.mul_(ToScalar(info[1]));
+  if (Bool(info[2])) a.mul_(ToScalar(info[1]));
   else a.mul_(Get(info[1]));
   return info.Env().Undefined();
 }
 static Napi::Value Div_(const Napi::CallbackInfo& info) {
   auto& a = Get(info[0]);
-  if (info[1].IsNumber()) a.div_(ToScalar(info[1]));
+  if (Bool(info[2])) a.div_(ToScalar(info[1]));
   else a.div_(Get(info[1]));
   return info.Env().Undefined();
 }

@@ -5,8 +5,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../common/package-root.js';
 
-/** An opaque handle to one libtorch tensor. */
-export type Handle = { readonly __handle: unique symbol };
+/** An opaque handle to one libtorch tensor: its slot number in the addon's table of this thread. */
+export type Handle = number & { readonly __handle: unique symbol };
 type H = Handle;
 type Opt = H | null;
 type Ints = number[];
@@ -48,9 +48,9 @@ export interface NativeAddon {
   logSoftmax(t: H, dim: number): H;
   bincount(t: H, minlength: number): H;
   topk(t: H, k: number, dim: number, largest: boolean): [H, H];
-  add_(t: H, other: H | number, alpha: number): void;
-  mul_(t: H, other: H | number): void;
-  div_(t: H, other: H | number): void;
+  add_(t: H, other: H | number, alpha: number, otherIsScalar: boolean): void;
+  mul_(t: H, other: H | number, otherIsScalar: boolean): void;
+  div_(t: H, other: H | number, otherIsScalar: boolean): void;
   addcmul_(t: H, a: H, b: H, value: number): void;
   addcdiv_(t: H, a: H, b: H, value: number): void;
   lerp_(t: H, end: H, weight: number): void;

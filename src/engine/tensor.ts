@@ -20,9 +20,22 @@ export function relabel(e: unknown, op: string, ...inputs: unknown[]): never {
 export type Scalar = number;
 export type TensorOrScalar = Tensor | number;
 
+// Tensors outside every tidy scope are watched by a FinalizationRegistry, so that the GC frees those
+// nobody disposes. Registering and unregistering cost ~0.3 us, more than a small op, and most such
+// tensors are disposed soon after they are made; so a tensor is registered only if it is still alive
+// at the next flush: 1024 unscoped tensors later, or when the current synchronous job ends.
+const collected = new FinalizationRegistry<Handle>((h) => native.dispose(h));
+let pending: Tensor[] = [];
+function flushPending(): void {
+  const p = pending;
+  pending = [];
+  for (const t of p) t._watch();
+}
+
 export class Tensor {
   /** @internal */
   _h: Handle | null;
+  private _watched = false;
   private _meta: [number, string, boolean, ...number[]] | null = null;
   private _mkldnn: boolean | null = null;
 
@@ -59,9 +72,21 @@ export class Tensor {
   /** Frees the native memory now. Safe to call twice. */
   dispose(): void {
     if (this._h !== null) {
+      if (this._watched) collected.unregister(this);
       native.dispose(this._h);
       this._h = null;
     }
+  }
+  /** @internal See Trackable._unscoped. */
+  _unscoped(): void {
+    if (pending.push(this) === 1) queueMicrotask(flushPending);
+    else if (pending.length >= 1024) flushPending();
+  }
+  /** @internal */
+  _watch(): void {
+    if (this._watched || this._h === null) return;
+    collected.register(this, this._h, this);
+    this._watched = true;
   }
   [Symbol.dispose](): void { this.dispose(); }
 
@@ -373,16 +398,16 @@ export class Tensor {
   // ---- in place (used under noGrad by optimizers and initializers) ----
   /** this += alpha * other */
   add_(other: TensorOrScalar, alpha = 1): this {
-    try { native.add_(this.h, other instanceof Tensor ? other.h : v.num('add_', 'other', other, { finite: false }), alpha); } catch (e) { relabel(e, 'add_'); }
+    try { native.add_(this.h, other instanceof Tensor ? other.h : v.num('add_', 'other', other, { finite: false }), alpha, !(other instanceof Tensor)); } catch (e) { relabel(e, 'add_'); }
     return this;
   }
   sub_(other: TensorOrScalar, alpha = 1): this { return this.add_(other, -alpha); }
   mul_(other: TensorOrScalar): this {
-    try { native.mul_(this.h, other instanceof Tensor ? other.h : v.num('mul_', 'other', other, { finite: false })); } catch (e) { relabel(e, 'mul_'); }
+    try { native.mul_(this.h, other instanceof Tensor ? other.h : v.num('mul_', 'other', other, { finite: false }), !(other instanceof Tensor)); } catch (e) { relabel(e, 'mul_'); }
     return this;
   }
   div_(other: TensorOrScalar): this {
-    try { native.div_(this.h, other instanceof Tensor ? other.h : v.num('div_', 'other', other, { finite: false })); } catch (e) { relabel(e, 'div_'); }
+    try { native.div_(this.h, other instanceof Tensor ? other.h : v.num('div_', 'other', other, { finite: false }), !(other instanceof Tensor)); } catch (e) { relabel(e, 'div_'); }
     return this;
   }
   /** this += value * a * b */
@@ -434,7 +459,7 @@ markTrackable(Tensor.prototype);
 // A method called on (or with) a disposed tensor fails naming that method, e.g.
 // `add: this tensor was disposed; ...`, rather than a generic 'tensor: ...'.
 const DISPOSED = 'tensor: this tensor was disposed';
-const PRIVATE = new Set(['constructor', 'dispose', 'meta', 'un', 'bin', 'red', 'resolveShape']);
+const PRIVATE = new Set(['constructor', 'dispose', '_unscoped', '_watch', 'meta', 'un', 'bin', 'red', 'resolveShape']);
 for (const name of Object.getOwnPropertyNames(Tensor.prototype)) {
   const d = Object.getOwnPropertyDescriptor(Tensor.prototype, name)!;
   if (PRIVATE.has(name) || typeof d.value !== 'function') continue;

@@ -2,9 +2,10 @@
 // native memory of undisposed tensors freed by the garbage collector.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { F, cpuBufferCacheStats, dispose, emptyCpuBufferCache, keep, liveTensors, manualSeed, setNumThreads, noGrad, ones, randn, tidy, zeros, type Tensor } from '../../src/engine/index.js';
+import { F, cpuBufferCacheStats, dispose, emptyCpuBufferCache, full, keep, liveTensors, manualSeed, setNumThreads, noGrad, ones, randn, tidy, zeros, type Tensor } from '../../src/engine/index.js';
 
 // Thousands of tiny ops: one thread avoids libtorch's fork/join cost, which on a busy machine
 // (e.g. CI running other jobs) makes a 2-thread run 10x slower. Results do not depend on it.
@@ -158,6 +159,41 @@ describe('garbage collection', () => {
     const after = process.memoryUsage().rss;
     assert.ok(peak - rss0 > 200 * 2 ** 20, `the tensors were resident (+${((peak - rss0) / 2 ** 20).toFixed(0)} MB)`);
     assert.ok(after - rss0 < 64 * 2 ** 20, `RSS returned near its start (+${((after - rss0) / 2 ** 20).toFixed(0)} MB after GC)`);
+  });
+  it('frees tensors that left tidy (kept or returned from the outermost scope) and were dropped', async () => {
+    await collect(() => false);
+    const base = liveTensors();
+    (() => {
+      for (let i = 0; i < 50; i++) tidy(() => { keep(ones([10]).mul(2)); });
+      for (let i = 0; i < 50; i++) tidy(() => ones([10]).add(1));
+    })();
+    assert.equal(liveTensors(), base + 100);
+    await collect(() => liveTensors() <= base);
+    assert.equal(liveTensors(), base);
+  });
+  it('a kept tensor outlives its scope and keeps its values, however many tensors come and go', async () => {
+    const kept: Tensor[] = [];
+    tidy(() => { for (let i = 0; i < 5; i++) kept.push(keep(full([2], i))); for (let i = 0; i < 2000; i++) ones([1]).add(1); });
+    await collect(() => false); // handles freed around them are reused by new tensors below
+    const fresh = Array.from({ length: 100 }, () => zeros([2]));
+    assert.deepEqual(kept.map((t) => t.toNumbers()), [0, 1, 2, 3, 4].map((i) => [i, i]));
+    dispose([kept, fresh]);
+  });
+  it('a worker thread has its own tensors, freed when it ends', async () => {
+    const base = liveTensors();
+    const mine = full([4], 3);
+    const engine = new URL('../../src/engine/index.ts', import.meta.url).href;
+    const api = import.meta.resolve('tsx/esm/api');
+    const w = new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(engine)}); })
+      .then((e) => { const ts = Array.from({ length: 20 }, (_, i) => e.full([4], i)); const s = ts[19].add(ts[1]).toNumbers();
+        require('node:worker_threads').parentPort.postMessage(s); setInterval(() => {}, 1000); })`, { eval: true });
+    assert.deepEqual(await new Promise((res, rej) => { w.once('message', res); w.once('error', rej); }), [20, 20, 20, 20]);
+    assert.equal(liveTensors(), base + 1 + 21, 'the worker\'s 21 tensors are live while it runs');
+    assert.deepEqual(tidy(() => mine.add(1).toNumbers()), [4, 4, 4, 4]);
+    await w.terminate();
+    assert.equal(liveTensors(), base + 1, 'ending the worker freed its tensors');
+    assert.deepEqual(mine.toNumbers(), [3, 3, 3, 3]);
+    mine.dispose();
   });
   it('a disposed tensor is not counted off twice when collected', async () => {
     await collect(() => false); // settle earlier garbage first
