@@ -121,9 +121,21 @@ function ncclFromPython() {
 // (Debian's); pytorch.org's and pip's libtorch link oneDNN statically, so the path could never run
 // there, and their bundled ideep headers may not match the code: leave it out at compile time.
 function linksSystemOneDnn(lib) {
+  return /NEEDED.*libdnnl\.so/.test(libtorchNeeds(lib));
+}
+
+// The fused optimizer loops (native/optim.cc) split their work with OpenMP where libtorch itself runs
+// on libgomp (Debian's, pip's and pytorch.org's builds; pip's bundles a renamed copy). They are
+// compiled with -fopenmp but not linked against a libgomp of their own: the GOMP symbols resolve to
+// the copy libtorch loads, so one OpenMP runtime and one thread pool serve both.
+function libtorchUsesGomp(lib) {
+  return /NEEDED.*libgomp[^\]]*\.so/.test(libtorchNeeds(lib));
+}
+
+function libtorchNeeds(lib) {
   try {
-    return /NEEDED.*libdnnl\.so/.test(execFileSync('readelf', ['-d', join(lib, 'libtorch_cpu.so')], { encoding: 'utf8', maxBuffer: 1 << 24 }));
-  } catch { return false; }
+    return execFileSync('readelf', ['-d', join(lib, 'libtorch_cpu.so')], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  } catch { return ''; }
 }
 
 const nodeInc = findNodeHeaders();
@@ -132,10 +144,13 @@ const napiInc = dirname(createRequire(import.meta.url).resolve('node-addon-api/p
 const [tMajor, tMinor] = config.version.split('.').map(Number);
 const std = tMajor > 2 || (tMajor === 2 && tMinor >= 10) ? 'c++20' : 'c++17';
 const cflags = [
-  `-std=${std}`, '-O2', '-fPIC', '-Wall', '-Wno-unused-parameter', '-Wno-unused-variable',
+  `-std=${std}`, '-O2', '-fPIC',
+  // Nothing here reads errno after maths; without it, loops that take a square root cannot vectorize.
+  '-fno-math-errno', '-Wall', '-Wno-unused-parameter', '-Wno-unused-variable',
   `-D_GLIBCXX_USE_CXX11_ABI=${config.cxx11Abi}`, '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS',
   '-DNODE_ADDON_API_DISABLE_DEPRECATED', '-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS', ...(cuda ? ['-DPANSEG_CUDA'] : []),
   ...(linksSystemOneDnn(lt.lib) ? [] : ['-DPANSEG_NO_IDEEP']),
+  ...(libtorchUsesGomp(lt.lib) ? ['-fopenmp'] : []),
   `-I${nodeInc}`, `-I${napiInc}`, ...lt.includes.map((i) => `-isystem${i}`),
   ...(cuda ? cudaIncludes().map((i) => `-isystem${i}`) : []),
   // Extra flags, e.g. PANSEG_CXXFLAGS=-DPANSEG_NO_NCCL (or -DPANSEG_NO_C10D) to leave a backend out.

@@ -155,9 +155,17 @@ export function randperm(n: number): Tensor {
   return new Tensor(native.randperm(n));
 }
 
+/** Zeros shaped as `t`, in its memory order (channels-last stays channels-last, as torch.zeros_like). */
 export function zerosLike(t: Tensor, opts: TensorOptions = {}): Tensor {
-  return zeros(t.shape, { dtype: t.dtype, device: t.device, ...opts });
+  return sameOrder(t, zeros(t.shape, { dtype: t.dtype, device: t.device, ...opts }));
 }
+/** Ones shaped as `t`, in its memory order. */
 export function onesLike(t: Tensor, opts: TensorOptions = {}): Tensor {
-  return ones(t.shape, { dtype: t.dtype, device: t.device, ...opts });
+  return sameOrder(t, ones(t.shape, { dtype: t.dtype, device: t.device, ...opts }));
+}
+// Optimizer state made with these then runs in the parameter's own memory order, elementwise with
+// its gradient rather than through a strided copy each step.
+function sameOrder(t: Tensor, made: Tensor): Tensor {
+  if (t.ndim !== 4 || t.isMkldnn || t.isContiguous() || !t.isContiguous('channelsLast')) return made;
+  try { return made.contiguous('channelsLast'); } finally { made.dispose(); }
 }

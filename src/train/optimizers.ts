@@ -1,5 +1,5 @@
-// Optimizers with PyTorch's update rules (torch.optim.SGD and AdamW), written with the engine's
-// in-place ops under noGrad, and the foreach paths (one native call per group; the GPU default).
+// Optimizers with PyTorch's update rules (torch.optim.SGD and AdamW): the foreach path (one native
+// call per group, the default) and the same rules written with the engine's in-place ops under noGrad.
 import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { adamwForeach, keep, noGrad, sgdForeach, type Tensor, tidy, zerosLike } from '../engine/index.js';
@@ -30,8 +30,10 @@ export abstract class Optimizer {
   readonly state = new Map<Tensor, ParamState>();
 
   /**
-   * `foreach`: update each group's parameters in one native call (torch.optim's foreach=True; the
-   * same arithmetic, with multi-tensor kernels on a GPU). Default: on when the parameters are on a GPU.
+   * `foreach` (default true): update each group's parameters in one native call, with the same
+   * arithmetic: on the CPU one fused pass over each float32/float64 parameter (as torch.optim's
+   * fused=True), on a GPU multi-tensor kernels (foreach=True). false: per-parameter in-place ops,
+   * torch.optim's single-tensor path.
    */
   constructor(params: Tensor[] | { params: Tensor[]; lr?: number; weightDecay?: number }[], lr: number, weightDecay: number, private readonly foreach?: boolean) {
     const op = this.constructor.name;
@@ -50,8 +52,7 @@ export abstract class Optimizer {
 
   /** Applies one update from the current gradients; parameters without a gradient are skipped. */
   step(): void {
-    const first = this.groups.find((g) => g.params.length)?.params[0];
-    if (this.foreach ?? first?.device.startsWith('cuda')) {
+    if (this.foreach ?? true) {
       noGrad(() => {
         for (const g of this.groups) {
           const items: ForeachItem[] = [];
@@ -117,7 +118,8 @@ export abstract class Optimizer {
           const st: ParamState = { step: steps[i], buffers: {} };
           for (const [k, t] of tensors) {
             const dot = k.indexOf('.');
-            if (Number(k.slice(0, dot)) === i) st.buffers[k.slice(dot + 1)] = keep(t.clone());
+            // a copy in the parameter's memory order, so that the fused update applies
+            if (Number(k.slice(0, dot)) === i) st.buffers[k.slice(dot + 1)] = keep(zerosLike(p, { dtype: t.dtype }).copy_(t));
           }
           this.state.set(p, st);
         }
@@ -138,7 +140,7 @@ export interface SGDOptions {
   dampening?: number;
   nesterov?: boolean;
   weightDecay?: number;
-  /** One native call per group (torch.optim's foreach=True). Default: on for parameters on a GPU, as PyTorch. */
+  /** One native call per group (default true; see Optimizer). false: per-parameter ops. */
   foreach?: boolean;
 }
 

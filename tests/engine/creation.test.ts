@@ -69,6 +69,13 @@ describe('ranges and fills', () => {
     assert.equal(zerosLike(b).dtype, 'float64');
     assert.deepEqual(onesLike(b, { dtype: 'int64' }).toNumbers(), [1, 1, 1, 1, 1, 1]);
     assert.deepEqual(zeros([]).shape, []);
+    // as torch.zeros_like: the memory order of the input (optimizer state follows a channels-last weight)
+    const cl = ones([4, 3, 2, 2]).contiguous('channelsLast');
+    for (const made of [zerosLike(cl), onesLike(cl, { dtype: 'float64' })]) {
+      assert.deepEqual(made.strides(), [12, 1, 6, 3]);
+      assert.ok(made.isContiguous('channelsLast'));
+    }
+    assert.deepEqual(zerosLike(ones([4, 3, 2, 2])).strides(), [12, 4, 2, 1]);
   }));
   it('every dtype can be created and read back', () => tidy(() => {
     for (const d of DTYPES) {

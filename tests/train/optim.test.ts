@@ -5,7 +5,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { liveTensors, manualSeed, randn, type Tensor, tensor } from '../../src/engine/index.js';
+import { liveTensors, manualSeed, randn, type Tensor, tensor, tidy } from '../../src/engine/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { AdamW, type Optimizer, SGD } from '../../src/train/optimizers.js';
 import { LRScheduler, lrFactor, type ScheduleOptions } from '../../src/train/schedules.js';
@@ -72,25 +72,46 @@ describe('optimizers vs torch.optim (float64, 6 steps)', () => {
     });
   }
 
-  it('foreach gives bit-identical results to the per-parameter path, also for parameters at different steps', () => {
+  // The foreach path fuses each float32/float64 parameter's update into one pass on the CPU, with the
+  // per-parameter path's formulas in the same order. libtorch's vectorized kernels may fuse a multiply
+  // and an add (FMA) where the loop does not, so the two agree to float32 rounding, not bit for bit.
+  it('foreach (fused on the CPU) agrees with the per-parameter path, for every layout and dtype, at different steps', () => {
     const live0 = liveTensors();
-    for (const make of [(ps: Tensor[], f: boolean) => new SGD(ps, { lr: 0.1, momentum: 0.9, weightDecay: 0.01, foreach: f }), (ps: Tensor[], f: boolean) => new AdamW(ps, { lr: 0.01, foreach: f })]) {
+    const makers = [
+      (ps: Tensor[], f: boolean) => new SGD(ps, { lr: 0.1, momentum: 0.9, weightDecay: 0.01, foreach: f }),
+      (ps: Tensor[], f: boolean) => new SGD(ps, { lr: 0.1, momentum: 0.9, nesterov: true, foreach: f }),
+      (ps: Tensor[], f: boolean) => new SGD(ps, { lr: 0.1, weightDecay: 0.01, foreach: f }),
+      (ps: Tensor[], f: boolean) => new AdamW(ps, { lr: 0.01, foreach: f }),
+      (ps: Tensor[], f: boolean) => new AdamW(ps, { lr: 0.01, betas: [0.3, 0.99], weightDecay: 0.1, foreach: f }),
+    ];
+    for (const [k, make] of makers.entries()) {
       const runs = [false, true].map((foreach) => {
         manualSeed(3);
-        const ps = [randn([3, 4]).requiresGrad_(true), randn([5]).requiresGrad_(true)];
+        // float32 plain, channels-last (fused over its own memory order), bfloat16 (the foreach ops), float64
+        const ps = tidy(() => [
+          randn([3, 4]), randn([5]), randn([2, 3, 4, 5]).contiguous('channelsLast'), randn([70000]), randn([6]).to('bfloat16'), randn([4]).to('float64'),
+        ].map((p) => p.requiresGrad_(true)));
         const opt = make(ps, foreach);
         for (let step = 0; step < 4; step++) {
           // the second parameter joins at step 2, as an encoder unfrozen later
-          ps.forEach((p, i) => { if (i === 0 || step >= 2) { const g = randn(p.shape); setGrad(p, g); g.dispose(); } });
+          ps.forEach((p, i) => {
+            if (i === 1 && step < 2) return;
+            const g = tidy(() => randn(p.shape).to(p.dtype).contiguous(p.ndim === 4 ? 'channelsLast' : 'contiguous'));
+            setGrad(p, g);
+            g.dispose();
+          });
           opt.step();
           opt.zeroGrad();
         }
-        const out = ps.map((p) => p.toNumbers());
+        const out = ps.map((p) => Array.from(p.toArray() as Float32Array));
         opt.dispose();
         for (const p of ps) p.dispose();
         return out;
       });
-      assert.deepEqual(runs[1], runs[0]);
+      runs[0].forEach((want, i) => want.forEach((w, j) => {
+        const got = runs[1][i][j];
+        assert.ok(Math.abs(got - w) <= 2e-6 * Math.max(Math.abs(w), 1), `optimizer ${k}, parameter ${i}[${j}]: foreach ${got} vs per-parameter ${w}`);
+      }));
     }
     assert.equal(liveTensors(), live0, 'tensors leaked');
   });
