@@ -57,7 +57,7 @@ interface PrecisionResult {
   lines: ProfileLine[]; profiledMs: number; torchRows: Map<string, { calls: number; ms: number }>;
 }
 
-export function benchProfile(opts: ProfileBenchOptions = {}): { floors: ReturnType<typeof measureFloors>; results: PrecisionResult[] } {
+export function benchProfile(opts: ProfileBenchOptions = {}): { options: Required<ProfileBenchOptions>; floors: ReturnType<typeof measureFloors>; results: PrecisionResult[] } {
   const o: Required<ProfileBenchOptions> = { arch: 'pan', encoder: 'resnet34', size: 512, batch: 4, threads: 2, repeats: 5, top: 14, ...opts };
   setNumThreads(o.threads);
   const floors = measureFloors();
@@ -71,7 +71,7 @@ export function benchProfile(opts: ProfileBenchOptions = {}): { floors: ReturnTy
   for (const precision of ['fp32', 'bf16'] as const) {
     const s = pansegStep(o, precision);
     const load = loadavg()[0];
-    s.step(); // warm-up: oneDNN primitives, buffer cache
+    for (let i = 0; i < 2; i++) s.step(); // warm-up, as PyTorch's: oneDNN primitives, buffer cache, optimizer state
     const times: number[] = [];
     for (let i = 0; i < o.repeats; i++) {
       const t0 = performance.now();
@@ -90,13 +90,14 @@ export function benchProfile(opts: ProfileBenchOptions = {}): { floors: ReturnTy
     }
     results.push({ precision, ms: median(times), load, torch: mode ? { mode, ms: t.steps[mode] } : null, lines, profiledMs: totalMs, torchRows });
   }
-  return { floors, results };
+  return { options: o, floors, results };
 }
 
-export function printProfile(r: ReturnType<typeof benchProfile>, o: ProfileBenchOptions = {}): void {
-  const top = o.top ?? 14;
+export function printProfile(r: ReturnType<typeof benchProfile>): void {
+  const o = r.options;
+  const top = o.top;
   const f = r.floors;
-  console.log(`\nTraining step profile, ${o.arch ?? 'pan'}-${o.encoder ?? 'resnet34'}, batch ${o.batch ?? 4} at ${o.size ?? 512}px, SGD; ratio to PyTorch's faster layout per precision`);
+  console.log(`\nTraining step profile, ${o.arch}-${o.encoder}, batch ${o.batch} at ${o.size}px, SGD; median of ${o.repeats} steps after 2 warm-up; ratio to PyTorch's faster layout per precision`);
   console.log(`floors measured here: 3x3 conv ${f.gflops.fp32.toFixed(0)} GFLOP/s fp32, ${f.gflops.bf16.toFixed(0)} GFLOP/s bf16; copy ${f.gbps.toFixed(1)} GB/s`);
   console.log('precision  panseg ms  PyTorch (mode, ms)      ratio   load');
   for (const p of r.results) {

@@ -55,7 +55,7 @@ for precision in ['fp32', 'bf16']:
     for cl in [False, True]:
         mode = precision + ('_cl' if cl else '')
         phases = setup(precision, cl)
-        out['steps'][mode] = median_ms(lambda: [f() for f in phases.values()], reps)
+        out['steps'][mode] = median_ms(lambda: [f() for f in phases.values()], reps, warm=2)
         if best is None or out['steps'][mode] < out['steps'][best[0]]:
             best = (mode, phases)
     mode, phases = best

@@ -16,9 +16,10 @@ def reference_class(arch):
         return None
 
 
-def median_ms(fn, n):
-    """Median milliseconds of fn over n runs after one warm-up run."""
-    fn()
+def median_ms(fn, n, warm=1):
+    """Median milliseconds of fn over n runs after `warm` warm-up runs."""
+    for _ in range(warm):
+        fn()
     ts = []
     for _ in range(n):
         t = time.perf_counter()
