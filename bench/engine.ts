@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { F, getNumThreads, manualSeed, noGrad, ones, randn, setNumThreads, tidy } from '../src/engine/index.js';
+import { tinyOpFloorUs } from '../src/engine/profile.js';
 import { load, median } from './timing.js';
 
 /** One measurement: medians of both sides in `unit`, and panseg / pytorch (below 1: panseg faster). */
@@ -83,7 +84,7 @@ function samples(fn: () => void, repeats: number, warm = 2): number[] {
 
 interface Samples { dispatch_us: number[]; fwd_ms: number[]; fwd_bwd_ms: number[] }
 // panseg also times the tiny op inside tidy(), as models run: the scope frees the results.
-type OurSamples = Samples & { dispatch_tidy_us: number[] };
+type OurSamples = Samples & { dispatch_tidy_us: number[]; floor_us: number[] };
 
 function torchRound(threads: number, repeats: number, nOps: number): Samples {
   return JSON.parse(execFileSync(PY, ['-c', TORCH_SCRIPT, String(threads), String(repeats), String(nOps)], {
@@ -108,17 +109,19 @@ function pansegRound(repeats: number, nOps: number): OurSamples {
     F.conv2d(xg, wg, bg, { padding: 1 }).backward(gy);
   }), repeats);
   for (const t of [a, b, x, w, bias, gy, xg, wg, bg]) t.dispose();
-  return { dispatch_us: dispatch, dispatch_tidy_us: dispatchTidy, fwd_ms: fwd, fwd_bwd_ms: fwdBwd };
+  const floor = samples(() => tinyOpFloorUs(nOps), repeats).map((t) => (t / nOps) * 1e3);
+  return { dispatch_us: dispatch, dispatch_tidy_us: dispatchTidy, floor_us: floor, fwd_ms: fwd, fwd_bwd_ms: fwdBwd };
 }
 
 /** Alternates PyTorch (a child process) and panseg (this process) for `rounds` rounds. */
-export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Row[]> {
+/** The rows, and libtorch's own cost of the tiny op called from C++ (the floor under both sides), in us. */
+export async function benchEngine(opts: EngineBenchOptions = {}): Promise<{ rows: Row[]; floorUs: number }> {
   const threads = opts.threads ?? 2;
   const repeats = opts.repeats ?? 5;
   const rounds = opts.rounds ?? 3;
   const nOps = opts.dispatchOps ?? 100_000;
   const torch: Samples = { dispatch_us: [], fwd_ms: [], fwd_bwd_ms: [] };
-  const ours: OurSamples = { dispatch_us: [], dispatch_tidy_us: [], fwd_ms: [], fwd_bwd_ms: [] };
+  const ours: OurSamples = { dispatch_us: [], dispatch_tidy_us: [], floor_us: [], fwd_ms: [], fwd_bwd_ms: [] };
   const loads: number[] = [];
   const prevThreads = getNumThreads();
   setNumThreads(threads);
@@ -140,21 +143,25 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<Row[]>
     const pytorch = median(torch[torchKey]);
     return { name, unit, panseg, pytorch, ratio: panseg / pytorch, load: loadRange };
   };
-  return [
+  const rows = [
     row(`a.add(b), 1 element, incl. dispose (${threads} threads)`, 'us', 'dispatch_us'),
     row(`a.add(b), 1 element, in tidy() (${threads} threads)`, 'us', 'dispatch_tidy_us', 'dispatch_us'),
     row(`conv2d 3x3 1x256x64x64 -> 256, forward (${threads} threads)`, 'ms', 'fwd_ms'),
     row(`conv2d 3x3 1x256x64x64 -> 256, forward+backward (${threads} threads)`, 'ms', 'fwd_bwd_ms'),
   ];
+  return { rows, floorUs: median(ours.floor_us) };
 }
 
 /** Prints rows as a table: medians of both sides and panseg / pytorch. */
-export function printEngine(rows: Row[]): void {
+export function printEngine({ rows, floorUs }: { rows: Row[]; floorUs: number }): void {
   const w = Math.max(...rows.map((r) => r.name.length));
   const num = (v: number) => v.toFixed(v < 10 ? 2 : 1).padStart(9);
   console.log('engine: medians over alternating rounds, after warm-up; ratio = panseg / pytorch (below 1: panseg faster)');
   console.log(`${'measurement'.padEnd(w)}  ${'panseg'.padStart(9)}  ${'pytorch'.padStart(9)}  unit  ${'ratio'.padStart(6)}  load`);
   for (const r of rows) console.log(`${r.name.padEnd(w)}  ${num(r.panseg)}  ${num(r.pytorch)}  ${r.unit.padEnd(4)}  ${r.ratio.toFixed(2).padStart(6)}  ${r.load}`);
+  const d = rows[0];
+  console.log(`the same add called from C++ (libtorch's own cost, the floor under both): ${floorUs.toFixed(2)} us; ` +
+    `TypeScript adds ${(d.panseg - floorUs).toFixed(2)} us, Python ${(d.pytorch - floorUs).toFixed(2)} us`);
   console.log('');
 }
 

@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <tuple>
 
@@ -105,9 +106,22 @@ static Napi::Value ProfileStop(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// tinyOpFloor(n) -> microseconds per at::add of two 1-element tensors (result freed), called n times
+// from C++: libtorch's own cost of a tiny op, the floor under any binding's dispatch (engine bench).
+static Napi::Value TinyOpFloor(const Napi::CallbackInfo& info) {
+  const int64_t n = Int(info[0]);
+  if (n < 1 || n > 100000000) throw std::invalid_argument("n must be 1 to 1e8");
+  const auto a = at::ones({1}), b = at::ones({1});
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < n; i++) at::add(a, b);
+  const std::chrono::duration<double, std::micro> us = std::chrono::steady_clock::now() - t0;
+  return Napi::Number::New(info.Env(), us.count() / static_cast<double>(n));
+}
+
 void InitProfile(Napi::Env env, Napi::Object exports) {
   Register(env, exports, "profileStart", ProfileStart);
   Register(env, exports, "profileStop", ProfileStop);
+  Register(env, exports, "tinyOpFloor", TinyOpFloor);
 }
 
 }  // namespace panseg

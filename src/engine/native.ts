@@ -136,6 +136,7 @@ export interface NativeAddon {
   // op profile (native/profile.cc)
   profileStart(): void;
   profileStop(): ProfileRow[];
+  tinyOpFloor(n: number): number;
   // ---- distributed (native/distributed.cc; used only by src/distributed/c10d.ts) ----
   /** '' when c10d + Gloo were compiled in, else why not. */
   distAvailable(): string;

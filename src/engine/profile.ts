@@ -13,6 +13,14 @@ export interface PhaseRow extends ProfileRow { phase: string }
  * totals per phase divided by `repeats`. Phases share state through the caller's closures
  * (forward keeps the loss that backward consumes).
  */
+/**
+ * Microseconds per `at::add` of two 1-element tensors called `n` times from C++: libtorch's own cost
+ * of a tiny op, which any binding's dispatch (TypeScript's, Python's) adds to.
+ */
+export function tinyOpFloorUs(n = 100_000): number {
+  return native.tinyOpFloor(n);
+}
+
 export function profileOps(phases: Record<string, () => void>, repeats = 1): PhaseRow[] {
   if (!Number.isInteger(repeats) || repeats < 1) throw new PansegError(`profileOps: repeats must be a positive integer, got ${repeats}`);
   const sums = new Map<string, PhaseRow>();
