@@ -49,6 +49,9 @@ export function createModel(arch: string, options: Record<string, unknown> = {})
   return architecture(arch).create(options as Partial<ResolvedCommon>);
 }
 
+// smp before 0.4 wrote no `_model_class`; its configs are PANs.
+const PRE_SMP_04_CLASS = 'PAN';
+
 /**
  * Loads an smp `save_pretrained` directory (config.json + model.safetensors) of any registered
  * architecture, with panseg.json's metadata. A config without `_model_class` (smp < 0.4) is a PAN.
@@ -61,7 +64,7 @@ export function createModel(arch: string, options: Record<string, unknown> = {})
 export function loadModelWithMeta(dirOrRepo: string, options: PretrainedSourceOptions = {}): { model: SegmentationModel; meta: PansegMeta } {
   const dir = pretrainedDir(dirOrRepo, options, 'loadModel');
   const files = readPretrained(dir);
-  const cls = files.modelClass ?? 'PAN';
+  const cls = files.modelClass ?? PRE_SMP_04_CLASS;
   const spec = ARCHITECTURES.find((a) => a.name === cls);
   if (!spec) {
     for (const t of files.weights.values()) t.dispose();
@@ -73,7 +76,7 @@ export function loadModelWithMeta(dirOrRepo: string, options: PretrainedSourceOp
 /** The architecture a local model directory holds (config.json's `_model_class`; none = PAN), without loading weights; null if unreadable. */
 export function architectureOfDir(dir: string): ArchitectureSpec<ResolvedCommon> | null {
   try {
-    const cls = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { _model_class?: string })._model_class ?? 'PAN';
+    const cls = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { _model_class?: string })._model_class ?? PRE_SMP_04_CLASS;
     return ARCHITECTURES.find((a) => a.name === cls) ?? null;
   } catch {
     return null;

@@ -35,7 +35,7 @@ export abstract class Optimizer {
    * fused=True), on a GPU multi-tensor kernels (foreach=True). false: per-parameter in-place ops,
    * torch.optim's single-tensor path.
    */
-  constructor(params: Tensor[] | { params: Tensor[]; lr?: number; weightDecay?: number }[], lr: number, weightDecay: number, private readonly foreach?: boolean) {
+  constructor(params: Tensor[] | { params: Tensor[]; lr?: number; weightDecay?: number }[], lr: number, weightDecay: number, private readonly foreach = true) {
     const op = this.constructor.name;
     v.num(op, 'lr', lr, { min: 0 });
     v.num(op, 'weightDecay', weightDecay, { min: 0 });
@@ -52,7 +52,7 @@ export abstract class Optimizer {
 
   /** Applies one update from the current gradients; parameters without a gradient are skipped. */
   step(): void {
-    if (this.foreach ?? true) {
+    if (this.foreach) {
       noGrad(() => {
         for (const g of this.groups) {
           const items: ForeachItem[] = [];

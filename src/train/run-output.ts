@@ -36,10 +36,7 @@ export interface RunOutputOptions {
 }
 
 export class RunOutput {
-  readonly logPath: string;
-  private constructor(private readonly o: RunOutputOptions, private readonly loggers: RunLogger[]) {
-    this.logPath = join(o.out, 'metrics.jsonl');
-  }
+  private constructor(private readonly o: RunOutputOptions, private readonly loggers: RunLogger[], readonly logPath: string) {}
 
   /** Starts (or, on resume, cuts back) metrics.jsonl, writes config.json and report.json, and opens the loggers. */
   static async open(o: RunOutputOptions): Promise<RunOutput> {
@@ -52,7 +49,7 @@ export class RunOutput {
       await writeReportState(o.out, { config: o.config, hyperparameters: o.hyperparameters, dataset: o.validation ? ds.spec : { ...ds.spec, samples: evenly(ds.samples, o.reportSamples) }, evaluation: null });
     }
     // After the log is cut back: the csv logger rebuilds metrics.csv from it.
-    return new RunOutput(o, openLoggers(o.out, o.loggers, { resume: o.resumed !== null }));
+    return new RunOutput(o, openLoggers(o.out, o.loggers, { resume: o.resumed !== null }), logPath);
   }
 
   /** Appends a record to metrics.jsonl and hands it to the loggers and onLog. */
