@@ -162,6 +162,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitAllocator(env, exports);
   InitMkldnn(env, exports);
   InitProfile(env, exports);
+  InitCudaGraph(env, exports);
+  InitCapturable(env, exports);
   return exports;
 }
 

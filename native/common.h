@@ -49,5 +49,7 @@ void InitOptim(Napi::Env env, Napi::Object exports);
 void InitAllocator(Napi::Env env, Napi::Object exports);
 void InitMkldnn(Napi::Env env, Napi::Object exports);
 void InitProfile(Napi::Env env, Napi::Object exports);
+void InitCudaGraph(Napi::Env env, Napi::Object exports);
+void InitCapturable(Napi::Env env, Napi::Object exports);
 
 }  // namespace panseg
