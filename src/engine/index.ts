@@ -10,3 +10,5 @@ export { sgdForeach, type SgdForeachOptions, adamwForeach, type AdamwForeachOpti
 export { setCpuBufferCache, emptyCpuBufferCache, cpuBufferCacheStats, type CpuBufferCacheStats } from './buffer-cache.js';
 export { packConv2dWeight, mkldnnConv2d, mkldnnAvailable, winogradApplies, winogradAvailable, type ConvAlgorithm, type PackedConvOptions, type MkldnnConv2dOptions } from './mkldnn.js';
 export { profileOps, summarizeProfile, isCopyOp, opKind, type PhaseRow, type ProfileRow, type ProfileFloors, type ProfileLine } from './profile.js';
+export { CudaGraph, type CudaGraphOptions, isCapturing, onSideStream } from './cuda-graph.js';
+export { sgdCapturable, adamwCapturable, ampUnscaleCapturable, ampUpdateScale, type CapturableSgdOptions, type CapturableAdamwOptions } from './capturable.js';

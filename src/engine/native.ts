@@ -123,6 +123,21 @@ export interface NativeAddon {
   sgdForeach(params: Handle[], grads: Handle[], bufs: Handle[] | null, lr: number, weightDecay: number, momentum: number, dampening: number, nesterov: boolean): Handle[] | undefined;
   adamwForeach(params: Handle[], grads: Handle[], expAvg: Handle[], expAvgSq: Handle[], lr: number, weightDecay: number, beta1: number, beta2: number, eps: number, step: number): void;
   ampUnscale(grads: Handle[], invScale: number): boolean;
+  // capture-safe steps (native/capturable.cc): per-step numbers in device tensors
+  sgdCapturable(params: H[], grads: H[], bufs: H[] | null, lr: H, step: H, weightDecay: number, momentum: number, dampening: number, nesterov: boolean, found: Opt): void;
+  adamwCapturable(params: H[], grads: H[], expAvg: H[], expAvgSq: H[], lr: H, step: H, weightDecay: number, beta1: number, beta2: number, eps: number, found: Opt): void;
+  ampUnscaleCapturable(grads: H[], scale: H, found: H): void;
+  ampUpdateScale(scale: H, growthTracker: H, found: H, growthFactor: number, backoffFactor: number, growthInterval: number): void;
+  // CUDA graphs (native/cuda-graph.cc); a CPU build throws from all but cudaGraphFree, cudaSideStreamPop and cudaGraphCapturing
+  cudaGraphNew(): number;
+  cudaGraphBegin(id: number, device: number, shareWith: number): void;
+  cudaGraphEnd(id: number): void;
+  cudaGraphAbort(id: number): void;
+  cudaGraphReplay(id: number): void;
+  cudaGraphFree(id: number): void;
+  cudaSideStreamPush(device: number): void;
+  cudaSideStreamPop(): void;
+  cudaGraphCapturing(): boolean;
   cpuCacheSetLimit(bytes: number): void;
   cpuCacheEmpty(): void;
   cpuCacheStats(): { enabled: boolean; limit: number; cachedBytes: number; hits: number; misses: number };

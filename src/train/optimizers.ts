@@ -1,8 +1,9 @@
 // Optimizers with PyTorch's update rules (torch.optim.SGD and AdamW): the foreach path (one native
-// call per group, the default) and the same rules written with the engine's in-place ops under noGrad.
+// call per group, the default), the same rules written with the engine's in-place ops under noGrad, and
+// a capturable path (lr and step count in device tensors) that a CUDA graph can record.
 import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
-import { adamwForeach, keep, noGrad, sgdForeach, type Tensor, tidy, zerosLike } from '../engine/index.js';
+import { adamwCapturable, adamwForeach, full, isCapturing, keep, noGrad, sgdCapturable, sgdForeach, type Tensor, tidy, zerosLike } from '../engine/index.js';
 
 export interface ParamGroup {
   params: Tensor[];
@@ -18,6 +19,14 @@ export interface ParamState {
   buffers: Record<string, Tensor>;
 }
 
+/** A group's per-step numbers on its parameters' device, for the capturable path. */
+export interface DeviceScalars {
+  /** 0-dim float64: the group's lr, written from the host before each step (see writeScalars). */
+  lr: Tensor;
+  /** 0-dim float64: the group's step count, advanced on the device. */
+  step: Tensor;
+}
+
 /** A parameter with its gradient and state, for the foreach path. */
 export interface ForeachItem {
   p: Tensor;
@@ -28,6 +37,10 @@ export interface ForeachItem {
 export abstract class Optimizer {
   readonly groups: ParamGroup[];
   readonly state = new Map<Tensor, ParamState>();
+  /** See SGDOptions.capturable. */
+  readonly capturable: boolean;
+  private readonly scalars = new Map<ParamGroup, DeviceScalars>();
+  private restoredSteps = new Map<ParamGroup, number>();
 
   /**
    * `foreach` (default true): update each group's parameters in one native call, with the same
@@ -35,8 +48,9 @@ export abstract class Optimizer {
    * fused=True), on a GPU multi-tensor kernels (foreach=True). false: per-parameter in-place ops,
    * torch.optim's single-tensor path.
    */
-  constructor(params: Tensor[] | { params: Tensor[]; lr?: number; weightDecay?: number }[], lr: number, weightDecay: number, private readonly foreach = true) {
+  constructor(params: Tensor[] | { params: Tensor[]; lr?: number; weightDecay?: number }[], lr: number, weightDecay: number, private readonly foreach = true, capturable = false) {
     const op = this.constructor.name;
+    this.capturable = v.bool(op, 'capturable', capturable);
     v.num(op, 'lr', lr, { min: 0 });
     v.num(op, 'weightDecay', weightDecay, { min: 0 });
     const list = Array.isArray(params) && params.length && !('params' in (params[0] as object))
@@ -50,8 +64,14 @@ export abstract class Optimizer {
     for (const g of this.groups) for (const p of g.params) p.grad = null;
   }
 
-  /** Applies one update from the current gradients; parameters without a gradient are skipped. */
-  step(): void {
+  /**
+   * Applies one update from the current gradients; parameters without a gradient are skipped.
+   * `found` (capturable only): a 1-element device tensor, 1 when a gradient was not finite; the update is
+   * then skipped on the device, leaving parameters and state unchanged (GradScaler's skip, captured).
+   */
+  step(found: Tensor | null = null): void {
+    if (this.capturable) { this.stepCapturable(found); return; }
+    if (found) fail(this.constructor.name, 'step(found) needs capturable: true');
     if (this.foreach) {
       noGrad(() => {
         for (const g of this.groups) {
@@ -78,6 +98,45 @@ export abstract class Optimizer {
     });
   }
 
+  /**
+   * Copies each group's lr into its device tensor. step() does this itself except during a CUDA graph
+   * capture, where the value would be recorded; a graphed step calls it before every replay.
+   */
+  writeScalars(): void {
+    for (const [g, s] of this.scalars) s.lr.fill_(g.lr);
+  }
+
+  private stepCapturable(found: Tensor | null): void {
+    noGrad(() => {
+      for (const g of this.groups) {
+        const items: ForeachItem[] = [];
+        for (const p of g.params) {
+          const grad = p.grad;
+          if (grad) items.push({ p, grad, st: this.stateOf(p) });
+        }
+        try {
+          if (!items.length) continue;
+          const s = this.scalarsOf(g, items[0].p.device);
+          if (!isCapturing()) s.lr.fill_(g.lr);
+          this.updateCapturable(items, g, s, found);
+        } finally { for (const i of items) i.grad.dispose(); }
+      }
+    });
+  }
+
+  private scalarsOf(g: ParamGroup, device: string): DeviceScalars {
+    let s = this.scalars.get(g);
+    if (!s) {
+      if (isCapturing()) fail(this.constructor.name, 'the first capturable step cannot be captured (it makes the optimizer state); run one step before capturing');
+      s = { lr: keep(full([], g.lr, { dtype: 'float64', device })), step: keep(full([], this.restoredSteps.get(g) ?? 0, { dtype: 'float64', device })) };
+      this.scalars.set(g, s);
+    }
+    return s;
+  }
+
+  /** The capturable update of `items` of group `g`; `found` skips it on the device. */
+  protected abstract updateCapturable(items: ForeachItem[], g: ParamGroup, s: DeviceScalars, found: Tensor | null): void;
+
   private stateOf(p: Tensor): ParamState {
     let st = this.state.get(p);
     if (!st) { st = { step: 0, buffers: {} }; this.state.set(p, st); }
@@ -90,7 +149,11 @@ export abstract class Optimizer {
 
   /** Creates a persistent state buffer (outside any tidy scope). */
   protected buffer(st: ParamState, name: string, init: () => Tensor): Tensor {
-    return (st.buffers[name] ??= keep(init()));
+    const have = st.buffers[name];
+    if (have) return have;
+    // Made during a capture, the buffer would be re-initialized by every replay.
+    if (isCapturing()) fail(this.constructor.name, 'optimizer state would be made during a CUDA graph capture; run one step before capturing');
+    return (st.buffers[name] = keep(init()));
   }
 
   /** Named per-parameter buffers for checkpoints: `<param index>.<buffer>` -> tensor, and steps. */
@@ -100,8 +163,10 @@ export abstract class Optimizer {
     let i = 0;
     for (const g of this.groups) for (const p of g.params) {
       const st = this.state.get(p);
+      // A capturable group counts its steps on the device (one host read, at checkpoint time).
+      const groupStep = this.scalars.get(g)?.step.item();
       if (st) {
-        steps[i] = st.step;
+        steps[i] = groupStep ?? st.step;
         for (const [n, t] of Object.entries(st.buffers)) tensors.set(`${i}.${n}`, t);
       }
       i++;
@@ -122,15 +187,19 @@ export abstract class Optimizer {
             if (Number(k.slice(0, dot)) === i) st.buffers[k.slice(dot + 1)] = keep(zerosLike(p, { dtype: t.dtype }).copy_(t));
           }
           this.state.set(p, st);
+          if (!this.restoredSteps.has(g)) this.restoredSteps.set(g, steps[i]);
         }
         i++;
       }
     });
+    for (const [g, s] of this.scalars) s.step.fill_(this.restoredSteps.get(g) ?? 0);
   }
 
   dispose(): void {
     for (const st of this.state.values()) for (const t of Object.values(st.buffers)) t.dispose();
     this.state.clear();
+    for (const s of this.scalars.values()) { s.lr.dispose(); s.step.dispose(); }
+    this.scalars.clear();
   }
 }
 
@@ -142,6 +211,13 @@ export interface SGDOptions {
   weightDecay?: number;
   /** One native call per group (default true; see Optimizer). false: per-parameter ops. */
   foreach?: boolean;
+  /**
+   * Capture-safe steps (default false): the lr and step count live in 0-dim tensors on the parameters'
+   * device and nothing is read back, so a CUDA graph can record step() (see train/graphed-step.ts). Every
+   * parameter of a group with a gradient steps together (one step count per group). Same results as
+   * the default path to float rounding.
+   */
+  capturable?: boolean;
 }
 
 /** torch.optim.SGD: L2 weight decay added to the gradient, momentum buffer, optional Nesterov. */
@@ -150,7 +226,7 @@ export class SGD extends Optimizer {
   readonly dampening: number;
   readonly nesterov: boolean;
   constructor(params: Tensor[] | { params: Tensor[]; lr?: number; weightDecay?: number }[], o: SGDOptions) {
-    super(params, o.lr, o.weightDecay ?? 0, o.foreach);
+    super(params, o.lr, o.weightDecay ?? 0, o.foreach, o.capturable);
     this.momentum = v.num('SGD', 'momentum', o.momentum ?? 0, { min: 0 });
     this.dampening = v.num('SGD', 'dampening', o.dampening ?? 0, { min: 0, max: 1 });
     this.nesterov = o.nesterov ?? false;
@@ -170,6 +246,13 @@ export class SGD extends Optimizer {
         i.st.step++;
       });
     }
+  }
+
+  protected updateCapturable(items: ForeachItem[], g: ParamGroup, s: DeviceScalars, found: Tensor | null): void {
+    // Buffers start as zeros: the device picks torch's first-step rule from the step count.
+    const bufs = this.momentum ? items.map((i) => this.buffer(i.st, 'momentum_buffer', () => zerosLike(i.p))) : null;
+    sgdCapturable(items.map((i) => i.p), items.map((i) => i.grad), bufs,
+      { lr: s.lr, step: s.step, weightDecay: g.weightDecay, momentum: this.momentum, dampening: this.dampening, nesterov: this.nesterov }, found);
   }
 
   protected update(p: Tensor, grad: Tensor, st: ParamState, g: ParamGroup): void {
@@ -192,6 +275,8 @@ export interface AdamWOptions {
   weightDecay?: number;
   /** See SGDOptions.foreach. */
   foreach?: boolean;
+  /** See SGDOptions.capturable (the bias corrections then come from the step count on the device, as torch's capturable=True). */
+  capturable?: boolean;
 }
 
 /** torch.optim.AdamW: decoupled weight decay, bias-corrected moments (amsgrad off). */
@@ -199,7 +284,7 @@ export class AdamW extends Optimizer {
   readonly betas: [number, number];
   readonly eps: number;
   constructor(params: Tensor[] | { params: Tensor[]; lr?: number; weightDecay?: number }[], o: AdamWOptions = {}) {
-    super(params, o.lr ?? 1e-3, o.weightDecay ?? 1e-2, o.foreach);
+    super(params, o.lr ?? 1e-3, o.weightDecay ?? 1e-2, o.foreach, o.capturable);
     this.betas = o.betas ?? [0.9, 0.999];
     this.betas.forEach((b, i) => v.num('AdamW', `betas[${i}]`, b, { min: 0, max: 1 }));
     this.eps = v.num('AdamW', 'eps', o.eps ?? 1e-8, { min: 0 });
@@ -216,6 +301,12 @@ export class AdamW extends Optimizer {
     const bc2 = 1 - b2 ** st.step;
     const denom = s.sqrt().div_(Math.sqrt(bc2)).add_(this.eps);
     p.addcdiv_(m, denom, -g.lr / bc1);
+  }
+
+  protected updateCapturable(items: ForeachItem[], g: ParamGroup, s: DeviceScalars, found: Tensor | null): void {
+    const m = items.map((i) => this.buffer(i.st, 'exp_avg', () => zerosLike(i.p)));
+    const sq = items.map((i) => this.buffer(i.st, 'exp_avg_sq', () => zerosLike(i.p)));
+    adamwCapturable(items.map((i) => i.p), items.map((i) => i.grad), m, sq, { lr: s.lr, step: s.step, weightDecay: g.weightDecay, betas: this.betas, eps: this.eps }, found);
   }
 
   protected updateForeach(items: ForeachItem[], g: ParamGroup): void {
