@@ -2,14 +2,15 @@
 // runs it: channels-last, autocast for bf16) timed against PyTorch's fastest layout per precision, then
 // profiled op by op in both, phase by phase (forward = model + loss, backward, optimizer), each op
 // beside its floor on this machine (FLOPs at the measured conv peak, bytes at the measured copy speed).
-import { execFileSync } from 'node:child_process';
-import { loadavg } from 'node:os';
+// PyTorch's steps and panseg's alternate one by one, so drift in the machine's speed falls on both alike.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { autocast, F, manualSeed, profileOps, randint, randn, setNumThreads, summarizeProfile, tidy, type PhaseRow, type ProfileLine, type Tensor } from '../src/engine/index.js';
 import { isCopyOp, opGroup, opKind } from '../src/engine/profile.js';
 import { createModel } from '../src/models/index.js';
 import { SGD } from '../src/train/optimizers.js';
-import { median, medianMs } from './timing.js';
+import { load, median, medianMs } from './timing.js';
 
 export interface ProfileBenchOptions { arch?: string; encoder?: string; size?: number; batch?: number; threads?: number; repeats?: number; top?: number }
 type Precision = 'fp32' | 'bf16';
@@ -53,55 +54,77 @@ function pansegStep(o: Required<ProfileBenchOptions>, precision: Precision) {
 }
 
 interface PrecisionResult {
-  precision: Precision; ms: number; load: number; torch: { mode: string; ms: number } | null;
+  precision: Precision; ms: number; load: string; torch: { mode: string; ms: number; layouts: Record<string, number> };
   lines: ProfileLine[]; profiledMs: number; torchRows: Map<string, { calls: number; ms: number }>;
 }
 
-export function benchProfile(opts: ProfileBenchOptions = {}): { options: Required<ProfileBenchOptions>; floors: ReturnType<typeof measureFloors>; results: PrecisionResult[] } {
+/** bench/pytorch_profile.py as a child process answering one JSON request per line. */
+function torchSide(cfg: object): { ask: <T>(req: { op: string; precision: Precision }) => Promise<T>; close: () => void } {
+  const py = fileURLToPath(new URL('./pytorch_profile.py', import.meta.url));
+  const child = spawn('/usr/bin/python3', [py, JSON.stringify(cfg)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  return {
+    ask: async <T>(req: object): Promise<T> => {
+      child.stdin.write(`${JSON.stringify(req)}\n`);
+      const r = await lines.next();
+      if (r.done) throw new Error(`bench profile: PyTorch's side ended (exit code ${child.exitCode}); see its error above`);
+      return JSON.parse(r.value as string) as T;
+    },
+    close: () => { child.stdin.end(); },
+  };
+}
+
+export async function benchProfile(opts: ProfileBenchOptions = {}): Promise<{ options: Required<ProfileBenchOptions>; floors: ReturnType<typeof measureFloors>; results: PrecisionResult[] }> {
   const o: Required<ProfileBenchOptions> = { arch: 'pan', encoder: 'resnet34', size: 512, batch: 4, threads: 2, repeats: 5, top: 14, ...opts };
   setNumThreads(o.threads);
   const floors = measureFloors();
-  const py = fileURLToPath(new URL('./pytorch_profile.py', import.meta.url));
   const smpName = createModel(o.arch, { encoderName: 'resnet18', classes: 2 }).architecture;
-  const cfg = { arch: smpName, encoder: o.encoder, classes: 21, size: o.size, batch: o.batch, threads: o.threads, repeats: o.repeats };
-  const t = JSON.parse(execFileSync('/usr/bin/python3', [py, JSON.stringify(cfg)], { encoding: 'utf8', maxBuffer: 64 << 20 })) as {
-    steps: Record<string, number>; fastest: Record<Precision, string>; profile: Record<Precision, [string, string, number, number][]>;
-  };
+  const torch = torchSide({ arch: smpName, encoder: o.encoder, classes: 21, size: o.size, batch: o.batch, threads: o.threads, repeats: o.repeats });
   const results: PrecisionResult[] = [];
-  for (const precision of ['fp32', 'bf16'] as const) {
-    const s = pansegStep(o, precision);
-    const load = loadavg()[0];
-    for (let i = 0; i < 2; i++) s.step(); // warm-up, as PyTorch's: oneDNN primitives, buffer cache, optimizer state
-    const times: number[] = [];
-    for (let i = 0; i < o.repeats; i++) {
-      const t0 = performance.now();
-      s.step();
-      times.push(performance.now() - t0);
+  try {
+    for (const precision of ['fp32', 'bf16'] as const) {
+      const layouts = await torch.ask<{ steps: Record<string, number>; fastest: string }>({ op: 'layouts', precision });
+      const s = pansegStep(o, precision);
+      for (let i = 0; i < 2; i++) s.step(); // warm-up, as PyTorch's: oneDNN primitives, buffer cache, optimizer state
+      const loads = [load()];
+      const times: number[] = [];
+      const torchTimes: number[] = [];
+      for (let i = 0; i < o.repeats; i++) {
+        torchTimes.push((await torch.ask<{ ms: number }>({ op: 'step', precision })).ms);
+        const t0 = performance.now();
+        s.step();
+        times.push(performance.now() - t0);
+      }
+      loads.push(load());
+      const rows: PhaseRow[] = profileOps(s.phases, 2);
+      s.dispose();
+      const { lines, totalMs } = summarizeProfile(rows, { gflops: floors.gflops[precision], gbps: floors.gbps, elementBytes: precision === 'bf16' ? 2 : 4 });
+      const torchRows = new Map<string, { calls: number; ms: number }>();
+      for (const [phase, name, calls, ms] of (await torch.ask<{ rows: [string, string, number, number][] }>({ op: 'profile', precision })).rows) {
+        const key = `${phase} ${opGroup(name)}`;
+        const prev = torchRows.get(key);
+        torchRows.set(key, { calls: Math.max(calls, prev?.calls ?? 0), ms: ms + (prev?.ms ?? 0) });
+      }
+      results.push({
+        precision, ms: median(times), load: `${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`,
+        torch: { mode: layouts.fastest, ms: median(torchTimes), layouts: layouts.steps }, lines, profiledMs: totalMs, torchRows,
+      });
     }
-    const rows: PhaseRow[] = profileOps(s.phases, 2);
-    s.dispose();
-    const { lines, totalMs } = summarizeProfile(rows, { gflops: floors.gflops[precision], gbps: floors.gbps, elementBytes: precision === 'bf16' ? 2 : 4 });
-    const mode = t.fastest[precision];
-    const torchRows = new Map<string, { calls: number; ms: number }>();
-    for (const [phase, name, calls, ms] of t.profile[precision] ?? []) {
-      const key = `${phase} ${opGroup(name)}`;
-      const prev = torchRows.get(key);
-      torchRows.set(key, { calls: Math.max(calls, prev?.calls ?? 0), ms: ms + (prev?.ms ?? 0) });
-    }
-    results.push({ precision, ms: median(times), load, torch: mode ? { mode, ms: t.steps[mode] } : null, lines, profiledMs: totalMs, torchRows });
+  } finally {
+    torch.close();
   }
   return { options: o, floors, results };
 }
 
-export function printProfile(r: ReturnType<typeof benchProfile>): void {
+export function printProfile(r: Awaited<ReturnType<typeof benchProfile>>): void {
   const o = r.options;
   const top = o.top;
   const f = r.floors;
-  console.log(`\nTraining step profile, ${o.arch}-${o.encoder}, batch ${o.batch} at ${o.size}px, SGD; median of ${o.repeats} steps after 2 warm-up; ratio to PyTorch's faster layout per precision`);
+  console.log(`\nTraining step profile, ${o.arch}-${o.encoder}, batch ${o.batch} at ${o.size}px, SGD; median of ${o.repeats} steps after 2 warm-up, alternating one by one with PyTorch's faster layout per precision (layouts picked by a median of ${o.repeats} steps each)`);
   console.log(`floors measured here: 3x3 conv ${f.gflops.fp32.toFixed(0)} GFLOP/s fp32, ${f.gflops.bf16.toFixed(0)} GFLOP/s bf16; copy ${f.gbps.toFixed(1)} GB/s`);
-  console.log('precision  panseg ms  PyTorch (mode, ms)      ratio   load');
+  console.log('precision  panseg ms  PyTorch (mode, ms)      ratio   load     PyTorch layouts (ms)');
   for (const p of r.results) {
-    console.log(`${p.precision.padEnd(10)}${p.ms.toFixed(0).padStart(10)}  ${(p.torch ? `${p.torch.mode} ${p.torch.ms.toFixed(0)}` : 'n/a').padEnd(22)}${p.torch ? `${(p.ms / p.torch.ms).toFixed(2)}x`.padStart(7) : '    n/a'}${p.load.toFixed(2).padStart(7)}`);
+    console.log(`${p.precision.padEnd(10)}${p.ms.toFixed(0).padStart(10)}  ${`${p.torch.mode} ${p.torch.ms.toFixed(0)}`.padEnd(22)}${`${(p.ms / p.torch.ms).toFixed(2)}x`.padStart(7)}  ${p.load.padEnd(9)}${Object.entries(p.torch.layouts).map(([m, ms]) => `${m} ${ms.toFixed(0)}`).join(', ')}`);
   }
   for (const p of r.results) {
     const sum = (pred: (l: ProfileLine) => boolean) => p.lines.filter(pred).reduce((s, l) => s + l.ms, 0);

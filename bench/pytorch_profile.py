@@ -3,10 +3,13 @@ scripts/reference/*_model.py (smp's code), timed and profiled op by op.
 
 usage: /usr/bin/python3 bench/pytorch_profile.py '<json>'
 json: {"arch": "PAN", "encoder": "resnet34", "classes": 21, "size": 512, "batch": 4, "threads": 2, "repeats": 5}
-For fp32 and bf16 (autocast) and each of NCHW / channels-last: the median step ms. For each precision's
-faster layout: per phase (forward = model + loss, backward, optimizer) and op, the calls and self ms per step
-from torch.autograd.profiler. Prints {"steps": {mode: ms}, "fastest": {precision: mode},
-"profile": {precision: [[phase, op, calls, self_ms], ...]}}.
+Then one JSON request per stdin line, one JSON answer per stdout line, so that the caller can alternate
+PyTorch's steps with its own (drift in the machine's load then falls on both sides alike):
+  {"op": "layouts", "precision": "fp32"|"bf16"} -> {"steps": {mode: median ms}, "fastest": mode}: NCHW and
+      channels-last timed (median of `repeats` after 2 warm-up); the faster one is kept for the requests below
+  {"op": "step", "precision": p} -> {"ms": one step of the kept mode}
+  {"op": "profile", "precision": p} -> {"rows": [[phase, op, calls, self_ms], ...]}: per phase (forward = model +
+      loss, backward, optimizer) and op, calls and self ms per step from torch.autograd.profiler (2 steps)
 """
 import json
 import os
@@ -49,19 +52,13 @@ def setup(precision, cl):
     return {'forward': forward, 'backward': backward, 'optimizer': opt.step}
 
 
-out = {'steps': {}, 'fastest': {}, 'profile': {}, 'torch': torch.__version__}
-for precision in ['fp32', 'bf16']:
-    best = None
-    for cl in [False, True]:
-        mode = precision + ('_cl' if cl else '')
-        phases = setup(precision, cl)
-        out['steps'][mode] = median_ms(lambda: [f() for f in phases.values()], reps, warm=2)
-        if best is None or out['steps'][mode] < out['steps'][best[0]]:
-            best = (mode, phases)
-    mode, phases = best
-    out['fastest'][precision] = mode
+def step(phases):
+    for f in phases.values():
+        f()
+
+
+def profile(phases, n=2):
     rows = {}
-    n = 2
     for _ in range(n):
         for phase, fn in phases.items():
             with torch.autograd.profiler.profile() as prof:
@@ -70,5 +67,25 @@ for precision in ['fp32', 'bf16']:
                 r = rows.setdefault((phase, e.key), [0, 0.0])
                 r[0] += e.count
                 r[1] += e.self_cpu_time_total / 1000
-    out['profile'][precision] = [[p, k, c / n, ms / n] for (p, k), (c, ms) in rows.items()]
-print(json.dumps(out))
+    return [[p, k, c / n, ms / n] for (p, k), (c, ms) in rows.items()]
+
+
+kept = {}
+for line in sys.stdin:
+    req = json.loads(line)
+    precision = req['precision']
+    if req['op'] == 'layouts':
+        steps, best = {}, None
+        for cl in [False, True]:
+            mode = precision + ('_cl' if cl else '')
+            phases = setup(precision, cl)
+            steps[mode] = median_ms(lambda: step(phases), reps, warm=2)
+            if best is None or steps[mode] < steps[best[0]]:
+                best = (mode, phases)
+        kept[precision] = best[1]
+        answer = {'steps': steps, 'fastest': best[0], 'torch': torch.__version__}
+    elif req['op'] == 'step':
+        answer = {'ms': median_ms(lambda: step(kept[precision]), 1, warm=0)}
+    else:
+        answer = {'rows': profile(kept.pop(precision))}
+    print(json.dumps(answer), flush=True)

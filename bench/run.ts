@@ -21,7 +21,7 @@ if (want('mobilenet')) {
 }
 if (want('onnx')) await (await import('./onnx.js')).runOnnxBench();
 if (want('web')) { const w = await import('./web.js'); w.printWeb(await w.benchWeb()); }
-if (want('profile')) { const p = await import('./profile.js'); p.printProfile(p.benchProfile()); }
+if (want('profile')) { const p = await import('./profile.js'); p.printProfile(await p.benchProfile()); }
 if (want('optimizer')) { const o = await import('./optimizer.js'); o.printOptimizer(o.benchOptimizer()); }
 if (want('train')) await (await import('./train.js')).runTrainBench();
 if (want('distributed')) await (await import('./distributed.js')).runDistributedBench();
