@@ -31,6 +31,16 @@ export function track(t: Trackable): void {
   else t._unscoped?.();
 }
 
+/**
+ * Called by dispose(): a tensor disposed right after it was made (the newest in the innermost scope)
+ * leaves the scope at once, so a loop of made-and-disposed tensors inside tidy() neither grows the
+ * scope nor keeps its dead wrappers alive until the scope ends (they die young, as the GC prefers).
+ */
+export function untrackNewest(t: Trackable): void {
+  const s = scopes[scopes.length - 1];
+  if (s !== undefined && s[s.length - 1] === t) s.pop();
+}
+
 /** Removes `t` from every open tidy scope, so it outlives them. Returns `t`. */
 export function keep<T extends Trackable>(t: T): T {
   let scoped = false;

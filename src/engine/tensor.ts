@@ -3,7 +3,7 @@ import { describe, fail, PansegError } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { type AnyTypedArray, type DType, DTYPES, checkDevice, dtypeCode, isFloating, typedArrayFrom } from './dtype.js';
 import { checkArrayOut } from './alloc-check.js';
-import { markTrackable, track } from './memory.js';
+import { markTrackable, track, untrackNewest } from './memory.js';
 import { type Handle, native } from './native.js';
 
 const unaryIdx = new Map(native.unaryNames.map((n, i) => [n, i]));
@@ -75,6 +75,7 @@ export class Tensor {
       if (this._watched) collected.unregister(this);
       native.dispose(this._h);
       this._h = null;
+      untrackNewest(this);
     }
   }
   /** @internal See Trackable._unscoped. */

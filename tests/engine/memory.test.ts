@@ -79,6 +79,26 @@ describe('tidy, keep and dispose', () => {
     assert.equal(liveTensors(), base);
     assert.throws(() => tidy(42 as unknown as () => void), { message: 'tidy: expected a function' });
   });
+  it('a tensor disposed as soon as it was made leaves its scope; the scope still frees the rest', () => {
+    const before = liveTensors();
+    let kept: Tensor | null = null;
+    const out = tidy(() => {
+      const a = ones([2]);
+      for (let i = 0; i < 100; i++) a.add(1).dispose(); // made and disposed: popped from the scope
+      const b = a.mul(2);
+      a.add(b).dispose();
+      kept = keep(b.add(1));
+      const c = b.add(a);
+      b.dispose(); // not the newest: stays in the scope, disposed twice harmlessly
+      return c;
+    });
+    assert.deepEqual(out.toNumbers(), [3, 3]);
+    assert.deepEqual(kept!.toNumbers(), [3, 3]);
+    assert.equal(liveTensors(), before + 2);
+    out.dispose(); kept!.dispose();
+    assert.equal(liveTensors(), before);
+  });
+
   it('`using` disposes at the end of the block', () => {
     const base = liveTensors();
     let seen: Tensor;
