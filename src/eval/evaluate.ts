@@ -45,7 +45,7 @@ export async function evaluate(m: Segmentable, loader: DataLoader, o: EvaluateOp
   const ds = loader.dataset;
   const t0 = performance.now();
   let images = 0;
-  const { src, close } = openSource(m, o.precision);
+  const { src, close } = openSource(m, o.precision, o.cudaGraphs);
   const cm = new ConfusionMatrix(src.numClasses === 1 ? 2 : src.numClasses, ds.ignoreIndex);
   let lossSum = 0;
   let lossImages = 0;

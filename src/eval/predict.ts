@@ -138,7 +138,7 @@ export function defaultLabels(classes: number): { classNames: string[]; colors: 
  */
 export async function predictFiles(m: Segmentable, inputs: string[], outDir: string, o: PredictFilesOptions = {}): Promise<PredictedFile[]> {
   const files = collectInputs(inputs);
-  const { src, close } = openSource(m, o.precision);
+  const { src, close } = openSource(m, o.precision, o.cudaGraphs);
   const d = defaultLabels(src.numClasses);
   try {
     return await writePredictions((img, withProbs) => segment(src, img, { ...o, withProbs }), files, outDir, {

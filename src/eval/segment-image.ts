@@ -157,7 +157,7 @@ export function segmentImage(model: SegmentationModel, img: RgbImage, o: Inferen
 /** segmentImage for any engine: a model, or an OnnxSegmenter. */
 export async function segment(m: Segmentable, img: RgbImage, o: InferenceOptions & { withProbs?: boolean } = {}): Promise<Segmentation> {
   const t0 = performance.now();
-  const { src, close } = openSource(m, o.precision);
+  const { src, close } = openSource(m, o.precision, o.cudaGraphs);
   const whole = { ...o, tile: undefined, resizeLong: undefined };
   try {
     const pass = new ImagePass(src, img, checkSizeOptions('segment', o), o.withProbs ?? false);

@@ -3,9 +3,11 @@
 // a libtorch model (modelSource) or an ONNX export in onnxruntime (OnnxSegmenter). Large images can be
 // segmented in overlapping windows (tiles.ts) or at a smaller scale (resizeLong), then brought back to size.
 import { paddedSize } from '../common/input-size.js';
+import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { autocast, F, full, inferenceMode, keep, type Precision, resolvePrecision, type Tensor, tidy } from '../engine/index.js';
 import type { Preprocessing, SegmentationModel } from '../models/index.js';
+import { GraphedForward } from './graphed-forward.js';
 import { blendWindows, checkTiling, driveAsync, driveSync, type Rect } from './tiles.js';
 
 export interface InferenceOptions {
@@ -31,6 +33,12 @@ export interface InferenceOptions {
    * scale, then resize the probabilities back (bilinear) before the argmax. Default: the image's own size.
    */
   resizeLong?: number;
+  /**
+   * Replay the model's forward from CUDA graphs, one per input shape (graphed-forward.ts): fewer kernel
+   * launches for small batches of fixed size. A shape is captured when seen a second time; up to 4 are kept.
+   * Needs a model on a CUDA device (evaluate, predictFiles and segment; not the ONNX engine). Default false.
+   */
+  cudaGraphs?: boolean;
 }
 
 /** The checked size options of InferenceOptions: tiling and resizing, either may be null. */
@@ -87,12 +95,18 @@ export function inferenceCopy<M extends SegmentationModel>(model: M, precision: 
   return model.optimizedForInference({ dtype: p === 'bf16' ? 'bfloat16' : p === 'fp16' ? 'float16' : 'float32' });
 }
 
-/** A libtorch model as a LogitsSource: eval mode, no autograd, inputs moved to its device. */
-export function modelSource(model: SegmentationModel, precision: Precision | 'auto' = 'auto'): LogitsSource {
+/**
+ * A libtorch model as a LogitsSource: eval mode, no autograd, inputs moved to its device. With `graphs`
+ * (see openSource's cudaGraphs) the forward is replayed from CUDA graphs; close them when done.
+ */
+export function modelSource(model: SegmentationModel, precision: Precision | 'auto' = 'auto', graphs: { cudaGraphs?: boolean } = {}): LogitsSource & { close(): void } {
   // An optimized copy already holds its precision in its weights.
   const p = model.isOptimizedForInference ? 'fp32' : precision;
   const device = model.parameters()[0].device;
+  const forward = (x: Tensor): Tensor => withPrecision(p, device, () => model.forward(x)).to('float32');
+  const graphed = graphs.cudaGraphs ? new GraphedForward(forward, device) : null;
   return {
+    close: () => graphed?.close(),
     numClasses: model.config.classes,
     activation: model.config.activation,
     outputStride: model.inputSizeRule.stride,
@@ -102,7 +116,8 @@ export function modelSource(model: SegmentationModel, precision: Precision | 'au
       const was = model.training;
       model.eval();
       try {
-        return inferenceMode(() => tidy(() => withPrecision(p, device, () => model.forward(x.device === device ? x : x.to(device))).to('float32')));
+        if (graphed) return inferenceMode(() => { const xd = x.device === device ? x : x.to(device); try { return graphed.run(xd); } finally { if (xd !== x) xd.dispose(); } });
+        return inferenceMode(() => tidy(() => forward(x.device === device ? x : x.to(device))));
       } finally {
         model.train(was);
       }
@@ -270,11 +285,20 @@ export type Segmentable = SegmentationModel | LogitsSource;
  * A LogitsSource for `m`. A trainable model runs as a BatchNorm-folded inference copy in `precision`
  * (made here; `close` frees it); an inference copy or another engine runs as it is.
  */
-export function openSource(m: Segmentable, precision: Precision | 'auto' = 'auto'): { src: LogitsSource; close: () => void } {
-  if (!isModel(m)) return { src: m, close: () => {} };
-  if (m.isOptimizedForInference) return { src: modelSource(m), close: () => {} };
+export function openSource(m: Segmentable, precision: Precision | 'auto' = 'auto', cudaGraphs = false): { src: LogitsSource; close: () => void } {
+  if (!isModel(m)) {
+    if (cudaGraphs) fail('cudaGraphs', 'CUDA graphs replay a libtorch model; the ONNX engine cannot use them, drop cudaGraphs (--cuda-graphs)');
+    return { src: m, close: () => {} };
+  }
+  if (m.isOptimizedForInference) {
+    const src = modelSource(m, 'auto', { cudaGraphs });
+    return { src, close: () => src.close() };
+  }
   const copy = inferenceCopy(m, precision);
-  return { src: modelSource(copy), close: () => copy.dispose() };
+  try {
+    const src = modelSource(copy, 'auto', { cudaGraphs });
+    return { src, close: () => { src.close(); copy.dispose(); } };
+  } catch (e) { copy.dispose(); throw e; }
 }
 
 function isModel(m: Segmentable): m is SegmentationModel {
