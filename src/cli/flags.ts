@@ -41,6 +41,7 @@ export function recipeFromFlags(o: Record<string, unknown>, cmd: string) {
     valEvery: o.valEvery as number,
     precision: o.precision as 'fp32' | undefined,
     device: o.device as string,
+    cudaGraphs: o.cudaGraphs as boolean | undefined,
     resume: Boolean(o.resume),
     maxSteps: o.maxSteps as number | undefined,
     threads: o.threads as number | undefined,

@@ -31,7 +31,7 @@ describe('CUDA graphs on the CPU', () => {
     assert.throws(() => openSource(m, 'fp32', true), /^PansegError: cudaGraphs: CUDA graphs record GPU work/);
     assert.equal(liveTensors(), before, 'the inference copy was freed');
     m.dispose();
-    const onnxLike = { numClasses: 2, activation: null, outputStride: 32, preprocessing: { mean: [0, 0, 0], std: [1, 1, 1] }, paddedSize: (h: number, w: number): [number, number] => [h, w], logits: (x: Tensor) => x };
+    const onnxLike = { numClasses: 2, activation: null, outputStride: 32, preprocessing: { mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] }, paddedSize: (h: number, w: number): [number, number] => [h, w], logits: (x: Tensor) => x };
     assert.throws(() => openSource(onnxLike, 'fp32', true), /the ONNX engine cannot use them/);
   });
 });
