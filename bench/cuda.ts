@@ -1,6 +1,9 @@
 // PAN-resnet34 at 512x512 on a CUDA GPU, panseg vs PyTorch eager on the same model and GPU, measured
 // in one run: inference (batch 1) and a training step (SGD momentum; batches 4 and 16) in fp32,
 // channels-last, and bf16/fp16 autocast (fp16 training with a GradScaler, as torch.amp does).
+// CUDA graphs: the graphed training step (train/graphed-step.ts) and graphed inference of the inference
+// copy (eval/graphed-forward.ts) at batches 1, 4 and 16 in bf16 channels-last, against PyTorch eager and
+// PyTorch's torch.cuda.graph of the same step (goal: graphed step at batch 4 <= 0.7x PyTorch eager).
 // Needs panseg built against a CUDA libtorch (see README, 'GPU'), and a Python whose torch sees
 // the GPU (PANSEG_PYTHON, default python3). Run: npm run bench -- cuda
 import { execFileSync } from 'node:child_process';
@@ -8,7 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { autocast, buildInfo, cudaSynchronize, F, manualSeed, noGrad, randint, randn, type Tensor, tidy } from '../src/engine/index.js';
 import { PAN } from '../src/models/index.js';
 import { countMacs } from '../src/nn/index.js';
+import { openSource } from '../src/eval/segmenter.js';
 import { GradScaler } from '../src/train/grad-scaler.js';
+import { GraphedTrainStep } from '../src/train/graphed-step.js';
 import { SGD } from '../src/train/optimizers.js';
 import { medianMs } from './timing.js';
 
@@ -20,14 +25,18 @@ export interface CudaBenchOptions {
   size?: number;
   repeats?: number;
   trainBatches?: number[];
+  /** Batches of the CUDA graph rows (default [1, 4, 16]; [] leaves them out). */
+  graphBatches?: number[];
 }
 
 export interface CudaBenchResult {
   gpu: string;
   gflops: number;
-  torch: { infer: Record<string, number>; train: Record<string, number>; torch: string; gpu: string };
+  torch: { infer: Record<string, number>; train: Record<string, number>; graph?: Record<string, number>; torch: string; gpu: string };
   infer: Record<string, number>;
   train: Record<string, number>;
+  /** `<train|infer>_<eager|graphed>_b<batch>` -> ms, bf16 channels-last. */
+  graph: Record<string, number>;
 }
 
 /** Median ms of `fn` over `n` runs after 3 warm-ups; every run ends with a device synchronization. */
@@ -53,7 +62,8 @@ export function benchCuda(o: CudaBenchOptions = {}): CudaBenchResult {
   const classes = 21;
   const modes: Mode[] = ['fp32', 'fp32_cl', 'bf16_cl', 'fp16_cl'];
   manualSeed(0);
-  const cfg = { encoder, classes, size, repeats: reps, train_batches: batches, infer: modes, train: modes };
+  const graphBatches = o.graphBatches ?? [1, 4, 16];
+  const cfg = { encoder, classes, size, repeats: reps, train_batches: batches, infer: modes, train: modes, graph_mode: GRAPH_MODE, graph_batches: graphBatches };
   const py = fileURLToPath(new URL('./pytorch_cuda.py', import.meta.url));
   const torch = JSON.parse(execFileSync(process.env.PANSEG_PYTHON ?? 'python3', [py, JSON.stringify(cfg)], { encoding: 'utf8' })) as CudaBenchResult['torch'];
 
@@ -106,7 +116,50 @@ export function benchCuda(o: CudaBenchOptions = {}): CudaBenchResult {
       yb.dispose();
     }
   }
-  return { gpu: torch.gpu, gflops, torch, infer, train };
+  return { gpu: torch.gpu, gflops, torch, infer, train, graph: benchGraphs(encoder, classes, size, reps, graphBatches) };
+}
+
+const GRAPH_MODE: Mode = 'bf16_cl';
+
+/** panseg's graphed rows: the whole SGD step and the inference copy's forward, eager and replayed. */
+function benchGraphs(encoder: string, classes: number, size: number, reps: number, batches: number[]): Record<string, number> {
+  const rows: Record<string, number> = {};
+  const dtype = amp(GRAPH_MODE)!;
+  for (const n of batches) {
+    for (const capture of [false, true]) {
+      const m = new PAN({ encoderName: encoder, classes });
+      m.to({ device: 'cuda', memoryFormat: 'channelsLast' });
+      m.train();
+      const opt = new SGD(m.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4, capturable: true });
+      const xb = input(GRAPH_MODE, n, size);
+      const yb = randint(0, classes, [n, size, size]).to('cuda');
+      const step = new GraphedTrainStep({
+        model: m, optimizer: opt, capture,
+        forwardLoss: (x, y) => F.crossEntropy(autocast(() => m.forward(x), { deviceType: 'cuda', dtype }).to('float32'), y, { ignoreIndex: 255 }),
+      });
+      for (let i = 0; i < 4; i++) step.step(xb, yb); // 3 warm-up steps, then the capture
+      rows[`train_${capture ? 'graphed' : 'eager'}_b${n}`] = gpuMedianMs(() => step.step(xb, yb), Math.max(3, Math.floor(reps / 2)));
+      step.dispose();
+      opt.dispose();
+      m.dispose();
+      xb.dispose();
+      yb.dispose();
+    }
+    for (const cudaGraphs of [false, true]) {
+      const m = new PAN({ encoderName: encoder, classes });
+      m.eval();
+      m.to({ device: 'cuda', memoryFormat: 'channelsLast' });
+      const { src, close } = openSource(m, 'bf16', cudaGraphs); // the bf16 inference copy
+      const x = input(GRAPH_MODE, n, size);
+      const run = () => tidy(() => { src.logits(x); });
+      run(); run(); // a shape is captured when seen the second time
+      rows[`infer_${cudaGraphs ? 'graphed' : 'eager'}_b${n}`] = gpuMedianMs(run, reps);
+      close();
+      m.dispose();
+      x.dispose();
+    }
+  }
+  return rows;
 }
 
 const fmt = (x: number | undefined) => (x === undefined ? 'n/a' : x.toFixed(2)).padStart(9);
@@ -125,6 +178,15 @@ export function printCuda(r: CudaBenchResult): void {
     console.log(`  ${k.padEnd(20)}${fmt(ms)}  ${(n / (ms / 1000)).toFixed(0).padStart(7)}  ${fmt(r.torch.train[k])}  ${ratio(ms, r.torch.train[k])}`);
   }
   console.log('(_fused: the inference copy, BatchNorm folded and weights in the mode\'s dtype; its peer is PyTorch autocast/fp32 eager)');
+  if (Object.keys(r.graph).length) {
+    const t = r.torch.graph ?? {};
+    console.log(`CUDA graphs, ${GRAPH_MODE}      panseg ms  torch eager  ratio  torch graphed  ratio`);
+    for (const [k, ms] of Object.entries(r.graph)) {
+      const eagerKey = k.replace('_graphed_', '_eager_');
+      console.log(`  ${k.padEnd(20)}${fmt(ms)}  ${fmt(t[eagerKey])}  ${ratio(ms, t[eagerKey])}  ${fmt(t[k])}  ${ratio(ms, t[k])}`);
+    }
+    console.log('(train: the whole SGD step; infer: the bf16 inference copy; goal: train_graphed_b4 <= 0.7x PyTorch eager)');
+  }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) printCuda(benchCuda());

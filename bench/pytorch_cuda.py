@@ -4,7 +4,10 @@ usage: python3 bench/pytorch_cuda.py '<json config>'
 config: {"encoder": "resnet34", "classes": 21, "size": 512, "repeats": 20, "train_batches": [4, 16],
          "infer": ["fp32", ...], "train": ["fp32", ...]}
 modes: fp32 | fp32_cl | bf16_cl | fp16_cl (bf16/fp16: torch.autocast; fp16 training with torch.amp.GradScaler).
-Prints one JSON object: {"infer": {mode: ms}, "train": {"<mode>_b<batch>": ms}, "torch": version, "gpu": name}.
+CUDA graphs (config "graph_mode", e.g. "bf16_cl", and "graph_batches", e.g. [1, 4, 16]): eager and torch.cuda.graph
+timings of the training step (SGD) and of inference at each batch, as torch.cuda.graphs' docs capture them.
+Prints one JSON object: {"infer": {mode: ms}, "train": {"<mode>_b<batch>": ms}, "graph": {"<train|infer>_<eager|graphed>_b<batch>": ms},
+"torch": version, "gpu": name}.
 Times are medians over `repeats` runs after warm-up, each ended by torch.cuda.synchronize().
 """
 import json
@@ -85,4 +88,66 @@ for mode in cfg.get('train', []):
                 opt.step()
         out['train'][f'{mode}_b{n}'] = median_ms(step, max(3, reps // 2))
         del m, opt
+
+
+def graph_rows(mode, batches):
+    """Eager vs torch.cuda.graph-replayed training step and inference, per batch."""
+    amp = DTYPES.get(mode.split('_')[0])
+    rows = {}
+    for n in batches:
+        m = model(mode).train()
+        opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+        xb = batch(mode, n)
+        yb = torch.randint(0, classes, (n, size, size), device=dev)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast('cuda', dtype=amp or torch.float32, enabled=amp is not None):
+                logits = m(xb)
+            loss = torch.nn.functional.cross_entropy(logits.float(), yb, ignore_index=255)
+            loss.backward()
+            opt.step()
+            return loss
+        rows[f'train_eager_b{n}'] = median_ms(step, max(3, reps // 2))
+        # Warm-up on a side stream, then capture the whole step (gradients kept: zero_grad inside is
+        # set_to_none before the capture, as the docs' whole-network example does).
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                step()
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        opt.zero_grad(set_to_none=True)
+        with torch.cuda.graph(g):
+            with torch.autocast('cuda', dtype=amp or torch.float32, enabled=amp is not None):
+                logits = m(xb)
+            static_loss = torch.nn.functional.cross_entropy(logits.float(), yb, ignore_index=255)
+            static_loss.backward()
+            opt.step()
+        rows[f'train_graphed_b{n}'] = median_ms(g.replay, max(3, reps // 2))
+        del g, m, opt
+
+        m = model(mode).eval()
+        x = batch(mode, n)
+
+        def infer():
+            with torch.no_grad(), torch.autocast('cuda', dtype=amp or torch.float32, enabled=amp is not None):
+                return m(x)
+        rows[f'infer_eager_b{n}'] = median_ms(infer, reps)
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            infer()
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            infer()
+        rows[f'infer_graphed_b{n}'] = median_ms(g.replay, reps)
+        del g, m
+    return rows
+
+
+if cfg.get('graph_batches'):
+    out['graph'] = graph_rows(cfg.get('graph_mode', 'bf16_cl'), cfg['graph_batches'])
 print(json.dumps(out))

@@ -28,8 +28,11 @@ build() { echo "== build ${PANSEG_CXXFLAGS:-}"; rm -rf build; node scripts/build
 grep -m8 -E 'error|== build|compiling' "$OUT/build.log"
 node --import tsx -e "import('./src/engine/index.ts').then(e => { console.log(JSON.stringify(e.buildInfo())); return import('./src/distributed/index.ts'); }).then(d => console.log('nccl', d.ncclAvailable(), 'dist', d.distributedUnavailable()))" 2>&1 | tee -a "$OUT/machine.txt"
 
-timeout "${PANSEG_GPU_TEST_S:-240}" node --import tsx --test --test-reporter=spec tests/engine/cuda.test.ts tests/train/grad-scaler.test.ts > "$OUT/tests.log" 2>&1
-echo "tests exit $?"; grep -E '^ *(✔|✖)|^ℹ (tests|pass|fail|skipped)' "$OUT/tests.log" | head -40
+# CUDA graphs (compiled, not yet run on a GPU before this script's first run): capture/replay, graphed
+# training step vs eager, graphed inference; capturable optimizers and scaler.
+timeout "${PANSEG_GPU_TEST_S:-300}" node --import tsx --test --test-reporter=spec tests/engine/cuda.test.ts tests/train/grad-scaler.test.ts \
+  tests/engine/cuda-graph.test.ts tests/train/graphed-step.test.ts tests/train/capturable.test.ts > "$OUT/tests.log" 2>&1
+echo "tests exit $?"; grep -E '^ *(✔|✖)|^ℹ (tests|pass|fail|skipped)' "$OUT/tests.log" | head -60
 timeout "${PANSEG_GPU_BENCH_S:-300}" node --import tsx bench/run.ts cuda > "$OUT/bench.log" 2>&1
 echo "bench exit $?"; tail -30 "$OUT/bench.log"
 timeout "${PANSEG_GPU_DEMO_S:-180}" node --import tsx src/cli/main.ts demo --device cuda --precision "${PANSEG_GPU_DEMO_PRECISION:-bf16}" --workers 4 --quiet --out /tmp/demo-gpu > "$OUT/demo.log" 2>&1
