@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <unordered_map>
+#include <utility>
 #endif
 
 namespace panseg {
@@ -80,7 +81,8 @@ static Napi::Value GraphBegin(const Napi::CallbackInfo& info) {
   if (gr.captured) throw std::runtime_error("this graph was already captured");
   auto device = static_cast<c10::DeviceIndex>(Int(info[1]));
   int64_t share = Int(info[2]);
-  at::cuda::MempoolId_t pool{0, 0};
+  // MempoolId_t moved between namespaces across PyTorch versions: take the type from pool() itself.
+  decltype(std::declval<at::cuda::CUDAGraph&>().pool()) pool{0, 0};
   if (share) pool = Find(info[2]).g->pool();
   // As torch.cuda.graph: no earlier work may still be running into the capture.
   C10_CUDA_CHECK(cudaDeviceSynchronize());

@@ -28,8 +28,8 @@ build() { echo "== build ${PANSEG_CXXFLAGS:-}"; rm -rf build; node scripts/build
 grep -m8 -E 'error|== build|compiling' "$OUT/build.log"
 node --import tsx -e "import('./src/engine/index.ts').then(e => { console.log(JSON.stringify(e.buildInfo())); return import('./src/distributed/index.ts'); }).then(d => console.log('nccl', d.ncclAvailable(), 'dist', d.distributedUnavailable()))" 2>&1 | tee -a "$OUT/machine.txt"
 
-# CUDA graphs (compiled, not yet run on a GPU before this script's first run): capture/replay, graphed
-# training step vs eager, graphed inference; capturable optimizers and scaler.
+# CUDA graphs (written without a GPU; these are their first GPU runs): capture/replay, the graphed training
+# step vs eager, graphed inference, and the capturable optimizers and scaler.
 timeout "${PANSEG_GPU_TEST_S:-300}" node --import tsx --test --test-reporter=spec tests/engine/cuda.test.ts tests/train/grad-scaler.test.ts \
   tests/engine/cuda-graph.test.ts tests/train/graphed-step.test.ts tests/train/capturable.test.ts > "$OUT/tests.log" 2>&1
 echo "tests exit $?"; grep -E '^ *(✔|✖)|^ℹ (tests|pass|fail|skipped)' "$OUT/tests.log" | head -60
