@@ -14,7 +14,7 @@ export const DATA_FLAGS: Flag[] = [
   { name: 'reduce-zero-label', type: 'boolean', desc: "ADE20K's convention (mmseg's reduce_zero_label): mask value 0 is ignored and the others shift down by one" },
 ];
 
-/** train only: a validation share of one split. */
+/** train and compare: a validation share of one split. */
 export const VAL_FRACTION_FLAG: Flag = {
   name: 'val-fraction', type: 'number',
   desc: 'validate on this seeded share of --split (default all) instead of --val-split, e.g. 0.1; the file lists are saved as <out>/split.json',

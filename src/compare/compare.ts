@@ -6,7 +6,7 @@ import { fail } from '../common/errors.js';
 import { validSide } from '../common/input-size.js';
 import { removeWriteLeftovers, writeFileDurable, writeFileDurableAsync } from '../io/file.js';
 import type { RGB } from '../common/palette.js';
-import { DataLoader, type Dataset, type LoadedSample, openDataset, readIndexedPng } from '../data/index.js';
+import { DataLoader, type Dataset, type LoadedSample, readIndexedPng } from '../data/index.js';
 import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
 import { segmentImage } from '../eval/predict.js';
 import { saveIndexMask } from '../eval/visualize.js';
@@ -18,6 +18,7 @@ import { inferenceLatency, modelCost } from './measure.js';
 import { type CompareOptions, recipeDifferences, type ResolvedCompare, resolveCompareOptions } from './options.js';
 import { COMPARE_ASSET_DIR, writeCompareHtml } from './page.js';
 import { buildRow, type CompareRow, readRow, RESULT_FILE, SAMPLE_FILE } from './row.js';
+import { comparisonSplit, saveComparisonSplit, SPLIT_FILE } from './split.js';
 import { type Comparison, compareMarkdown } from './summary.js';
 
 /** The file in the comparison's folder that records its recipe, written before the first training. */
@@ -42,6 +43,8 @@ export interface CompareResult {
  * run in `<out>/<arch>/` (checkpoints, metrics.jsonl, report.html), then measures it (parameters, GFLOPs at the crop,
  * inference latency of the float32 and bfloat16 inference copies) and writes `<out>/compare.{json,md,html}`.
  * With `resume`, architectures that finished are skipped and an unfinished one continues from its `checkpoints/last`.
+ * With `valFraction` (or `splitFile`) the train/val split is drawn (or read) once into `<out>/split.json`, and every
+ * run trains and validates on those lists; a resumed comparison reads that file back.
  * @example
  * const { comparison } = await compareArchitectures({ dataset: 'camvid', dataRoot: 'CamVid', archs: ['pan', 'unet', 'fpn'],
  *   encoder: 'resnet18', crop: 256, batchSize: 8, epochs: 30, out: 'runs/compare' });
@@ -54,10 +57,13 @@ export async function compareArchitectures(options: CompareOptions): Promise<Com
   // An interrupted comparison's temporaries go (its files and page pictures); each architecture's run clears its own on resume.
   if (c.resume) for (const d of [c.out, join(c.out, COMPARE_ASSET_DIR)]) removeWriteLeftovers(d);
   const t = c.train;
-  const valDs = openDataset(t.dataset, t.valRoot ?? t.dataRoot, { ...t.datasetOptions, split: t.valSplit ?? 'val' });
+  const split = comparisonSplit(c);
+  const valDs = split.val;
   if (valDs.length === 0) fail(OP, `the ${valDs.split} split of ${t.dataset} has no images to compare on`);
   const classes = t.classes ?? valDs.numClasses;
   checkArchitectures(c, classes);
+  // The split goes before the config: a comparison that can be resumed always has its split.
+  saveComparisonSplit(split);
   if (!c.resume) await writeFileDurableAsync(join(c.out, CONFIG_FILE), `${JSON.stringify({ version: 1, createdAt: new Date().toISOString(), archs: c.archs, recipe: c.recipe }, null, 2)}\n`);
 
   const sample = await valDs.load(0);
@@ -69,7 +75,7 @@ export async function compareArchitectures(options: CompareOptions): Promise<Com
     const resultPath = join(dir, RESULT_FILE);
     const done = c.resume && existsSync(resultPath);
     if (!done && !t.quiet) console.error(`compare: [${index + 1}/${c.archs.length}] ${arch} -> ${dir}`);
-    const row = done ? readRow(resultPath) : await runArchitecture(c, arch, valDs, sample);
+    const row = done ? readRow(resultPath) : await runArchitecture(c, arch, valDs, sample, split.path);
     // The result file is the marker a resume skips on: written whole, after everything else of the architecture.
     if (!done) await writeFileDurableAsync(resultPath, `${JSON.stringify(row, null, 2)}\n`);
     rows.push(row);
@@ -80,7 +86,7 @@ export async function compareArchitectures(options: CompareOptions): Promise<Com
   const comparison: Comparison = {
     title: `panseg compare: ${rows.map((r) => r.arch).join(', ')} (${t.encoder} on ${valDs.name})`,
     createdAt: new Date().toISOString(),
-    dataset: valDs.name, split: t.split ?? 'train', valSplit: valDs.split,
+    dataset: valDs.name, split: split.path ? `${SPLIT_FILE} train` : t.split ?? 'train', valSplit: split.path ? `${SPLIT_FILE} val` : valDs.split,
     classes: [...valDs.classes], colors: valDs.colors.map((x) => [...x] as RGB), ignoreIndex: valDs.ignoreIndex,
     encoder: t.encoder, crop: t.crop, epochs: t.epochs, options: c.recipe, rows,
   };
@@ -131,7 +137,7 @@ function checkArchitectures(c: ResolvedCompare, classes: number): void {
 }
 
 /** Trains (or resumes) one architecture, writes its report and sample prediction, measures it and returns its row. */
-async function runArchitecture(c: ResolvedCompare, arch: string, valDs: Dataset, sample: LoadedSample): Promise<CompareRow> {
+async function runArchitecture(c: ResolvedCompare, arch: string, valDs: Dataset, sample: LoadedSample, splitFile: string | undefined): Promise<CompareRow> {
   const dir = join(c.out, arch);
   const resume = c.resume && recoverCheckpoint(join(dir, 'checkpoints', 'last'));
   const prior = resume ? readElapsed(dir) : 0;
@@ -139,7 +145,8 @@ async function runArchitecture(c: ResolvedCompare, arch: string, valDs: Dataset,
   const elapsed = (): number => prior + (performance.now() - t0) / 1000;
   const modelOptions = c.modelOptions[arch] ?? {};
   const res = await train({
-    ...c.train, arch, modelOptions, out: dir, resume,
+    // Every run reads the comparison's split file: none draws its own.
+    ...c.train, ...(splitFile ? { splitFile } : {}), arch, modelOptions, out: dir, resume,
     onLog: (rec) => { if (rec.type === 'epoch') writeFileDurable(join(dir, ELAPSED_FILE), `${JSON.stringify({ seconds: elapsed() })}\n`); },
   });
   const wallSeconds = elapsed();

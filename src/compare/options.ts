@@ -1,5 +1,5 @@
 // What compareArchitectures takes, checked once before anything is trained or written.
-import { fail } from '../common/errors.js';
+import { describe, fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { architectures } from '../models/index.js';
 import type { TrainOptions } from '../train/train.js';
@@ -74,18 +74,34 @@ export function resolveCompareOptions(o: CompareOptions): ResolvedCompare {
     }
   }
   if (o.valSplit === null) fail(OP, 'a comparison ranks the architectures on a validation split; drop valSplit: null (--val-split none)');
+  const valSplit = checkValidation(o);
   const resume = o.resume === undefined ? false : v.bool(OP, 'resume', o.resume);
   const benchSize = v.int(OP, 'benchSize (--bench-size)', o.benchSize ?? 512, 32);
   const benchRepeats = v.int(OP, 'benchRepeats (--bench-repeats)', o.benchRepeats ?? 5, 1);
   if (o.onArchitecture !== undefined && typeof o.onArchitecture !== 'function') fail(OP, 'expected a function for onArchitecture');
   const { archs: _a, out, resume: _r, benchSize: _b, benchRepeats: _n, modelOptions: _m, onArchitecture: _o, ...rest } = o;
   // train()'s documented defaults, made explicit: the comparison's title, FLOP count and table name them.
-  const train = { ...rest, encoder: o.encoder ?? 'resnet34', crop: v.int(OP, 'crop', o.crop ?? 512, 32), epochs: v.int(OP, 'epochs', o.epochs ?? 50, 1) };
+  const train = { ...rest, valSplit, encoder: o.encoder ?? 'resnet34', crop: v.int(OP, 'crop', o.crop ?? 512, 32), epochs: v.int(OP, 'epochs', o.epochs ?? 50, 1) };
   const recipe: Record<string, unknown> = {};
   for (const [k, val] of Object.entries({ ...train, benchSize, modelOptions })) {
     if (val !== undefined && !FREE_ON_RESUME.has(k) && typeof val !== 'function') recipe[k] = val;
   }
   return { archs, out, resume, benchSize, benchRepeats, modelOptions, train, recipe: JSON.parse(JSON.stringify(recipe)) as Record<string, unknown> };
+}
+
+/**
+ * Checks where the validation images come from: a val split, a share of `split` (valFraction) or a split file, one of
+ * them. Returns the val split, made explicit ('val') when it is the source, as a comparison made before valFraction
+ * existed recorded it (so that it still resumes); undefined when the split is drawn or read.
+ */
+function checkValidation(o: CompareOptions): string | undefined {
+  const { valFraction: f, splitFile } = o;
+  if (f !== undefined && (typeof f !== 'number' || !(f > 0 && f < 1))) fail(OP, `expected a number between 0 and 1 (exclusive) for valFraction (--val-fraction), e.g. 0.1, but received ${describe(f)}`);
+  if (splitFile !== undefined && (typeof splitFile !== 'string' || !splitFile)) fail(OP, `expected the path of a split.json for splitFile (--split-file) but received ${describe(splitFile)}`);
+  if (f !== undefined && splitFile !== undefined) fail(OP, 'splitFile (--split-file) already holds a train/val split; drop valFraction (--val-fraction)');
+  const from = f !== undefined ? 'valFraction (--val-fraction) validates on a share of split (--split)' : splitFile !== undefined ? 'splitFile (--split-file) names the validation images' : '';
+  if (from && o.valSplit !== undefined) fail(OP, `${from}; drop valSplit (--val-split ${String(o.valSplit)}), or drop ${f !== undefined ? 'valFraction' : 'splitFile'} to rank on that split`);
+  return from ? undefined : o.valSplit ?? 'val';
 }
 
 /** The recipe keys whose values differ between two runs (sorted), for the resume check. */

@@ -174,11 +174,11 @@ describe('panseg compare: the recipe flags of panseg train', () => {
   const NOT_COMPARED = new Set([
     'arch', 'output-stride', 'decoder-channels', 'arch-options', // per architecture: compare's --arch-options
     'model', // architectures are compared from scratch
-    'val-fraction', 'split-file', // every architecture is ranked on the one --val-split
     'overwrite', 'log', 'report-images', // the run folder: compare makes one per architecture
     'nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port', 'rdzv-token', 'sync-bn', 'max-restarts', // one process per run
   ]);
-  const OWN = new Set(['out', 'resume', 'json']); // compare's, with its own text
+  // compare's, with its own text (--val-split has no default there: given with --val-fraction or --split-file, it is refused)
+  const OWN = new Set(['out', 'resume', 'json', 'val-split']);
 
   it("takes every recipe flag of train, with train's text and default", () => {
     for (const f of trainSpec.flags) {

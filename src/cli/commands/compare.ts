@@ -6,14 +6,16 @@ import { spec as trainSpec } from './train.js';
 import { recipeFromFlags } from '../flags.js';
 
 // The training flags a comparison shares with `panseg train` (same names, text and defaults): the whole recipe. Out
-// stay the model-shaping ones (architecture options go per architecture in --arch-options), --model, --val-fraction
-// and --split-file (every architecture is ranked on one val split), the run-folder ones and the distributed ones.
-const SHARED = ['dataset', 'data-root', 'split', 'val-split', 'val-root', 'ignore-index', 'reduce-zero-label', 'encoder', 'classes', 'encoder-weights',
+// stay the model-shaping ones (architecture options go per architecture in --arch-options), --model, the run-folder
+// ones and the distributed ones. --val-split is compare's own: without a default, so that giving it with
+// --val-fraction or --split-file is refused rather than silently ignored.
+const SHARED = ['dataset', 'data-root', 'split', 'split-file', 'val-fraction', 'val-split', 'val-root', 'ignore-index', 'reduce-zero-label', 'encoder', 'classes', 'encoder-weights',
   'aux-weight', 'crop', 'batch-size', 'epochs', 'lr', 'optimizer', 'schedule', 'warmup-iters', 'loss', 'label-smoothing', 'class-weights', 'momentum',
   'weight-decay', 'scale-range', 'color-jitter', 'channels-last', 'cuda-graphs', 'accumulate', 'freeze-encoder-epochs', 'val-every',
   'max-steps', 'quiet', 'threads', 'seed', 'precision', 'device', 'workers'];
 const trainFlag = (name: string): Flag => trainSpec.flags.find((f) => f.name === name)!;
 const ids = architectures().map((a) => a.id);
+const VAL_SPLIT: Flag = { name: 'val-split', type: 'string', desc: 'validation split every architecture is ranked on (default: val; not with --val-fraction or --split-file)' };
 
 export const spec: CommandSpec = {
   name: 'compare',
@@ -22,7 +24,7 @@ export const spec: CommandSpec = {
   flags: [
     { name: 'archs', type: 'list', desc: `architectures to train, in order (default: all: ${ids.join(',')})` },
     { name: 'arch-options', type: 'string', desc: `per-architecture options as JSON keyed by id, smp's camelCase names, e.g. '{"unet":{"decoderAttentionType":"scse"}}'` },
-    ...SHARED.filter((n) => n !== 'max-steps' && n !== 'quiet').map(trainFlag),
+    ...SHARED.filter((n) => n !== 'max-steps' && n !== 'quiet').map((n) => (n === 'val-split' ? VAL_SPLIT : trainFlag(n))),
     { name: 'out', type: 'string', desc: 'output folder: <out>/<arch>/ per architecture, <out>/compare.{json,md,html}' },
     { name: 'resume', type: 'boolean', desc: 'continue an interrupted comparison: skip finished architectures, resume the unfinished one' },
     { name: 'bench-size', type: 'int', desc: 'image side for the inference latency', default: 512 },
@@ -35,6 +37,7 @@ export const spec: CommandSpec = {
     'panseg compare --dataset camvid --data-root CamVid --archs pan,unet,fpn --encoder resnet18 --epochs 30 --crop 256 --batch-size 8 --out runs/compare',
     'panseg compare ... --optimizer adamw --weight-decay 0.01 --scale-range 0.75,1.5 --out runs/compare-adamw   (any recipe flag of panseg train)',
     'panseg compare ... --out runs/compare --resume   (after an interruption: finished architectures are skipped)',
+    'panseg compare --dataset folder --data-root data/mine --split all --val-fraction 0.1 --archs pan,unet --out runs/mine   (one seeded split for all, <out>/split.json)',
     'panseg compare --dataset folder --data-root data/shapes --archs pan,unet --epochs 1 --max-steps 20 --crop 128 --out /tmp/smoke',
   ],
 };
