@@ -162,6 +162,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitAllocator(env, exports);
   InitMkldnn(env, exports);
   InitProfile(env, exports);
+  InitWinograd(env, exports);
   InitCudaGraph(env, exports);
   InitCapturable(env, exports);
   return exports;

@@ -34,6 +34,13 @@ int DtypeCode(at::ScalarType t);
 at::Device Dev(const Napi::Value& v);
 at::TensorOptions Opts(const Napi::Value& dtype, const Napi::Value& device);
 
+// Whether oneDNN is called through ideep (the system library libtorch loads, at the headers' version).
+bool IdeepUsable();
+// A float32 3x3 stride-1 training convolution on oneDNN's Winograd kernels, or nullopt where it does not
+// apply (winograd.cc); the caller then runs at::conv2d.
+c10::optional<at::Tensor> WinogradConv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b,
+                                         at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups);
+
 using Fn = Napi::Value (*)(const Napi::CallbackInfo&);
 // Registers op `name`: every call is wrapped so that any C++ exception becomes a JS Error
 // whose message starts with the op's name.
@@ -49,6 +56,7 @@ void InitOptim(Napi::Env env, Napi::Object exports);
 void InitAllocator(Napi::Env env, Napi::Object exports);
 void InitMkldnn(Napi::Env env, Napi::Object exports);
 void InitProfile(Napi::Env env, Napi::Object exports);
+void InitWinograd(Napi::Env env, Napi::Object exports);
 void InitCudaGraph(Napi::Env env, Napi::Object exports);
 void InitCapturable(Napi::Env env, Napi::Object exports);
 

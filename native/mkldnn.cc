@@ -57,7 +57,7 @@ static constexpr auto kProp = ideep::prop_kind::forward_training;
 // ideep is header-only over libdnnl.so, which a Debian libtorch loads; a libtorch that links oneDNN
 // statically (pytorch.org's) exports no dnnl symbols, and calling ideep there would abort. So use it
 // only when the process has the oneDNN these headers were written for.
-static bool IdeepUsable() {
+bool IdeepUsable() {
   static const bool ok = [] {
     void* lib = dlopen("libdnnl.so.2", RTLD_LAZY | RTLD_NOLOAD);
     if (!lib) return false;
@@ -70,7 +70,7 @@ static bool IdeepUsable() {
   return ok;
 }
 #else
-static bool IdeepUsable() { return false; }
+bool IdeepUsable() { return false; }
 #endif
 
 // mkldnnIdeep(): whether convolutions go through ideep (Winograd, fused ReLU) rather than ATen.

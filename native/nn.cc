@@ -13,8 +13,12 @@ static int64_t Reduction(const Napi::Value& v) {
 
 // conv2d(x, w, b | null, stride, padding, dilation, groups)
 static Napi::Value Conv2d(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::conv2d(Get(info[0]), Get(info[1]), GetOpt(info[2]), Ints(info[3]), Ints(info[4]), Ints(info[5]),
-                                     Int(info[6])));
+  const auto &x = Get(info[0]), &w = Get(info[1]);
+  const auto b = GetOpt(info[2]);
+  const auto stride = Ints(info[3]), padding = Ints(info[4]), dilation = Ints(info[5]);
+  const auto groups = Int(info[6]);
+  if (auto y = WinogradConv2d(x, w, b, stride, padding, dilation, groups)) return Wrap(info.Env(), std::move(*y));
+  return Wrap(info.Env(), at::conv2d(x, w, b, stride, padding, dilation, groups));
 }
 
 // batchNorm(x, weight | null, bias | null, runMean | null, runVar | null, training, momentum, eps)

@@ -152,6 +152,8 @@ export interface NativeAddon {
   profileStart(): void;
   profileStop(): ProfileRow[];
   tinyOpFloor(n: number): number;
+  setWinogradTraining(on: boolean): boolean;
+  winogradTraining(): boolean;
   // ---- distributed (native/distributed.cc; used only by src/distributed/c10d.ts) ----
   /** '' when c10d + Gloo were compiled in, else why not. */
   distAvailable(): string;

@@ -77,6 +77,21 @@ export function setRngState(state: Tensor, device = 'cpu'): void {
 export function setNumThreads(n: number): void {
   native.setNumThreads(v.int('setNumThreads', 'n', n, 1, 1024));
 }
+/**
+ * Whether float32 3x3 stride-1 convolutions that need gradients (training) run on oneDNN's Winograd
+ * kernels: forward, backward-data and backward-weights in about half the time of the direct kernels
+ * ATen (and PyTorch) use, with float32 rounding differences of ~1e-6 relative. On by default; false
+ * gives ATen's convolutions everywhere (as PyTorch computes them). Returns whether this build has the
+ * kernels (a libtorch on the system oneDNN 2.x); without them the setting changes nothing.
+ */
+export function setWinogradTraining(on: boolean): boolean {
+  return native.setWinogradTraining(v.bool('setWinogradTraining', 'on', on));
+}
+/** The setting of {@link setWinogradTraining}. */
+export function winogradTraining(): boolean {
+  return native.winogradTraining();
+}
+
 export function getNumThreads(): number {
   return native.getNumThreads();
 }

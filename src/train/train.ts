@@ -6,7 +6,7 @@ import { fail, PansegError } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { validSide } from '../common/input-size.js';
 import { type BadSample, DataLoader, type Dataset, type DatasetOptions, openTrainVal, writeSplitFile } from '../data/index.js';
-import { cpuFeatures, cudaAvailable, getNumThreads, manualSeed, type Precision, resolvePrecision, setNumThreads, type Tensor, tidy } from '../engine/index.js';
+import { cpuFeatures, cudaAvailable, getNumThreads, manualSeed, type Precision, resolvePrecision, setNumThreads, setWinogradTraining, type Tensor, tidy, winogradTraining } from '../engine/index.js';
 import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
 import { withPrecision } from '../eval/inference.js';
 import { architecture, createModel, loadModel, type OutputStride, type SegmentationModel } from '../models/index.js';
@@ -87,6 +87,12 @@ export interface TrainOptions {
   precision?: Precision | 'auto';
   /** Keep activations and weights in channels-last order (faster oneDNN convolutions on CPU). Default true. */
   channelsLast?: boolean;
+  /**
+   * float32 3x3 stride-1 convolutions on oneDNN's Winograd kernels where this build and CPU have them
+   * (about half the time of the direct kernels; float32 rounding differs by ~1e-6). false: ATen's direct
+   * convolutions, as PyTorch runs them. Default true. See setWinogradTraining.
+   */
+  winograd?: boolean;
   device?: string;
   /**
    * Record the whole training step in a CUDA graph and replay it for each batch (train/graphed-step.ts):
@@ -198,6 +204,7 @@ function resolve(o: TrainOptions) {
     valEvery: v.int(op, 'valEvery', o.valEvery ?? 1, 1),
     precision: resolvePrecision(v.oneOf(op, 'precision', o.precision ?? 'auto', ['auto', 'fp32', 'bf16', 'fp16'] as const), device),
     channelsLast: v.bool(op, 'channelsLast', o.channelsLast ?? true),
+    winograd: v.bool(op, 'winograd', o.winograd ?? true),
     device,
     cudaGraphs,
     seed: v.int(op, 'seed', o.seed ?? 0, 0),
@@ -226,7 +233,7 @@ function resolvedHyperparameters(c: ReturnType<typeof resolve>, r: {
     optimizer: opt,
     schedule: { name: c.schedule, warmupIters: c.warmupIters, ...schedule },
     loss: { loss: c.loss, labelSmoothing: c.labelSmoothing ?? 0, classWeights: c.classWeights ?? null },
-    runtime: { precision: c.precision, channelsLast: c.channelsLast, device: c.device, threads: getNumThreads(), workers: c.workers ?? 'default', seed: c.seed },
+    runtime: { precision: c.precision, channelsLast: c.channelsLast, winograd: c.winograd, device: c.device, threads: getNumThreads(), workers: c.workers ?? 'default', seed: c.seed },
   };
 }
 
@@ -345,6 +352,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // A run stopped mid-epoch (maxSteps) resumes exactly: the epoch's order is the same, its first batches are passed over.
   const firstEpoch = state.epoch;
   const passOver = state.epochBatches ?? 0;
+  const winogradBefore = winogradTraining(); // a process-wide setting: restored when the run ends
+  setWinogradTraining(c.winograd);
   try {
     for (let epoch = state.epoch; epoch < c.epochs && !stop; epoch++) {
       const frozen = epoch < c.freezeEncoderEpochs;
@@ -465,6 +474,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     graphed?.dispose();
     if (scaler instanceof DeviceGradScaler) scaler.dispose();
     optimizer.dispose();
+    setWinogradTraining(winogradBefore);
   }
   return {
     model, outDir: c.out, bestMiou: state.bestMiou, bestEpoch: state.bestEpoch, history: state.history, lastEval,
