@@ -43,6 +43,13 @@ static double BackwardConvFlops(const std::vector<std::vector<int64_t>>& s) {
   return 4 * Numel(s[0]) * static_cast<double>(s[2][1] * s[2][2] * s[2][3]);
 }
 
+// Winograd's forward (winograd.cc) records its input and weight: counted as the direct convolution's FLOPs
+// (the same work, which Winograd does with fewer multiplications), with an output as large as the input.
+static double WinogradForwardFlops(const std::vector<std::vector<int64_t>>& s) {
+  if (s.size() < 2 || s[0].size() != 4 || s[1].size() != 4) return 0;
+  return 2 * Numel(s[0]) / static_cast<double>(s[0][1]) * static_cast<double>(s[1][0] * s[1][1] * s[1][2] * s[1][3]);
+}
+
 // profileStop(): [{name, calls, selfUs, totalUs, flops, elements}] where `elements` counts each
 // input read once and an output as large as the largest input written once (a memory-traffic floor).
 static Napi::Value ProfileStop(const Napi::CallbackInfo& info) {
@@ -79,8 +86,9 @@ static Napi::Value ProfileStop(const Napi::CallbackInfo& info) {
         r.totalUs += total;
         r.selfUs += total - f.childUs;
         auto shapes = f.ev->shapes();
-        r.flops += name == "aten::convolution_backward" ? BackwardConvFlops(shapes)
-                                                        : static_cast<double>(const_cast<prof::LegacyEvent*>(f.ev)->flops());
+        r.flops += name == "aten::convolution_backward" || name == "panseg::winograd_conv2d_backward" ? BackwardConvFlops(shapes)
+                   : name == "panseg::winograd_conv2d"                                                 ? WinogradForwardFlops(shapes)
+                                                          : static_cast<double>(const_cast<prof::LegacyEvent*>(f.ev)->flops());
         double largest = 0;
         for (auto& s : shapes) {
           r.elements += Numel(s);

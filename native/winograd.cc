@@ -15,6 +15,7 @@
 
 #ifdef PANSEG_WINOGRAD
 #include <ATen/autocast_mode.h>
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <array>
@@ -120,6 +121,8 @@ at::Tensor Out(memory from, at::IntArrayRef sizes, at::MemoryFormat fmt, dnnl::s
 struct WinogradConv : public torch::autograd::Function<WinogradConv> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x0, const at::Tensor& w0,
                             const c10::optional<at::Tensor>& b, const Key& key) {
+    // Named for libtorch's profiler (npm run bench -- profile counts it with the convolutions).
+    RECORD_FUNCTION("panseg::winograd_conv2d", std::vector<c10::IValue>({x0, w0}));
     auto p = Find(key);
     auto x = Dense(x0), w = Dense(w0);
     dnnl::stream s(Engine());
@@ -144,6 +147,7 @@ struct WinogradConv : public torch::autograd::Function<WinogradConv> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &x = saved[0], &w = saved[1];
+    RECORD_FUNCTION("panseg::winograd_conv2d_backward", std::vector<c10::IValue>({grads[0], x, w}));  // as aten::convolution_backward
     const auto k = ctx->saved_data["key"].toIntVector();
     Key key;
     std::copy(k.begin(), k.end(), key.begin());

@@ -51,7 +51,7 @@ export function isCopyOp(name: string): boolean {
 /** The floor an op is held to: compute (FLOPs), memory traffic, or none (autograd bookkeeping). */
 export function opKind(name: string): 'compute' | 'memory' | 'node' {
   if (name.startsWith('autograd::') || name.startsWith('torch::autograd::') || /Backward\d*$/.test(name)) return 'node';
-  if (name === 'convolution' || /^aten::(conv2d|convolution_backward|mm|addmm|bmm|matmul|linear)$/.test(name)) return 'compute';
+  if (name === 'convolution' || name.startsWith('winograd ') || /^aten::(conv2d|convolution_backward|mm|addmm|bmm|matmul|linear)$/.test(name)) return 'compute';
   return 'memory';
 }
 
@@ -75,9 +75,11 @@ export interface ProfileLine extends PhaseRow {
 /**
  * The op a row is counted under: the dispatch layers of a forward convolution (aten::conv2d -> convolution ->
  * _convolution -> the kernel) become one `convolution`, so its FLOPs (counted at aten::conv2d) and its time
- * (spent in the kernel) meet on one line.
+ * (spent in the kernel) meet on one line. panseg's Winograd training convolutions (one layer each) keep
+ * their own lines.
  */
 export function opGroup(name: string): string {
+  if (name.startsWith('panseg::winograd_')) return `winograd ${name.slice('panseg::winograd_'.length).replace('conv2d', 'convolution')}`;
   return /^aten::(conv2d|convolution|_convolution|mkldnn_convolution|_slow_conv2d_forward|thnn_conv2d|_nnpack_spatial_convolution|cudnn_convolution)$/.test(name) ? 'convolution' : name;
 }
 

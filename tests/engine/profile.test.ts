@@ -2,7 +2,7 @@
 // times per phase, with the convolution FLOPs the floors are computed from.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { autocast, F, profileOps, randn, summarizeProfile, tidy, type Tensor } from '../../src/engine/index.js';
+import { autocast, F, profileOps, randn, setWinogradTraining, summarizeProfile, tidy, type Tensor } from '../../src/engine/index.js';
 
 describe('profileOps', () => {
   it('counts each op once per repeat, per phase, with exact convolution FLOPs forward and backward', () => {
@@ -24,6 +24,26 @@ describe('profileOps', () => {
     assert.equal(bwd.flops, 2 * flops); // grad input + grad weight
     assert.ok(rows.every((r) => r.selfUs >= 0 && r.selfUs <= r.totalUs + 1e-6), 'self time within total time');
     assert.equal(rows.filter((r) => r.phase === 'backward' && r.name === 'aten::conv2d').length, 0, 'no forward conv in the backward phase');
+    w.grad?.dispose();
+    x.dispose();
+    w.dispose();
+  });
+
+  it('counts Winograd training convolutions on their own lines, with the direct convolution\'s FLOPs', { skip: setWinogradTraining(true) ? false : 'no Winograd kernels here' }, () => {
+    const x = randn([2, 16, 12, 10]);
+    const w = randn([8, 16, 3, 3]).requiresGrad_(true);
+    let loss: Tensor | null = null;
+    const rows = profileOps({
+      forward: () => { loss = tidy(() => F.conv2d(x, w, null, { padding: 1 }).sum()); },
+      backward: () => { loss!.backward(); loss!.dispose(); },
+    });
+    const lines = summarizeProfile(rows, { gflops: 100, gbps: 10, elementBytes: 4 }).lines;
+    const fwd = lines.find((l) => l.name === 'winograd convolution');
+    const bwd = lines.find((l) => l.name === 'winograd convolution_backward');
+    assert.ok(fwd && bwd, `lines: ${lines.map((l) => l.name).join(', ')}`);
+    const flops = 2 * 2 * 8 * 12 * 10 * 16 * 3 * 3;
+    assert.deepEqual([fwd.calls, fwd.flops, bwd.calls, bwd.flops], [1, flops, 1, 2 * flops]);
+    assert.ok(!lines.some((l) => l.name === 'convolution'), 'no direct convolution ran');
     w.grad?.dispose();
     x.dispose();
     w.dispose();
