@@ -37,8 +37,10 @@ export function track(t: Trackable): void {
  * scope nor keeps its dead wrappers alive until the scope ends (they die young, as the GC prefers).
  */
 export function untrackNewest(t: Trackable): void {
-  const s = scopes[scopes.length - 1];
-  if (s !== undefined && s[s.length - 1] === t) s.pop();
+  const n = scopes.length;
+  if (n === 0) return; // (an index of -1 would take V8's slow property lookup)
+  const s = scopes[n - 1];
+  if (s[s.length - 1] === t) s.pop();
 }
 
 /** Removes `t` from every open tidy scope, so it outlives them. Returns `t`. */
