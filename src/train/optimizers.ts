@@ -75,11 +75,7 @@ export abstract class Optimizer {
     if (this.foreach) {
       noGrad(() => {
         for (const g of this.groups) {
-          const items: ForeachItem[] = [];
-          for (const p of g.params) {
-            const grad = p.grad;
-            if (grad) items.push({ p, grad, st: this.stateOf(p) });
-          }
+          const items = this.withGrads(g);
           try { if (items.length) this.updateForeach(items, g); } finally { for (const i of items) i.grad.dispose(); }
         }
       });
@@ -109,11 +105,7 @@ export abstract class Optimizer {
   private stepCapturable(found: Tensor | null): void {
     noGrad(() => {
       for (const g of this.groups) {
-        const items: ForeachItem[] = [];
-        for (const p of g.params) {
-          const grad = p.grad;
-          if (grad) items.push({ p, grad, st: this.stateOf(p) });
-        }
+        const items = this.withGrads(g);
         try {
           if (!items.length) continue;
           const s = this.scalarsOf(g, items[0].p.device);
@@ -122,6 +114,16 @@ export abstract class Optimizer {
         } finally { for (const i of items) i.grad.dispose(); }
       }
     });
+  }
+
+  /** The group's parameters that have a gradient, with it (the caller disposes the gradients) and their state. */
+  private withGrads(g: ParamGroup): ForeachItem[] {
+    const items: ForeachItem[] = [];
+    for (const p of g.params) {
+      const grad = p.grad;
+      if (grad) items.push({ p, grad, st: this.stateOf(p) });
+    }
+    return items;
   }
 
   private scalarsOf(g: ParamGroup, device: string): DeviceScalars {
