@@ -191,7 +191,7 @@ c10::optional<at::Tensor> WinogradConv2d(const at::Tensor& x, const at::Tensor& 
   if (x.layout() != at::kStrided || w.layout() != at::kStrided || x.size(1) != w.size(1)) return c10::nullopt;
   const auto one = [](at::IntArrayRef v) { return v.size() == 2 && v[0] == 1 && v[1] == 1; };
   if (!one(stride) || !one(dilation) || padding.size() != 2 || padding[0] != padding[1] || padding[0] > 1) return c10::nullopt;
-  if (b && (b->scalar_type() != at::kFloat || !b->device().is_cpu() || b->dim() != 1)) return c10::nullopt;
+  if (b && (b->scalar_type() != at::kFloat || !b->device().is_cpu() || b->dim() != 1 || b->size(0) != w.size(0))) return c10::nullopt;
   if (!IdeepUsable()) return c10::nullopt;
   const Key key{x.size(0), x.size(1), w.size(0), x.size(2), x.size(3), padding[0], b ? 1 : 0};
   if (!Find(key)) return c10::nullopt;
