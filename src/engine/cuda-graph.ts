@@ -1,6 +1,7 @@
 // CUDA graphs: record a stretch of GPU work once and replay it with one launch, for steps whose
 // shapes never change (batch 1-16 steps are bound by kernel launches). Wraps native/cuda-graph.cc.
 import { fail } from '../common/errors.js';
+import { deviceIndex } from './dtype.js';
 import { keep, tidy } from './memory.js';
 import { native } from './native.js';
 import { cudaAvailable } from './runtime.js';
@@ -8,11 +9,11 @@ import { Tensor } from './tensor.js';
 
 const NO_CUDA = 'CUDA graphs need a CUDA build of libtorch; set LIBTORCH to a CUDA libtorch (or install a CUDA PyTorch) and run `npm run setup`';
 
-/** 'cuda' -> 0, 'cuda:N' -> N; anything else is refused. */
+/** 'cuda' -> 0, 'cuda:N' -> N; 'cpu' and anything else are refused. */
 function cudaIndex(op: string, device: string): number {
-  const m = typeof device === 'string' ? /^cuda(?::(\d+))?$/.exec(device) : null;
-  if (!m) fail(op, `CUDA graphs record GPU work only, but the device is ${JSON.stringify(device)}; use a model and tensors on 'cuda'`);
-  return Number(m[1] ?? 0);
+  const i = deviceIndex(op, device);
+  if (i < 0) fail(op, `CUDA graphs record GPU work only, but the device is ${JSON.stringify(device)}; use a model and tensors on 'cuda'`);
+  return i;
 }
 
 /** Whether a CUDA graph capture is under way (nothing may then read a GPU value on the host). */

@@ -65,3 +65,8 @@ export function checkDevice(op: string, d: unknown): string {
   if (typeof d !== 'string' || !DEVICE_RE.test(d)) fail(op, `expected device 'cpu', 'cuda' or 'cuda:N' but received ${describe(d)}`);
   return d;
 }
+/** libtorch's index of a checked device: -1 for 'cpu', N for 'cuda:N' ('cuda' is 0). */
+export function deviceIndex(op: string, d: unknown): number {
+  const dev = checkDevice(op, d);
+  return dev === 'cpu' ? -1 : Number(dev.slice(5) || 0);
+}

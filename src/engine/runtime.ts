@@ -1,7 +1,7 @@
 // Process-wide engine state: grad mode, inference mode, autocast, seeding, threads, build info.
 import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
-import { type DType, dtypeCode } from './dtype.js';
+import { type DType, deviceIndex, dtypeCode } from './dtype.js';
 import { native } from './native.js';
 import { Tensor } from './tensor.js';
 
@@ -54,24 +54,18 @@ export function manualSeed(seed: number): void {
 }
 
 /** 'cpu' -> -1, 'cuda' -> 0, 'cuda:N' -> N. */
-function generatorIndex(op: string, device: string): number {
-  const m = typeof device === 'string' ? /^(cpu|cuda)(?::(\d+))?$/.exec(device) : null;
-  if (!m || (m[1] === 'cpu' && m[2] !== undefined)) fail(op, `expected 'cpu' or 'cuda[:N]' for device but received ${JSON.stringify(device)}`);
-  return m[1] === 'cpu' ? -1 : Number(m[2] ?? 0);
-}
-
 /**
  * A copy of a default generator's state (uint8): the CPU's, like torch.get_rng_state(), or a CUDA
  * device's, like torch.cuda.get_rng_state(N).
  * @param device default 'cpu'
  */
 export function getRngState(device = 'cpu'): Tensor {
-  return new Tensor(native.getRngState(generatorIndex('getRngState', device)));
+  return new Tensor(native.getRngState(deviceIndex('getRngState', device)));
 }
 /** Restores a state from getRngState(device), like torch.set_rng_state() / torch.cuda.set_rng_state(). */
 export function setRngState(state: Tensor, device = 'cpu'): void {
   if (state.dtype !== 'uint8') fail('setRngState', `expected a uint8 state tensor, got ${state.dtype}`);
-  native.setRngState(state.h, generatorIndex('setRngState', device));
+  native.setRngState(state.h, deviceIndex('setRngState', device));
 }
 
 export function setNumThreads(n: number): void {
