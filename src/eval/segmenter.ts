@@ -116,8 +116,10 @@ export function modelSource(model: SegmentationModel, precision: Precision | 'au
       const was = model.training;
       model.eval();
       try {
-        if (graphed) return inferenceMode(() => { const xd = x.device === device ? x : x.to(device); try { return graphed.run(xd); } finally { if (xd !== x) xd.dispose(); } });
-        return inferenceMode(() => tidy(() => forward(x.device === device ? x : x.to(device))));
+        return inferenceMode(() => tidy(() => {
+          const xd = x.device === device ? x : x.to(device);
+          return graphed ? graphed.run(xd) : forward(xd);
+        }));
       } finally {
         model.train(was);
       }
