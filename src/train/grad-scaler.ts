@@ -26,6 +26,11 @@ function checked(op: string, o: GradScalerOptions) {
   };
 }
 
+/** The optimizer's parameters' gradients (new handles: the caller disposes them). */
+function gradients(optimizer: Optimizer): Tensor[] {
+  return optimizer.groups.flatMap((g) => g.params.map((p) => p.grad).filter((t): t is Tensor => t !== null));
+}
+
 export class GradScaler {
   scale: number;
   private goodSteps = 0;
@@ -52,7 +57,7 @@ export class GradScaler {
    */
   step(optimizer: Optimizer): boolean {
     // One native call and one device read (on a GPU every read is a synchronization).
-    const grads = optimizer.groups.flatMap((g) => g.params.map((p) => p.grad).filter((t): t is Tensor => t !== null));
+    const grads = gradients(optimizer);
     let finite: boolean;
     try { finite = ampUnscale(grads, 1 / this.scale); } finally { for (const t of grads) t.dispose(); }
     if (finite) optimizer.step();
@@ -118,8 +123,8 @@ export class DeviceGradScaler {
   /** Unscales the gradients, steps `optimizer` unless one is not finite, and updates the scale: all on the device. */
   step(optimizer: Optimizer): void {
     if (!optimizer.capturable) fail('DeviceGradScaler', 'the optimizer must be made with capturable: true');
-    const grads = optimizer.groups.flatMap((g) => g.params.map((p) => p.grad).filter((t): t is Tensor => t !== null));
-    if (!grads.length) { fail('DeviceGradScaler', 'no parameter has a gradient; call backward() on scaleLoss(loss) first'); }
+    const grads = gradients(optimizer);
+    if (!grads.length) fail('DeviceGradScaler', 'no parameter has a gradient; call backward() on scaleLoss(loss) first');
     const t = this.state_(grads[0].device);
     try { noGrad(() => ampUnscaleCapturable(grads, t.scale, t.found)); } finally { for (const g of grads) g.dispose(); }
     optimizer.step(t.found);
