@@ -163,15 +163,17 @@ export abstract class Optimizer {
     const tensors = new Map<string, Tensor>();
     const steps: Record<string, number> = {};
     let i = 0;
-    for (const g of this.groups) for (const p of g.params) {
-      const st = this.state.get(p);
-      // A capturable group counts its steps on the device (one host read, at checkpoint time).
+    for (const g of this.groups) {
+      // A capturable group counts its steps on the device (one host read per group, at checkpoint time).
       const groupStep = this.scalars.get(g)?.step.item();
-      if (st) {
-        steps[i] = groupStep ?? st.step;
-        for (const [n, t] of Object.entries(st.buffers)) tensors.set(`${i}.${n}`, t);
+      for (const p of g.params) {
+        const st = this.state.get(p);
+        if (st) {
+          steps[i] = groupStep ?? st.step;
+          for (const [n, t] of Object.entries(st.buffers)) tensors.set(`${i}.${n}`, t);
+        }
+        i++;
       }
-      i++;
     }
     return { tensors, steps };
   }
