@@ -78,22 +78,23 @@ std::shared_ptr<Prims> Find(const Key& k) {
   return p;
 }
 
-// A strided tensor as oneDNN memory over its own data: NCHW (OIHW) or channels-last (NHWC, OHWI).
+// The memory order of a dense tensor: channels-last only where it is that and not also plain NCHW.
+at::MemoryFormat FormatOf(const at::Tensor& t) {
+  return !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast) ? at::MemoryFormat::ChannelsLast
+                                                                              : at::MemoryFormat::Contiguous;
+}
+
+// A dense tensor as oneDNN memory over its own data: NCHW (OIHW) or channels-last (NHWC, OHWI).
 memory Strided(const at::Tensor& t) {
-  const bool cl = !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
   const auto dims = memory::dims(t.sizes().begin(), t.sizes().end());
   // nhwc and nchw name the same orders as ohwi and oihw for weights.
-  return memory({dims, memory::data_type::f32, cl ? tag::nhwc : tag::nchw}, Engine(), t.data_ptr());
+  const auto order = FormatOf(t) == at::MemoryFormat::ChannelsLast ? tag::nhwc : tag::nchw;
+  return memory({dims, memory::data_type::f32, order}, Engine(), t.data_ptr());
 }
 
 // `t` in the memory order the strided result should have: its own when dense in one, else NCHW.
 at::Tensor Dense(const at::Tensor& t) {
   return t.is_contiguous() || t.is_contiguous(at::MemoryFormat::ChannelsLast) ? t : t.contiguous();
-}
-
-at::MemoryFormat FormatOf(const at::Tensor& t) {
-  return !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast) ? at::MemoryFormat::ChannelsLast
-                                                                              : at::MemoryFormat::Contiguous;
 }
 
 // A buffer for memory of `desc` from ATen's allocator (panseg's CPU buffer cache), and oneDNN memory over it.
