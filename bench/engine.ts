@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { F, getNumThreads, manualSeed, noGrad, ones, randn, setNumThreads, tidy } from '../src/engine/index.js';
 import { tinyOpFloorUs } from '../src/engine/profile.js';
-import { load, median } from './timing.js';
+import { load, loadRange, median } from './timing.js';
 
 /** One measurement: medians of both sides in `unit`, and panseg / pytorch (below 1: panseg faster). */
 export interface Row {
@@ -138,11 +138,11 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<{ rows
     setNumThreads(prevThreads);
   }
   loads.push(load());
-  const loadRange = `${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`;
+  const loadSeen = loadRange(loads);
   const row = (name: string, unit: Row['unit'], k: keyof OurSamples, torchKey: keyof Samples = k as keyof Samples): Row => {
     const panseg = median(ours[k]);
     const pytorch = median(torch[torchKey]);
-    return { name, unit, panseg, pytorch, ratio: panseg / pytorch, load: loadRange };
+    return { name, unit, panseg, pytorch, ratio: panseg / pytorch, load: loadSeen };
   };
   const rows = [
     row(`a.add(b), 1 element, incl. dispose (${threads} threads)`, 'us', 'dispatch_us'),

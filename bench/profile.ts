@@ -10,7 +10,7 @@ import { autocast, F, manualSeed, profileOps, randint, randn, setNumThreads, sum
 import { isCopyOp, opGroup, opKind } from '../src/engine/profile.js';
 import { createModel } from '../src/models/index.js';
 import { SGD } from '../src/train/optimizers.js';
-import { load, median, medianMs } from './timing.js';
+import { load, loadRange, median, medianMs } from './timing.js';
 
 export interface ProfileBenchOptions { arch?: string; encoder?: string; size?: number; batch?: number; threads?: number; repeats?: number; top?: number }
 type Precision = 'fp32' | 'bf16';
@@ -106,7 +106,7 @@ export async function benchProfile(opts: ProfileBenchOptions = {}): Promise<{ op
         torchRows.set(key, { calls: Math.max(calls, prev?.calls ?? 0), ms: ms + (prev?.ms ?? 0) });
       }
       results.push({
-        precision, ms: median(times), load: `${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`,
+        precision, ms: median(times), load: loadRange(loads),
         torch: { mode: layouts.fastest, ms: median(torchTimes), layouts: layouts.steps }, lines, profiledMs: totalMs, torchRows,
       });
     }

@@ -6,6 +6,11 @@ export function load(): number {
   return Number(loadavg()[0].toFixed(2));
 }
 
+/** The loads seen over a measurement as "min-max", printed beside its figures. */
+export function loadRange(loads: number[]): string {
+  return `${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`;
+}
+
 /** The median (the mean of the two middle values for an even count). */
 export function median(xs: number[]): number {
   const s = [...xs].sort((p, q) => p - q);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateSynthetic } from '../src/data/index.js';
 import { train } from '../src/train/train.js';
-import { load, median } from './timing.js';
+import { load, loadRange, median } from './timing.js';
 
 /** Medians over the rounds (img/s) and the 1-minute load average seen, as "min-max". */
 export interface TrainBenchRow { precision: string; panseg: number; torch: number; rounds: number; load: string }
@@ -44,7 +44,7 @@ export async function benchTrain(o: { steps?: number; threads?: number; rounds?:
         ours.push(ips);
       }
       loads.push(load());
-      rows.push({ precision, panseg: median(ours), torch: median(theirs), rounds, load: `${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}` });
+      rows.push({ precision, panseg: median(ours), torch: median(theirs), rounds, load: loadRange(loads) });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
