@@ -41,6 +41,11 @@ bool IdeepUsable();
 c10::optional<at::Tensor> WinogradConv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b,
                                          at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups);
 
+// Softmax cross-entropy over contiguous float32 rows [M, C] in one fused pass each way, or nullopt where it
+// does not apply (cross-entropy.cc); the caller then runs at::cross_entropy_loss.
+c10::optional<at::Tensor> FusedCrossEntropy(const at::Tensor& rows, const at::Tensor& target, const c10::optional<at::Tensor>& weight,
+                                            int64_t reduction, int64_t ignore, double smoothing);
+
 using Fn = Napi::Value (*)(const Napi::CallbackInfo&);
 // Registers op `name`: every call is wrapped so that any C++ exception becomes a JS Error
 // whose message starts with the op's name.
@@ -57,6 +62,7 @@ void InitAllocator(Napi::Env env, Napi::Object exports);
 void InitMkldnn(Napi::Env env, Napi::Object exports);
 void InitProfile(Napi::Env env, Napi::Object exports);
 void InitWinograd(Napi::Env env, Napi::Object exports);
+void InitCrossEntropy(Napi::Env env, Napi::Object exports);
 void InitCudaGraph(Napi::Env env, Napi::Object exports);
 void InitCapturable(Napi::Env env, Napi::Object exports);
 

@@ -74,18 +74,27 @@ static Napi::Value Linear(const Napi::CallbackInfo& info) {
 // crossEntropy(logits, target, weight | null, reduction, ignoreIndex, labelSmoothing)
 // Channels-last logits [N, C, H, W] are taken as the [N*H*W, C] rows they already are in memory: log_softmax
 // over dim 1 would first copy them into NCHW order (a transposing copy of the full-size logits, ~40 ms of
-// a 512 px batch-4 training step). The row kernels are slower for few classes, so the net gain is ~10-20 ms.
-// Same loss, summed in another order.
+// a 512 px batch-4 training step). Rows go to the fused kernel (cross-entropy.cc) where it applies, else to
+// ATen's row kernels. Same loss, summed in another order.
 static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   const auto& x = Get(info[0]);
   const auto& target = Get(info[1]);
+  const auto weight = GetOpt(info[2]);
   const auto reduction = Reduction(info[3]);
-  if (x.dim() == 4 && target.dim() == 3 && x.size(1) > 1 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
-    auto rows = x.permute({0, 2, 3, 1}).reshape({-1, x.size(1)});
-    auto loss = at::cross_entropy_loss(rows, target.reshape({-1}), GetOpt(info[2]), reduction, Int(info[4]), Num(info[5]));
-    return Wrap(info.Env(), reduction == at::Reduction::None ? loss.view(target.sizes()) : loss);
+  const auto ignore = Int(info[4]);
+  const auto smoothing = Num(info[5]);
+  const bool channelsLast = x.dim() == 4 && target.dim() == 3 && x.size(1) > 1 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+  if (channelsLast || (x.dim() == 2 && target.dim() == 1)) {
+    auto rows = channelsLast ? x.permute({0, 2, 3, 1}).reshape({-1, x.size(1)}) : x;
+    auto flat = target.reshape({-1});
+    auto loss = FusedCrossEntropy(rows, flat, weight, reduction, ignore, smoothing);
+    if (!loss) {
+      if (!channelsLast) return Wrap(info.Env(), at::cross_entropy_loss(x, target, weight, reduction, ignore, smoothing));
+      loss = at::cross_entropy_loss(rows, flat, weight, reduction, ignore, smoothing);
+    }
+    return Wrap(info.Env(), reduction == at::Reduction::None ? loss->view(target.sizes()) : *loss);
   }
-  return Wrap(info.Env(), at::cross_entropy_loss(x, target, GetOpt(info[2]), reduction, Int(info[4]), Num(info[5])));
+  return Wrap(info.Env(), at::cross_entropy_loss(x, target, weight, reduction, ignore, smoothing));
 }
 
 // nllLoss(logProbs, target, weight | null, reduction, ignoreIndex); 4D input uses nll_loss2d as PyTorch does.

@@ -154,6 +154,8 @@ export interface NativeAddon {
   tinyOpFloor(n: number): number;
   setWinogradTraining(on: boolean): boolean;
   winogradTraining(): boolean;
+  setFusedLoss(on: boolean): boolean;
+  fusedLoss(): boolean;
   // ---- distributed (native/distributed.cc; used only by src/distributed/c10d.ts) ----
   /** '' when c10d + Gloo were compiled in, else why not. */
   distAvailable(): string;

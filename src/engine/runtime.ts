@@ -86,6 +86,20 @@ export function winogradTraining(): boolean {
   return native.winogradTraining();
 }
 
+/**
+ * Whether softmax cross-entropy over float32 rows (2D logits, or channels-last 4D logits) runs as one
+ * fused pass forward and one backward instead of ATen's log_softmax and nll_loss kernels: the same loss
+ * and gradient to float32 rounding, in about a third of the time. On by default; false gives ATen's
+ * kernels (as PyTorch computes it). Returns whether this build and CPU have the kernel (x86-64 with AVX-512).
+ */
+export function setFusedLoss(on: boolean): boolean {
+  return native.setFusedLoss(v.bool('setFusedLoss', 'on', on));
+}
+/** The setting of {@link setFusedLoss}. */
+export function fusedLoss(): boolean {
+  return native.fusedLoss();
+}
+
 export function getNumThreads(): number {
   return native.getNumThreads();
 }
