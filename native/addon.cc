@@ -163,7 +163,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitMkldnn(env, exports);
   InitProfile(env, exports);
   InitWinograd(env, exports);
-  InitCrossEntropy(env, exports);
   InitCudaGraph(env, exports);
   InitCapturable(env, exports);
   return exports;

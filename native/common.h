@@ -46,6 +46,14 @@ c10::optional<at::Tensor> WinogradConv2d(const at::Tensor& x, const at::Tensor& 
 c10::optional<at::Tensor> FusedCrossEntropy(const at::Tensor& rows, const at::Tensor& target, const c10::optional<at::Tensor>& weight,
                                             int64_t reduction, int64_t ignore, double smoothing);
 
+// Training-mode BatchNorm then ReLU, fused, over channels-last float32 or bfloat16 activations, or nullopt
+// where it does not apply (batch-norm-relu.cc); the caller then runs at::batch_norm and relu_.
+c10::optional<at::Tensor> FusedBatchNormRelu(const at::Tensor& x, const c10::optional<at::Tensor>& weight, const c10::optional<at::Tensor>& bias,
+                                             const c10::optional<at::Tensor>& runMean, const c10::optional<at::Tensor>& runVar, double momentum,
+                                             double eps);
+// Whether the fused kernels run: setFusedKernels (runtime.cc) and a CPU with AVX-512 F, BW and VL.
+bool FusedKernels();
+
 using Fn = Napi::Value (*)(const Napi::CallbackInfo&);
 // Registers op `name`: every call is wrapped so that any C++ exception becomes a JS Error
 // whose message starts with the op's name.
@@ -62,7 +70,6 @@ void InitAllocator(Napi::Env env, Napi::Object exports);
 void InitMkldnn(Napi::Env env, Napi::Object exports);
 void InitProfile(Napi::Env env, Napi::Object exports);
 void InitWinograd(Napi::Env env, Napi::Object exports);
-void InitCrossEntropy(Napi::Env env, Napi::Object exports);
 void InitCudaGraph(Napi::Env env, Napi::Object exports);
 void InitCapturable(Napi::Env env, Napi::Object exports);
 

@@ -3,7 +3,7 @@
 // backward their two kernels in turn; for a segmentation batch (1M pixels x 21 classes) those take
 // ~60 ms of a 2 s bf16 training step at 7-12x their memory floor. Here each row is read once forward
 // (max, sum of exp, the loss) and once backward (the softmax and the gradient, written once), keeping
-// only each row's max and log-sum-exp between them. AVX-512 only: elsewhere, and for any other shape,
+// only each row's max and log-sum-exp between them. AVX-512 only (see FusedKernels): elsewhere, and for any other shape,
 // dtype or device, the caller runs ATen's cross_entropy_loss. Same semantics as ATen 1.13's: class
 // weights, ignore_index, label smoothing, and mean = sum / (the weights of the counted rows).
 #include "common.h"
@@ -23,8 +23,6 @@
 #endif
 
 namespace panseg {
-
-static bool g_fusedLoss = true;
 
 #ifdef PANSEG_FUSED_CE
 namespace {
@@ -189,8 +187,7 @@ struct FusedCrossEntropyFn : public torch::autograd::Function<FusedCrossEntropyF
 
 c10::optional<at::Tensor> FusedCrossEntropy(const at::Tensor& rows, const at::Tensor& target, const c10::optional<at::Tensor>& weight,
                                             int64_t reduction, int64_t ignore, double smoothing) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (!g_fusedLoss || !avx512 || rows.dim() != 2 || rows.size(0) == 0 || rows.size(1) == 0 || !rows.is_contiguous()) return c10::nullopt;
+  if (!FusedKernels() || rows.dim() != 2 || rows.size(0) == 0 || rows.size(1) == 0 || !rows.is_contiguous()) return c10::nullopt;
   if (rows.scalar_type() != at::kFloat || !rows.device().is_cpu() || rows.layout() != at::kStrided) return c10::nullopt;
   if (target.dim() != 1 || target.size(0) != rows.size(0) || target.scalar_type() != at::kLong || !target.device().is_cpu()) return c10::nullopt;
   if (weight && (weight->scalar_type() != at::kFloat || !weight->device().is_cpu() || weight->dim() != 1 || weight->size(0) != rows.size(1)))
@@ -202,22 +199,5 @@ c10::optional<at::Tensor> FusedCrossEntropy(const at::Tensor&, const at::Tensor&
   return c10::nullopt;
 }
 #endif
-
-// setFusedLoss(on) -> whether the fused kernel exists here (an x86-64 CPU with AVX-512). With the
-// setting off, cross-entropy takes ATen's log_softmax and nll_loss, as PyTorch's does.
-static Napi::Value SetFusedLoss(const Napi::CallbackInfo& info) {
-  g_fusedLoss = Bool(info[0]);
-#ifdef PANSEG_FUSED_CE
-  return Napi::Boolean::New(info.Env(), __builtin_cpu_supports("avx512f"));
-#else
-  return Napi::Boolean::New(info.Env(), false);
-#endif
-}
-static Napi::Value FusedLoss(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), g_fusedLoss); }
-
-void InitCrossEntropy(Napi::Env env, Napi::Object exports) {
-  Register(env, exports, "setFusedLoss", SetFusedLoss);
-  Register(env, exports, "fusedLoss", FusedLoss);
-}
 
 }  // namespace panseg

@@ -21,10 +21,18 @@ static Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   return Wrap(info.Env(), at::conv2d(x, w, b, stride, padding, dilation, groups));
 }
 
-// batchNorm(x, weight | null, bias | null, runMean | null, runVar | null, training, momentum, eps)
+// batchNorm(x, weight | null, bias | null, runMean | null, runVar | null, training, momentum, eps, relu)
+// relu: followed by an (in-place) ReLU, fused in training where batch-norm-relu.cc applies.
 static Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
-  return Wrap(info.Env(), at::batch_norm(Get(info[0]), GetOpt(info[1]), GetOpt(info[2]), GetOpt(info[3]), GetOpt(info[4]),
-                                         Bool(info[5]), Num(info[6]), Num(info[7]), /*cudnn_enabled=*/true));
+  const auto& x = Get(info[0]);
+  const auto weight = GetOpt(info[1]), bias = GetOpt(info[2]), runMean = GetOpt(info[3]), runVar = GetOpt(info[4]);
+  const bool training = Bool(info[5]), relu = Bool(info[8]);
+  const double momentum = Num(info[6]), eps = Num(info[7]);
+  if (training && relu) {
+    if (auto y = FusedBatchNormRelu(x, weight, bias, runMean, runVar, momentum, eps)) return Wrap(info.Env(), std::move(*y));
+  }
+  auto y = at::batch_norm(x, weight, bias, runMean, runVar, training, momentum, eps, /*cudnn_enabled=*/true);
+  return Wrap(info.Env(), relu ? y.relu_() : y);
 }
 
 // maxPool2d(x, kernel, stride, padding, dilation, ceilMode)

@@ -144,7 +144,27 @@ static Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The fused training kernels (cross-entropy.cc, batch-norm-relu.cc): x86-64 with AVX-512 F, BW and VL.
+static bool FusedKernelsAvailable() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return ok;
+#else
+  return false;
+#endif
+}
+static bool g_fused = true;
+bool FusedKernels() { return g_fused && FusedKernelsAvailable(); }
+// setFusedKernels(on) -> whether this build and CPU have them. Off, ATen's kernels run, as PyTorch's.
+static Napi::Value SetFusedKernels(const Napi::CallbackInfo& info) {
+  g_fused = Bool(info[0]);
+  return Napi::Boolean::New(info.Env(), FusedKernelsAvailable());
+}
+static Napi::Value FusedKernelsSetting(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), g_fused); }
+
 void InitRuntime(Napi::Env env, Napi::Object exports) {
+  Register(env, exports, "setFusedKernels", SetFusedKernels);
+  Register(env, exports, "fusedKernels", FusedKernelsSetting);
   Register(env, exports, "backward", Backward);
   Register(env, exports, "grad", Grad);
   Register(env, exports, "setGrad", SetGrad);

@@ -28,8 +28,16 @@ export class SyncBatchNorm2d extends BatchNorm2d {
     return s;
   }
 
+  private get syncing(): boolean { return this.training && !!this.group && this.group.size > 1; }
+
+  /** With cross-rank statistics the ReLU follows as its own op (the fused kernel sees one rank's batch). */
+  override forwardRelu(x: Tensor): Tensor {
+    return this.syncing ? this.forward(x).relu_() : super.forwardRelu(x);
+  }
+
   override forward(x: Tensor): Tensor {
-    if (!this.training || !this.group || this.group.size === 1) return super.forward(x);
+    const group = this.group;
+    if (!this.syncing || !group) return super.forward(x);
     if (x.ndim !== 4) fail('SyncBatchNorm2d', `expected input of 4 dims [N, C, H, W], got [${x.shape.join(', ')}]`);
     const C = this.numFeatures;
     if (x.shape[1] !== C) fail('SyncBatchNorm2d', `expected ${C} channels, got input [${x.shape.join(', ')}]`);
@@ -44,7 +52,7 @@ export class SyncBatchNorm2d extends BatchNorm2d {
     // |mean| >> std (PyTorch's own CPU BatchNorm accumulates its statistics in double too).
     const x64 = x.to('float64');
     const stats = F.cat([x64.sum([0, 2, 3]), x64.square().sum([0, 2, 3]), full([1], count, { dtype: 'float64' })], 0);
-    const total = this.group.allreduceWithGrad(stats);
+    const total = group.allreduceWithGrad(stats);
     const n = total.narrow(0, 2 * C, 1);
     const mean64 = total.narrow(0, 0, C).div(n);
     const var64 = total.narrow(0, C, C).div(n).sub(mean64.square()); // biased, as BatchNorm normalizes with

@@ -62,6 +62,8 @@ export interface BatchNormOptions {
   training?: boolean;
   momentum?: number;
   eps?: number;
+  /** Followed by ReLU: fused in training where the kernel applies (see setFusedKernels), else relu_ on the result. */
+  relu?: boolean;
 }
 
 /** Batch normalization over [N, C, ...]; in training mode runningMean/runningVar are updated in place. */
@@ -85,7 +87,8 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
   const momentum = v.num(op, 'momentum', opts.momentum ?? 0.1, { min: 0, max: 1 });
   const eps = v.num(op, 'eps', opts.eps ?? 1e-5, { min: 0 });
   try {
-    return new Tensor(native.batchNorm(x.h, opts.weight?.h ?? null, opts.bias?.h ?? null, runningMean?.h ?? null, runningVar?.h ?? null, training, momentum, eps));
+    return new Tensor(native.batchNorm(x.h, opts.weight?.h ?? null, opts.bias?.h ?? null, runningMean?.h ?? null, runningVar?.h ?? null, training, momentum, eps,
+      v.bool(op, 'relu', opts.relu ?? false)));
   } catch (e) { relabel(e, op, x); }
 }
 

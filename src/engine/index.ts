@@ -3,7 +3,7 @@ export { Tensor, isTensor, type TensorOrScalar } from './tensor.js';
 export * from './creation.js';
 export * as F from './functional.js';
 export { tidy, keep, dispose, liveTensors } from './memory.js';
-export { noGrad, enableGrad, isGradEnabled, inferenceMode, autocast, type AutocastOptions, manualSeed, getRngState, setRngState, setNumThreads, getNumThreads, setWinogradTraining, winogradTraining, setFusedLoss, fusedLoss, buildInfo, cudaAvailable, cudaSynchronize, type BuildInfo } from './runtime.js';
+export { noGrad, enableGrad, isGradEnabled, inferenceMode, autocast, type AutocastOptions, manualSeed, getRngState, setRngState, setNumThreads, getNumThreads, setWinogradTraining, winogradTraining, setFusedKernels, fusedKernels, buildInfo, cudaAvailable, cudaSynchronize, type BuildInfo } from './runtime.js';
 export { DTYPES, type DType, isFloating } from './dtype.js';
 export { cpuFeatures, resolvePrecision, type CpuFeatures, type Precision } from './cpu.js';
 export { sgdForeach, type SgdForeachOptions, adamwForeach, type AdamwForeachOptions, ampUnscale } from './foreach.js';

@@ -62,7 +62,7 @@ export interface NativeAddon {
   relu_(t: H): void;
   // nn
   conv2d(x: H, w: H, b: Opt, stride: Ints, padding: Ints, dilation: Ints, groups: number): H;
-  batchNorm(x: H, w: Opt, b: Opt, rm: Opt, rv: Opt, training: boolean, momentum: number, eps: number): H;
+  batchNorm(x: H, w: Opt, b: Opt, rm: Opt, rv: Opt, training: boolean, momentum: number, eps: number, relu: boolean): H;
   groupNorm(x: H, numGroups: number, w: Opt, b: Opt, eps: number): H;
   maxPool2d(x: H, k: Ints, s: Ints, p: Ints, d: Ints, ceil: boolean): H;
   avgPool2d(x: H, k: Ints, s: Ints, p: Ints, ceil: boolean, countIncludePad: boolean): H;
@@ -154,8 +154,8 @@ export interface NativeAddon {
   tinyOpFloor(n: number): number;
   setWinogradTraining(on: boolean): boolean;
   winogradTraining(): boolean;
-  setFusedLoss(on: boolean): boolean;
-  fusedLoss(): boolean;
+  setFusedKernels(on: boolean): boolean;
+  fusedKernels(): boolean;
   // ---- distributed (native/distributed.cc; used only by src/distributed/c10d.ts) ----
   /** '' when c10d + Gloo were compiled in, else why not. */
   distAvailable(): string;

@@ -87,17 +87,22 @@ export function winogradTraining(): boolean {
 }
 
 /**
- * Whether softmax cross-entropy over float32 rows (2D logits, or channels-last 4D logits) runs as one
- * fused pass forward and one backward instead of ATen's log_softmax and nll_loss kernels: the same loss
- * and gradient to float32 rounding, in about a third of the time. On by default; false gives ATen's
- * kernels (as PyTorch computes it). Returns whether this build and CPU have the kernel (x86-64 with AVX-512).
+ * Whether panseg's fused training kernels run in place of ATen's (PyTorch's) op sequences:
+ * - softmax cross-entropy over float32 rows (2D logits, or channels-last 4D logits): one pass forward and
+ *   one backward instead of log_softmax and nll_loss;
+ * - training-mode BatchNorm followed by ReLU (`F.batchNorm(..., { relu: true })`, BatchNorm2d.forwardRelu,
+ *   and BatchNorm2d, ReLU pairs in a Sequential) on channels-last float32 or bfloat16 activations:
+ *   statistics in one pass, the ReLU written by the transform, its mask recomputed in backward.
+ * The same results to float32 rounding (bfloat16 outputs to one bfloat16 rounding), in less memory traffic.
+ * On by default; false gives ATen's kernels everywhere (as PyTorch computes). Returns whether this
+ * build and CPU have them (x86-64 with AVX-512 F, BW and VL); without them the setting changes nothing.
  */
-export function setFusedLoss(on: boolean): boolean {
-  return native.setFusedLoss(v.bool('setFusedLoss', 'on', on));
+export function setFusedKernels(on: boolean): boolean {
+  return native.setFusedKernels(v.bool('setFusedKernels', 'on', on));
 }
-/** The setting of {@link setFusedLoss}. */
-export function fusedLoss(): boolean {
-  return native.fusedLoss();
+/** The setting of {@link setFusedKernels}. */
+export function fusedKernels(): boolean {
+  return native.fusedKernels();
 }
 
 export function getNumThreads(): number {

@@ -82,7 +82,12 @@ export class BatchNorm2d extends Layer {
   get runningMean(): Tensor | null { return this._buffers.get('running_mean') ?? null; }
   get runningVar(): Tensor | null { return this._buffers.get('running_var') ?? null; }
 
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor): Tensor { return this.normalize(x, false); }
+
+  /** forward(x) then ReLU (in place), as one fused op in training where the kernel applies (see setFusedKernels). */
+  forwardRelu(x: Tensor): Tensor { return this.normalize(x, true); }
+
+  private normalize(x: Tensor, relu: boolean): Tensor {
     if (x.ndim !== 4) fail('BatchNorm2d', `expected input of 4 dims [N, C, H, W], got [${x.shape.join(', ')}]`);
     if (x.shape[1] !== this.numFeatures) fail('BatchNorm2d', `expected ${this.numFeatures} channels, got input [${x.shape.join(', ')}]`);
     const tracked = this._buffers.get('num_batches_tracked');
@@ -93,7 +98,7 @@ export class BatchNorm2d extends Layer {
     }
     // Without running stats PyTorch normalizes with batch statistics even in eval mode.
     return F.batchNorm(x, this.runningMean, this.runningVar, {
-      weight: this.weight, bias: this.bias, training: this.training || !this.runningMean, momentum, eps: this.eps,
+      weight: this.weight, bias: this.bias, training: this.training || !this.runningMean, momentum, eps: this.eps, relu,
     });
   }
 }
@@ -162,6 +167,11 @@ export class Linear extends Layer {
 }
 
 /** ReLU; `inplace` overwrites its input, as torch.nn.ReLU(inplace=True) (saves memory after conv/BatchNorm). */
+/** norm.forward(x) then ReLU in place: a BatchNorm2d's fused forwardRelu, else the two ops (e.g. a norm folded away). */
+export function normRelu(norm: Layer, x: Tensor): Tensor {
+  return norm instanceof BatchNorm2d ? norm.forwardRelu(x) : norm.forward(x).relu_();
+}
+
 export class ReLU extends Layer {
   constructor(readonly inplace = false) { super(); }
   forward(x: Tensor): Tensor { return this.inplace ? x.relu_() : x.relu(); }
@@ -247,7 +257,13 @@ export class Sequential extends Layer {
   }
   forward(x: Tensor): Tensor {
     let y = x;
-    for (const l of this.layers) y = l.forward(y);
+    const ls = this.layers;
+    for (let i = 0; i < ls.length; i++) {
+      const l = ls[i];
+      // BatchNorm2d then ReLU: one op (the ReLU is in place on a fresh tensor either way).
+      if (l instanceof BatchNorm2d && ls[i + 1] instanceof ReLU) { y = normRelu(l, y); i++; continue; }
+      y = l.forward(y);
+    }
     return y;
   }
   at(i: number): Layer { return this.layers[i]; }

@@ -1,20 +1,20 @@
 // The fused softmax cross-entropy (native/cross-entropy.cc) against ATen's log_softmax + nll_loss (what
-// PyTorch runs; setFusedLoss(false)): loss and gradient within float32 rounding for every option, and the
+// PyTorch runs; setFusedKernels(false)): loss and gradient within float32 rounding for every option, and the
 // cases it must leave to ATen untouched (bit-identical results).
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { F, full, fusedLoss, manualSeed, noGrad, profileOps, randint, randn, setFusedLoss, tensor, tidy, type Tensor } from '../../src/engine/index.js';
+import { F, full, fusedKernels, manualSeed, noGrad, profileOps, randint, randn, setFusedKernels, tensor, tidy, type Tensor } from '../../src/engine/index.js';
 import { PansegError } from '../../src/common/errors.js';
 
-const available = setFusedLoss(true);
-after(() => setFusedLoss(true));
+const available = setFusedKernels(true);
+after(() => setFusedKernels(true));
 
 type Reduction = 'mean' | 'sum' | 'none';
 interface Options { weight?: Tensor; ignoreIndex?: number; labelSmoothing?: number; reduction?: Reduction }
 
 /** Loss and gradient with the setting `on`; the logits cloned so both runs start equal. */
 function run(on: boolean, x: Tensor, y: Tensor, o: Options, upstream?: Tensor) {
-  setFusedLoss(on);
+  setFusedKernels(on);
   const xr = x.clone().requiresGrad_();
   const loss = F.crossEntropy(xr, y, o);
   loss.backward(upstream);
@@ -127,11 +127,11 @@ describe('fused softmax cross-entropy (float32 rows, AVX-512)', { skip: availabl
       assert.equal(again.loss.item(), ref.loss.item(), c.name);
       assert.equal(maxErr(again.grad.to('float64'), ref.grad.to('float64')), 0, c.name);
     }
-    setFusedLoss(false);
-    assert.equal(fusedLoss(), false);
+    setFusedKernels(false);
+    assert.equal(fusedKernels(), false);
     const names = profileOps({ step: () => { tidy(() => run(false, rows.x, rows.y, { ignoreIndex: 255 })); } }, 1).map((r) => r.name);
     assert.ok(names.includes('aten::_log_softmax') && !names.includes('panseg::cross_entropy'), names.join(', '));
-    setFusedLoss(true);
+    setFusedKernels(true);
   }));
 
   it('no gradient wanted: the loss alone, the same as with one', () => tidy(() => {

@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { F, getNumThreads, liveTensors, manualSeed, setNumThreads, setWinogradTraining, winogradTraining, mkldnnAvailable, noGrad, randint, randn, type Tensor, tensor, tidy } from '../../src/engine/index.js';
+import { F, getNumThreads, liveTensors, manualSeed, setNumThreads, setWinogradTraining, winogradTraining, setFusedKernels, fusedKernels, mkldnnAvailable, noGrad, randint, randn, type Tensor, tensor, tidy } from '../../src/engine/index.js';
 import { exportOnnx } from '../../src/export/index.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { architecture, createModel, loadModel, type SegmentationModel } from '../../src/models/index.js';
@@ -203,12 +203,15 @@ function parityTests(t: ArchitectureTest, r: { script: string; deps: string[]; a
   for (const name of index.cases) {
     it(`parity with PyTorch: ${name}`, () => {
       // The references run at 2 threads; random deep ResNets in train mode (r50) amplify another summation order beyond 1e-4.
-      // Likewise ATen's direct convolutions (PyTorch's), not the Winograd ones training uses by default (tests/engine/winograd.test.ts).
+      // Likewise ATen's direct convolutions and op sequences (PyTorch's), not the Winograd convolutions and fused kernels
+      // training uses by default (tests/engine/winograd.test.ts, cross-entropy.test.ts, batch-norm-relu.test.ts).
       const threads = getNumThreads();
       const winograd = winogradTraining();
+      const fused = fusedKernels();
       setNumThreads(2);
       setWinogradTraining(false);
-      try { parityCase(name); } finally { setNumThreads(threads); setWinogradTraining(winograd); }
+      setFusedKernels(false);
+      try { parityCase(name); } finally { setNumThreads(threads); setWinogradTraining(winograd); setFusedKernels(fused); }
     });
   }
 

@@ -1,6 +1,6 @@
 // Blocks shared by architectures: smp's ConvBnRelu and its decoder initialization.
 import type { Tensor } from '../../engine/index.js';
-import { BatchNorm2d, Conv2d, Layer, type Module, type OnnxEmitter, type OnnxValue, init } from '../../nn/index.js';
+import { BatchNorm2d, Conv2d, Layer, type Module, normRelu, type OnnxEmitter, type OnnxValue, init } from '../../nn/index.js';
 
 /** Conv2d (with bias) -> BatchNorm2d -> optional ReLU; children `conv` and `bn`. */
 export class ConvBnRelu extends Layer {
@@ -10,8 +10,8 @@ export class ConvBnRelu extends Layer {
     this.child('bn', new BatchNorm2d(outC));
   }
   forward(x: Tensor): Tensor {
-    const y = this.getChild<Layer>('bn').forward(this.getChild<Layer>('conv').forward(x));
-    return this.addRelu ? y.relu_() : y;
+    const y = this.getChild<Layer>('conv').forward(x);
+    return this.addRelu ? normRelu(this.getChild<Layer>('bn'), y) : this.getChild<Layer>('bn').forward(y);
   }
   emitOnnx(e: OnnxEmitter, name: string, x: OnnxValue): OnnxValue {
     return e.conv(x, this.getChild<Conv2d>('conv'), this.getChild('bn'), this.addRelu, name);

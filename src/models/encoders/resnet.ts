@@ -1,7 +1,7 @@
 // ResNet and ResNeXt encoders with torchvision's module names (conv1, bn1, layer1..4, downsample.0/.1),
 // as smp's ResNetEncoder: stages layer3 (1/16) and layer4 (1/32), the classifier fc dropped.
 import type { Tensor } from '../../engine/index.js';
-import { BatchNorm2d, Conv2d, init, Layer, MaxPool2d, type Module, type OnnxEmitter, type OnnxValue, ReLU, Sequential } from '../../nn/index.js';
+import { BatchNorm2d, Conv2d, init, Layer, MaxPool2d, type Module, normRelu, type OnnxEmitter, type OnnxValue, ReLU, Sequential } from '../../nn/index.js';
 import { EncoderBase } from './base.js';
 import type { EncoderOptions } from './types.js';
 
@@ -30,7 +30,7 @@ class BasicBlock extends Layer {
   }
   forward(x: Tensor): Tensor {
     const c = (n: string) => this.getChild<Layer>(n);
-    const out = c('bn2').forward(c('conv2').forward(c('bn1').forward(c('conv1').forward(x)).relu_()));
+    const out = c('bn2').forward(c('conv2').forward(normRelu(c('bn1'), c('conv1').forward(x))));
     const identity = this._children.has('downsample') ? c('downsample').forward(x) : x;
     return out.add_(identity).relu_();
   }
@@ -56,8 +56,8 @@ class Bottleneck extends Layer {
   }
   forward(x: Tensor): Tensor {
     const c = (n: string) => this.getChild<Layer>(n);
-    let out = c('bn1').forward(c('conv1').forward(x)).relu_();
-    out = c('bn2').forward(c('conv2').forward(out)).relu_();
+    let out = normRelu(c('bn1'), c('conv1').forward(x));
+    out = normRelu(c('bn2'), c('conv2').forward(out));
     out = c('bn3').forward(c('conv3').forward(out));
     const identity = this._children.has('downsample') ? c('downsample').forward(x) : x;
     return out.add_(identity).relu_();
@@ -114,7 +114,7 @@ export class ResNetEncoder extends EncoderBase {
   features(x: Tensor): Tensor[] {
     const c = (n: string) => this.getChild<Layer>(n);
     const feats = [x];
-    let y = c('relu').forward(c('bn1').forward(c('conv1').forward(x)));
+    let y = normRelu(c('bn1'), c('conv1').forward(x));
     feats.push(y);
     y = c('layer1').forward(c('maxpool').forward(y));
     feats.push(y);
