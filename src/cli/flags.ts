@@ -37,6 +37,7 @@ export function recipeFromFlags(o: Record<string, unknown>, cmd: string) {
     classWeights: o.classWeights === undefined ? undefined : numberList(o.classWeights, 'class-weights', '1,2.5,0.8'),
     channelsLast: o.channelsLast === undefined ? undefined : o.channelsLast === 'true',
     winograd: o.winograd === undefined ? undefined : o.winograd === 'true',
+    fusedKernels: o.fusedKernels === undefined ? undefined : o.fusedKernels === 'true',
     accumulate: o.accumulate as number,
     freezeEncoderEpochs: o.freezeEncoderEpochs as number,
     valEvery: o.valEvery as number,

@@ -6,7 +6,7 @@ import { fail, PansegError } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { validSide } from '../common/input-size.js';
 import { type BadSample, DataLoader, type Dataset, type DatasetOptions, openTrainVal, writeSplitFile } from '../data/index.js';
-import { cpuFeatures, cudaAvailable, getNumThreads, manualSeed, type Precision, resolvePrecision, setNumThreads, setWinogradTraining, type Tensor, tidy, winogradTraining } from '../engine/index.js';
+import { cpuFeatures, cudaAvailable, fusedKernels, getNumThreads, manualSeed, type Precision, resolvePrecision, setFusedKernels, setNumThreads, setWinogradTraining, type Tensor, tidy, winogradTraining } from '../engine/index.js';
 import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
 import { withPrecision } from '../eval/inference.js';
 import { architecture, createModel, loadModel, type OutputStride, type SegmentationModel } from '../models/index.js';
@@ -93,6 +93,11 @@ export interface TrainOptions {
    * convolutions, as PyTorch runs them. Default true. See setWinogradTraining.
    */
   winograd?: boolean;
+  /**
+   * The fused cross-entropy and training BatchNorm+ReLU kernels where the CPU has AVX-512 (float32 rounding
+   * differs from ATen's). false: ATen's op sequences, as PyTorch runs them. Default true. See setFusedKernels.
+   */
+  fusedKernels?: boolean;
   device?: string;
   /**
    * Record the whole training step in a CUDA graph and replay it for each batch (train/graphed-step.ts):
@@ -205,6 +210,7 @@ function resolve(o: TrainOptions) {
     precision: resolvePrecision(v.oneOf(op, 'precision', o.precision ?? 'auto', ['auto', 'fp32', 'bf16', 'fp16'] as const), device),
     channelsLast: v.bool(op, 'channelsLast', o.channelsLast ?? true),
     winograd: v.bool(op, 'winograd', o.winograd ?? true),
+    fusedKernels: v.bool(op, 'fusedKernels', o.fusedKernels ?? true),
     device,
     cudaGraphs,
     seed: v.int(op, 'seed', o.seed ?? 0, 0),
@@ -233,7 +239,7 @@ function resolvedHyperparameters(c: ReturnType<typeof resolve>, r: {
     optimizer: opt,
     schedule: { name: c.schedule, warmupIters: c.warmupIters, ...schedule },
     loss: { loss: c.loss, labelSmoothing: c.labelSmoothing ?? 0, classWeights: c.classWeights ?? null },
-    runtime: { precision: c.precision, channelsLast: c.channelsLast, winograd: c.winograd, device: c.device, threads: getNumThreads(), workers: c.workers ?? 'default', seed: c.seed },
+    runtime: { precision: c.precision, channelsLast: c.channelsLast, winograd: c.winograd, fusedKernels: c.fusedKernels, device: c.device, threads: getNumThreads(), workers: c.workers ?? 'default', seed: c.seed },
   };
 }
 
@@ -352,8 +358,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // A run stopped mid-epoch (maxSteps) resumes exactly: the epoch's order is the same, its first batches are passed over.
   const firstEpoch = state.epoch;
   const passOver = state.epochBatches ?? 0;
-  const winogradBefore = winogradTraining(); // a process-wide setting: restored when the run ends
+  const before = { winograd: winogradTraining(), fused: fusedKernels() }; // process-wide settings: restored when the run ends
   setWinogradTraining(c.winograd);
+  setFusedKernels(c.fusedKernels);
   try {
     for (let epoch = state.epoch; epoch < c.epochs && !stop; epoch++) {
       const frozen = epoch < c.freezeEncoderEpochs;
@@ -474,7 +481,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     graphed?.dispose();
     if (scaler instanceof DeviceGradScaler) scaler.dispose();
     optimizer.dispose();
-    setWinogradTraining(winogradBefore);
+    setWinogradTraining(before.winograd);
+    setFusedKernels(before.fused);
   }
   return {
     model, outDir: c.out, bestMiou: state.bestMiou, bestEpoch: state.bestEpoch, history: state.history, lastEval,

@@ -152,7 +152,7 @@ describe('panseg train: a flag for every training option', () => {
     crop: 'crop', scaleRange: 'scale-range', colorJitter: 'color-jitter', batchSize: 'batch-size', epochs: 'epochs', lr: 'lr', optimizer: 'optimizer',
     momentum: 'momentum', weightDecay: 'weight-decay', schedule: 'schedule', warmupIters: 'warmup-iters', loss: 'loss', labelSmoothing: 'label-smoothing',
     classWeights: 'class-weights', accumulate: 'accumulate', freezeEncoderEpochs: 'freeze-encoder-epochs', valEvery: 'val-every', precision: 'precision',
-    channelsLast: 'channels-last', winograd: 'winograd', device: 'device', cudaGraphs: 'cuda-graphs', out: 'out', resume: 'resume', threads: 'threads', seed: 'seed', workers: 'workers', quiet: 'quiet',
+    channelsLast: 'channels-last', winograd: 'winograd', fusedKernels: 'fused-kernels', device: 'device', cudaGraphs: 'cuda-graphs', out: 'out', resume: 'resume', threads: 'threads', seed: 'seed', workers: 'workers', quiet: 'quiet',
     maxSteps: 'max-steps', log: 'log', report: 'report-images', config: 'config', distributed: 'nproc-per-node',
     onLog: null, // a callback: the CLI's output
   };
@@ -167,6 +167,7 @@ describe('panseg train: a flag for every training option', () => {
     assert.throws(() => recipe(['--class-weights', '1,x']), /--class-weights expects a comma list of numbers, e\.g\. 1,2\.5,0\.8, got '1,x'/);
     assert.equal(recipe(['--channels-last', 'false']).channelsLast, false);
     assert.equal(recipe(['--winograd', 'false']).winograd, false);
+    assert.equal(recipe(['--fused-kernels', 'false']).fusedKernels, false);
   });
 });
 

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataLoader, generateSynthetic, openDataset } from '../../src/data/index.js';
-import { cudaAvailable, manualSeed, setNumThreads } from '../../src/engine/index.js';
+import { cudaAvailable, fusedKernels, manualSeed, setNumThreads, winogradTraining } from '../../src/engine/index.js';
 import { evaluate } from '../../src/eval/evaluate.js';
 import { PAN } from '../../src/models/index.js';
 import { restoreCheckpoint, saveCheckpoint, type TrainerState } from '../../src/train/checkpoint.js';
@@ -76,6 +76,17 @@ describe('train: resume and checkpoints (resnet18 depth 3 + aux head with dropou
   let run: TinyRun;
   const base = (): TrainOptions => tinyRunOptions(run);
   before(async () => { run = await makeTinyRun(tmp); });
+
+  it('winograd and fusedKernels false: kept in config.json, in force during the run, the process settings restored after', async () => {
+    const during: boolean[] = [];
+    const out = join(tmp, 'kernel-settings');
+    const r = await train({ ...base(), out, maxSteps: 2, winograd: false, fusedKernels: false, onLog: () => { during.push(winogradTraining(), fusedKernels()); } });
+    r.model.dispose();
+    assert.ok(during.length > 0 && during.every((on) => !on), String(during));
+    assert.deepEqual([winogradTraining(), fusedKernels()], [true, true]);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')); // the options, to re-run with --config
+    assert.deepEqual([config.winograd, config.fusedKernels], [false, false]);
+  });
 
   it('1 epoch + resume gives exactly the weights of 2 uninterrupted epochs', async () => {
     const a = await train({ ...base(), out: join(tmp, 'resume-a') });

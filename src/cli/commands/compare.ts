@@ -11,7 +11,7 @@ import { recipeFromFlags } from '../flags.js';
 // --val-fraction or --split-file is refused rather than silently ignored.
 const SHARED = ['dataset', 'data-root', 'split', 'split-file', 'val-fraction', 'val-split', 'val-root', 'ignore-index', 'reduce-zero-label', 'encoder', 'classes', 'encoder-weights',
   'aux-weight', 'crop', 'batch-size', 'epochs', 'lr', 'optimizer', 'schedule', 'warmup-iters', 'loss', 'label-smoothing', 'class-weights', 'momentum',
-  'weight-decay', 'scale-range', 'color-jitter', 'channels-last', 'winograd', 'cuda-graphs', 'accumulate', 'freeze-encoder-epochs', 'val-every',
+  'weight-decay', 'scale-range', 'color-jitter', 'channels-last', 'winograd', 'fused-kernels', 'cuda-graphs', 'accumulate', 'freeze-encoder-epochs', 'val-every',
   'max-steps', 'quiet', 'threads', 'seed', 'precision', 'device', 'workers'];
 const trainFlag = (name: string): Flag => trainSpec.flags.find((f) => f.name === name)!;
 const ids = architectures().map((a) => a.id);

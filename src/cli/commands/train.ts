@@ -42,6 +42,7 @@ export const spec: CommandSpec = {
     { name: 'color-jitter', type: 'number', desc: 'colour jitter strength for brightness, contrast and saturation, 0 to 1 (default 0: off)' },
     { name: 'channels-last', type: 'string', desc: 'keep activations and weights channels-last (faster oneDNN convolutions on CPU) (default true)', choices: ['true', 'false'] },
     { name: 'winograd', type: 'string', desc: "float32 3x3 stride-1 convolutions on oneDNN's Winograd kernels where the CPU has them (about 2x faster; false: ATen's direct kernels, as PyTorch) (default true)", choices: ['true', 'false'] },
+    { name: 'fused-kernels', type: 'string', desc: "fused cross-entropy and BatchNorm+ReLU kernels where the CPU has AVX-512 (less memory traffic; false: ATen's op sequences, as PyTorch) (default true)", choices: ['true', 'false'] },
     { name: 'cuda-graphs', type: 'boolean', desc: 'record the whole training step in a CUDA graph once and replay it per batch: fewer kernel launches at small batches (needs --device cuda; not with --accumulate > 1, --freeze-encoder-epochs or several processes)' },
     { name: 'accumulate', type: 'int', desc: 'gradient accumulation steps', default: 1 },
     { name: 'freeze-encoder-epochs', type: 'int', desc: 'keep the encoder frozen for the first N epochs', default: 0 },
