@@ -28,16 +28,19 @@ export class SyncBatchNorm2d extends BatchNorm2d {
     return s;
   }
 
-  private get syncing(): boolean { return this.training && !!this.group && this.group.size > 1; }
+  /** The group to take statistics across: in training, in a group of more than one. */
+  private syncGroup(): ProcessGroup | null {
+    return this.training && this.group && this.group.size > 1 ? this.group : null;
+  }
 
   /** With cross-rank statistics the ReLU follows as its own op (the fused kernel sees one rank's batch). */
   override forwardRelu(x: Tensor): Tensor {
-    return this.syncing ? this.forward(x).relu_() : super.forwardRelu(x);
+    return this.syncGroup() ? this.forward(x).relu_() : super.forwardRelu(x);
   }
 
   override forward(x: Tensor): Tensor {
-    const group = this.group;
-    if (!this.syncing || !group) return super.forward(x);
+    const group = this.syncGroup();
+    if (!group) return super.forward(x);
     if (x.ndim !== 4) fail('SyncBatchNorm2d', `expected input of 4 dims [N, C, H, W], got [${x.shape.join(', ')}]`);
     const C = this.numFeatures;
     if (x.shape[1] !== C) fail('SyncBatchNorm2d', `expected ${C} channels, got input [${x.shape.join(', ')}]`);

@@ -10,8 +10,9 @@ export class ConvBnRelu extends Layer {
     this.child('bn', new BatchNorm2d(outC));
   }
   forward(x: Tensor): Tensor {
+    const bn = this.getChild<Layer>('bn');
     const y = this.getChild<Layer>('conv').forward(x);
-    return this.addRelu ? normRelu(this.getChild<Layer>('bn'), y) : this.getChild<Layer>('bn').forward(y);
+    return this.addRelu ? normRelu(bn, y) : bn.forward(y);
   }
   emitOnnx(e: OnnxEmitter, name: string, x: OnnxValue): OnnxValue {
     return e.conv(x, this.getChild<Conv2d>('conv'), this.getChild('bn'), this.addRelu, name);
