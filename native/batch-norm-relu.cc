@@ -9,15 +9,13 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define PANSEG_FUSED_BN 1
-#include <ATen/Parallel.h>
 #include <ATen/record_function.h>
-#include <immintrin.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
 #include <vector>
-// GCC 12's AVX-512 headers fill unused lanes from a self-initialized _mm512_undefined_ps() and then warn about it.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "avx512.h"
 #endif
 
 namespace panseg {
@@ -25,18 +23,14 @@ namespace panseg {
 #ifdef PANSEG_FUSED_BN
 namespace {
 
-#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
-
-inline __mmask16 Tail(int64_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1); }
-
-AVX512 inline __m512 Load(const float* p, __mmask16 k) { return _mm512_maskz_loadu_ps(k, p); }
-AVX512 inline __m512 Load(const at::BFloat16* p, __mmask16 k) {
+PANSEG_AVX512 inline __m512 Load(const float* p, __mmask16 k) { return _mm512_maskz_loadu_ps(k, p); }
+PANSEG_AVX512 inline __m512 Load(const at::BFloat16* p, __mmask16 k) {
   const __m256i h = _mm256_maskz_loadu_epi16(k, p);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
-AVX512 inline void Store(float* p, __mmask16 k, __m512 v) { _mm512_mask_storeu_ps(p, k, v); }
+PANSEG_AVX512 inline void Store(float* p, __mmask16 k, __m512 v) { _mm512_mask_storeu_ps(p, k, v); }
 // Round to nearest even, NaN kept a (quiet) NaN: as c10::BFloat16's conversion.
-AVX512 inline void Store(at::BFloat16* p, __mmask16 k, __m512 v) {
+PANSEG_AVX512 inline void Store(at::BFloat16* p, __mmask16 k, __m512 v) {
   const __m512i u = _mm512_castps_si512(v);
   const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
   __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF))), 16);
@@ -44,25 +38,20 @@ AVX512 inline void Store(at::BFloat16* p, __mmask16 k, __m512 v) {
   _mm256_mask_storeu_epi16(p, k, _mm512_cvtepi32_epi16(r));
 }
 
-constexpr int64_t kBlocks = 64;  // fixed row blocks: the sums do not depend on the thread count
-
-// Per-channel sums over all rows, block by block (float within a block, double across blocks):
-// f(rowValues..., chunk offset, mask, accumulators) adds one chunk of one row into two accumulators.
+// Two per-channel sums over all rows, float within a row block and double across blocks: f(firstRow,
+// endRow, s, q) adds its rows into the block's accumulators s[C] and q[C].
 template <typename F>
 std::pair<std::vector<double>, std::vector<double>> ChannelSums(int64_t rows, int64_t C, F f) {
-  std::vector<float> acc(size_t(kBlocks) * 2 * C, 0.f);
-  const int64_t per = (rows + kBlocks - 1) / kBlocks;
-  at::parallel_for(0, kBlocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; b++) f(std::min(rows, b * per), std::min(rows, b * per + per), acc.data() + b * 2 * C, acc.data() + b * 2 * C + C);
-  });
+  std::vector<float> acc(size_t(kRowBlocks) * 2 * C, 0.f);
+  ForRowBlocks(rows, [&](int64_t b, int64_t r0, int64_t r1) { f(r0, r1, acc.data() + b * 2 * C, acc.data() + b * 2 * C + C); });
   std::vector<double> s(C, 0), q(C, 0);
-  for (int64_t b = 0; b < kBlocks; b++)
+  for (int64_t b = 0; b < kRowBlocks; b++)
     for (int64_t c = 0; c < C; c++) s[c] += acc[b * 2 * C + c], q[c] += acc[b * 2 * C + C + c];
   return {s, q};
 }
 
 template <typename T>
-AVX512 void SumAroundPivot(const T* x, int64_t C, const float* pivot, int64_t r0, int64_t r1, float* s, float* q) {
+PANSEG_AVX512 void SumAroundPivot(const T* x, int64_t C, const float* pivot, int64_t r0, int64_t r1, float* s, float* q) {
   for (int64_t i = r0; i < r1; i++)
     for (int64_t c = 0; c < C; c += 16) {
       const __mmask16 k = Tail(C - c);
@@ -74,7 +63,7 @@ AVX512 void SumAroundPivot(const T* x, int64_t C, const float* pivot, int64_t r0
 
 // y = max(0, x a + b) per channel.
 template <typename T>
-AVX512 void TransformRelu(const T* x, T* y, int64_t C, const float* a, const float* b, int64_t r0, int64_t r1) {
+PANSEG_AVX512 void TransformRelu(const T* x, T* y, int64_t C, const float* a, const float* b, int64_t r0, int64_t r1) {
   for (int64_t i = r0; i < r1; i++)
     for (int64_t c = 0; c < C; c += 16) {
       const __mmask16 k = Tail(C - c);
@@ -85,14 +74,14 @@ AVX512 void TransformRelu(const T* x, T* y, int64_t C, const float* a, const flo
 
 // The ReLU's gradient: dy where the forward's x a + b was > 0 (recomputed from x), else 0.
 template <typename T>
-AVX512 inline __m512 ReluGrad(__m512 v, const T* dy, const float* a, const float* b, __mmask16 k) {
+PANSEG_AVX512 inline __m512 ReluGrad(__m512 v, const T* dy, const float* a, const float* b, __mmask16 k) {
   const __m512 pre = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(k, a), _mm512_maskz_loadu_ps(k, b));
   return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(pre, _mm512_setzero_ps(), _CMP_GT_OQ), Load(dy, k));
 }
 
 // Per channel sum(g) and sum(g (x - mean)), g the ReLU's gradient.
 template <typename T>
-AVX512 void GradSums(const T* x, const T* dy, int64_t C, const float* a, const float* b, const float* mean, int64_t r0, int64_t r1, float* s, float* q) {
+PANSEG_AVX512 void GradSums(const T* x, const T* dy, int64_t C, const float* a, const float* b, const float* mean, int64_t r0, int64_t r1, float* s, float* q) {
   for (int64_t i = r0; i < r1; i++)
     for (int64_t c = 0; c < C; c += 16) {
       const __mmask16 k = Tail(C - c);
@@ -105,7 +94,7 @@ AVX512 void GradSums(const T* x, const T* dy, int64_t C, const float* a, const f
 
 // dx = k g + x c1 + c0 per channel (BatchNorm's input gradient with g the ReLU's gradient).
 template <typename T>
-AVX512 void InputGrad(const T* x, const T* dy, T* dx, int64_t C, const float* a, const float* b, const float* k1, const float* c1, const float* c0,
+PANSEG_AVX512 void InputGrad(const T* x, const T* dy, T* dx, int64_t C, const float* a, const float* b, const float* k1, const float* c1, const float* c0,
                       int64_t r0, int64_t r1) {
   for (int64_t i = r0; i < r1; i++)
     for (int64_t c = 0; c < C; c += 16) {
@@ -115,11 +104,6 @@ AVX512 void InputGrad(const T* x, const T* dy, T* dx, int64_t C, const float* a,
       const __m512 r = _mm512_fmadd_ps(g, _mm512_maskz_loadu_ps(k, k1 + c), _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(k, c1 + c), _mm512_maskz_loadu_ps(k, c0 + c)));
       Store(dx + i * C + c, k, r);
     }
-}
-
-template <typename F>
-void ForRows(int64_t rows, F f) {
-  at::parallel_for(0, rows, 256, [&](int64_t r0, int64_t r1) { f(r0, r1); });
 }
 
 // Per-channel float32 vectors [C] for the kernels.
@@ -153,9 +137,10 @@ struct BatchNormReluFn : public torch::autograd::Function<BatchNormReluFn> {
       a[c] = w * invstd[c];
       b[c] = bb - mean[c] * a[c];
     }
+    const auto meanT = Floats(mean);
     if (runMean && runVar) {  // as ATen: the unbiased variance into the running estimate
       at::NoGradGuard guard;
-      runMean->mul_(1 - momentum).add_(Floats(mean), momentum);
+      runMean->mul_(1 - momentum).add_(meanT, momentum);
       runVar->mul_(1 - momentum).add_(Floats(var), momentum * double(M) / double(M - 1));
     }
     auto scale = Floats(a), shift = Floats(b);
@@ -165,7 +150,7 @@ struct BatchNormReluFn : public torch::autograd::Function<BatchNormReluFn> {
       else TransformRelu(x.data_ptr<float>(), y.data_ptr<float>(), C, scale.data_ptr<float>(), shift.data_ptr<float>(), r0, r1);
     });
     ctx->save_for_backward({x});
-    ctx->saved_data["mean"] = Floats(mean);
+    ctx->saved_data["mean"] = meanT;
     ctx->saved_data["invstd"] = Floats(invstd);
     ctx->saved_data["a"] = scale;
     ctx->saved_data["b"] = shift;

@@ -10,16 +10,14 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define PANSEG_FUSED_CE 1
-#include <ATen/Parallel.h>
 #include <ATen/record_function.h>
-#include <immintrin.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
 #include <limits>
 #include <stdexcept>
-// GCC 12's AVX-512 headers fill unused lanes from a self-initialized _mm512_undefined_ps() and then warn about it.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "avx512.h"
 #endif
 
 namespace panseg {
@@ -27,11 +25,9 @@ namespace panseg {
 #ifdef PANSEG_FUSED_CE
 namespace {
 
-#define AVX512 __attribute__((target("avx512f")))
-
 // exp(x) for x <= 0 (a logit minus its row's max): Cephes' expf range reduction and polynomial,
 // scaled by 2^n with scalef; within 2 ulp of expf, and 0 below float's range as expf.
-AVX512 inline __m512 Exp(__m512 x) {
+PANSEG_AVX512 inline __m512 Exp(__m512 x) {
   x = _mm512_max_ps(_mm512_set1_ps(-104.f), x);  // in this order a NaN passes through (max_ps returns its second operand)
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
@@ -46,8 +42,6 @@ AVX512 inline __m512 Exp(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-inline __mmask16 Tail(int64_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1); }
-
 struct Params {
   int64_t rows, classes, ignore, reduction;
   double smoothing;
@@ -57,7 +51,7 @@ struct Params {
 
 // One block of rows forward: per row its max and log(sum exp(x - max)), and the loss (to `none` when
 // reduction is None, else summed into *loss); *counted sums the weights of the rows not ignored.
-AVX512 void ForwardRows(const Params& p, const float* x, const int64_t* target, int64_t r0, int64_t r1, float* rowMax,
+PANSEG_AVX512 void ForwardRows(const Params& p, const float* x, const int64_t* target, int64_t r0, int64_t r1, float* rowMax,
                         float* rowLogSum, float* none, double* loss, double* counted, std::atomic<int64_t>* badTarget) {
   const int64_t C = p.classes;
   const float keep = float(1 - p.smoothing), spread = float(p.smoothing / double(C));
@@ -99,7 +93,7 @@ AVX512 void ForwardRows(const Params& p, const float* x, const int64_t* target, 
 
 // One block of rows backward: d loss / d x_c = a (p_c - [c == t]) + b (W p_c - w_c), with a = (1 - eps) w_t g
 // and b = eps / C g, p the row's softmax and g the row's share of the upstream gradient.
-AVX512 void BackwardRows(const Params& p, const float* x, const int64_t* target, const float* rowMax, const float* rowLogSum,
+PANSEG_AVX512 void BackwardRows(const Params& p, const float* x, const int64_t* target, const float* rowMax, const float* rowLogSum,
                          const float* gradOut, float gradScale, int64_t r0, int64_t r1, float* gx) {
   const int64_t C = p.classes;
   for (int64_t i = r0; i < r1; i++) {
@@ -124,8 +118,6 @@ AVX512 void BackwardRows(const Params& p, const float* x, const int64_t* target,
   }
 }
 
-constexpr int64_t kBlocks = 64;  // fixed blocks: the sums do not depend on the thread count
-
 struct FusedCrossEntropyFn : public torch::autograd::Function<FusedCrossEntropyFn> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& target,
                             const c10::optional<at::Tensor>& classWeight, int64_t reduction, int64_t ignore, double smoothing) {
@@ -135,25 +127,22 @@ struct FusedCrossEntropyFn : public torch::autograd::Function<FusedCrossEntropyF
     p.weightSum = weight.defined() ? weight.sum().item<float>() : float(p.classes);
     auto rowMax = at::empty({p.rows}, x.options()), rowLogSum = at::empty({p.rows}, x.options());
     at::Tensor none = reduction == at::Reduction::None ? at::empty({p.rows}, x.options()) : at::Tensor();
-    std::vector<double> loss(kBlocks, 0), counted(kBlocks, 0);
+    std::vector<double> loss(kRowBlocks, 0), counted(kRowBlocks, 0);
     std::atomic<int64_t> bad{0};  // never a valid out-of-range target: 0 < C
-    const int64_t per = (p.rows + kBlocks - 1) / kBlocks;
-    at::parallel_for(0, kBlocks, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; b++) {
-        const int64_t r0 = std::min(p.rows, b * per), r1 = std::min(p.rows, r0 + per);
-        ForwardRows(p, x.data_ptr<float>(), target.data_ptr<int64_t>(), r0, r1, rowMax.data_ptr<float>(), rowLogSum.data_ptr<float>(),
-                    none.defined() ? none.data_ptr<float>() : nullptr, &loss[b], &counted[b], &bad);
-      }
+    ForRowBlocks(p.rows, [&](int64_t b, int64_t r0, int64_t r1) {
+      ForwardRows(p, x.data_ptr<float>(), target.data_ptr<int64_t>(), r0, r1, rowMax.data_ptr<float>(), rowLogSum.data_ptr<float>(),
+                  none.defined() ? none.data_ptr<float>() : nullptr, &loss[b], &counted[b], &bad);
     });
     if (bad.load() != 0) throw std::invalid_argument("Target " + std::to_string(bad.load()) + " is out of bounds.");
     double sum = 0, weights = 0;
-    for (int64_t b = 0; b < kBlocks; b++) sum += loss[b], weights += counted[b];
+    for (int64_t b = 0; b < kRowBlocks; b++) sum += loss[b], weights += counted[b];
     ctx->save_for_backward({x, target, rowMax, rowLogSum});
     if (weight.defined()) ctx->saved_data["weight"] = weight;  // no gradient, as ATen's nll_loss
     ctx->saved_data["reduction"] = reduction;
     ctx->saved_data["ignore"] = ignore;
     ctx->saved_data["smoothing"] = smoothing;
     ctx->saved_data["counted"] = weights;
+    ctx->saved_data["weightSum"] = double(p.weightSum);
     if (reduction == at::Reduction::None) return none;
     return at::scalar_tensor(reduction == at::Reduction::Mean ? sum / weights : sum, x.options());
   }
@@ -166,18 +155,13 @@ struct FusedCrossEntropyFn : public torch::autograd::Function<FusedCrossEntropyF
     RECORD_FUNCTION("panseg::cross_entropy_backward", std::vector<c10::IValue>({grads[0], x}));
     const int64_t reduction = ctx->saved_data["reduction"].toInt();
     Params p{x.size(0), x.size(1), ctx->saved_data["ignore"].toInt(), reduction, ctx->saved_data["smoothing"].toDouble(),
-             weight.defined() ? weight.data_ptr<float>() : nullptr, 0.f};
-    p.weightSum = weight.defined() ? weight.sum().item<float>() : float(p.classes);
+             weight.defined() ? weight.data_ptr<float>() : nullptr, float(ctx->saved_data["weightSum"].toDouble())};
     const auto g = grads[0].to(at::kFloat).contiguous();
     const float scale = reduction == at::Reduction::Mean ? float(1.0 / ctx->saved_data["counted"].toDouble()) : 1.f;
     auto gx = at::empty_like(x);
-    const int64_t per = (p.rows + kBlocks - 1) / kBlocks;
-    at::parallel_for(0, kBlocks, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; b++) {
-        const int64_t r0 = std::min(p.rows, b * per), r1 = std::min(p.rows, r0 + per);
-        BackwardRows(p, x.data_ptr<float>(), target.data_ptr<int64_t>(), rowMax.data_ptr<float>(), rowLogSum.data_ptr<float>(),
-                     g.data_ptr<float>(), scale, r0, r1, gx.data_ptr<float>());
-      }
+    ForRows(p.rows, [&](int64_t r0, int64_t r1) {
+      BackwardRows(p, x.data_ptr<float>(), target.data_ptr<int64_t>(), rowMax.data_ptr<float>(), rowLogSum.data_ptr<float>(),
+                   g.data_ptr<float>(), scale, r0, r1, gx.data_ptr<float>());
     });
     return {gx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }

@@ -96,10 +96,7 @@ static Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
     auto rows = channelsLast ? x.permute({0, 2, 3, 1}).reshape({-1, x.size(1)}) : x;
     auto flat = target.reshape({-1});
     auto loss = FusedCrossEntropy(rows, flat, weight, reduction, ignore, smoothing);
-    if (!loss) {
-      if (!channelsLast) return Wrap(info.Env(), at::cross_entropy_loss(x, target, weight, reduction, ignore, smoothing));
-      loss = at::cross_entropy_loss(rows, flat, weight, reduction, ignore, smoothing);
-    }
+    if (!loss) loss = at::cross_entropy_loss(rows, flat, weight, reduction, ignore, smoothing);
     return Wrap(info.Env(), reduction == at::Reduction::None ? loss->view(target.sizes()) : *loss);
   }
   return Wrap(info.Env(), at::cross_entropy_loss(x, target, weight, reduction, ignore, smoothing));
