@@ -151,6 +151,10 @@ async function meet(o: RendezvousOptions, store: Store): Promise<PeerInfo[]> {
   const ref = peers[0];
   const bad = peers.filter((p) => p.configHash !== ref.configHash);
   if (bad.length) {
+    // Every rank sees the same peers, so all stop here. Rank 0 hosts the store: it waits until the
+    // others have read the peers, or they would see only "connection closed" when it exits.
+    const read = store.add(`${o.prefix}mismatch-read`, 1);
+    if (o.rank === 0) await waitForCount(store, `${o.prefix}mismatch-read`, read, o.worldSize, Math.min(o.timeoutMs, 30_000));
     const p = bad[0];
     const keys = [...new Set([...Object.keys(ref.config), ...Object.keys(p.config)])]
       .filter((k) => stable(ref.config[k]) !== stable(p.config[k]));
@@ -158,4 +162,13 @@ async function meet(o: RendezvousOptions, store: Store): Promise<PeerInfo[]> {
     throw new DistributedError(`the configuration differs across ranks (hash ${ref.configHash} on rank 0, ${p.configHash} on rank${bad.length > 1 ? 's' : ''} ${ranksText(bad.map((b) => b.rank))}): ${shown || 'same keys, different values'}. Every rank must run the same command and data`, bad.map((b) => b.rank));
   }
   return peers;
+}
+
+/** Polls a counter until it reaches `want` or `ms` pass (a rank that died never counts). */
+async function waitForCount(store: Store, key: string, now: number, want: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (now < want && Date.now() < deadline) {
+    await sleep(20);
+    now = store.add(key, 0);
+  }
 }
