@@ -1,6 +1,7 @@
 // What compareArchitectures takes, checked once before anything is trained or written.
-import { describe, fail } from '../common/errors.js';
+import { fail } from '../common/errors.js';
 import * as v from '../common/validate.js';
+import { checkValSource } from '../data/index.js';
 import { architectures } from '../models/index.js';
 import type { TrainOptions } from '../train/train.js';
 import type { CompareRow } from './row.js';
@@ -90,18 +91,12 @@ export function resolveCompareOptions(o: CompareOptions): ResolvedCompare {
 }
 
 /**
- * Checks where the validation images come from: a val split, a share of `split` (valFraction) or a split file, one of
- * them. Returns the val split, made explicit ('val') when it is the source, as a comparison made before valFraction
+ * The val split to rank on, made explicit ('val') when it is the source, as a comparison made before valFraction
  * existed recorded it (so that it still resumes); undefined when the split is drawn or read.
  */
 function checkValidation(o: CompareOptions): string | undefined {
-  const { valFraction: f, splitFile } = o;
-  if (f !== undefined && (typeof f !== 'number' || !(f > 0 && f < 1))) fail(OP, `expected a number between 0 and 1 (exclusive) for valFraction (--val-fraction), e.g. 0.1, but received ${describe(f)}`);
-  if (splitFile !== undefined && (typeof splitFile !== 'string' || !splitFile)) fail(OP, `expected the path of a split.json for splitFile (--split-file) but received ${describe(splitFile)}`);
-  if (f !== undefined && splitFile !== undefined) fail(OP, 'splitFile (--split-file) already holds a train/val split; drop valFraction (--val-fraction)');
-  const from = f !== undefined ? 'valFraction (--val-fraction) validates on a share of split (--split)' : splitFile !== undefined ? 'splitFile (--split-file) names the validation images' : '';
-  if (from && o.valSplit !== undefined) fail(OP, `${from}; drop valSplit (--val-split ${String(o.valSplit)}), or drop ${f !== undefined ? 'valFraction' : 'splitFile'} to rank on that split`);
-  return from ? undefined : o.valSplit ?? 'val';
+  if (o.valFraction !== undefined && o.splitFile !== undefined) fail(OP, 'splitFile (--split-file) already holds a train/val split; drop valFraction (--val-fraction)');
+  return checkValSource(OP, o) ? undefined : o.valSplit ?? 'val';
 }
 
 /** The recipe keys whose values differ between two runs (sorted), for the resume check. */

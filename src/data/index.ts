@@ -8,7 +8,7 @@ export {
   type LabelmeFile,
 } from './import/index.js';
 export {
-  applySplit, openTrainVal, readSplitFile, splitDataset, writeSplitFile, type SplitFile, type SplitOptions, type TrainValOptions,
+  applySplit, checkValSource, openTrainVal, readSplitFile, splitDataset, writeSplitFile, type SplitFile, type SplitOptions, type TrainValOptions,
 } from './datasets/split.js';
 export { DATASETS, datasetNames, openDataset, type DatasetOptions } from './datasets/registry.js';
 export { openVoc, type VocOptions } from './datasets/voc.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fail, PansegError } from '../common/errors.js';
 import * as v from '../common/validate.js';
 import { validSide } from '../common/input-size.js';
-import { type BadSample, DataLoader, type Dataset, type DatasetOptions, openTrainVal, writeSplitFile } from '../data/index.js';
+import { type BadSample, checkValSource, DataLoader, type Dataset, type DatasetOptions, openTrainVal, writeSplitFile } from '../data/index.js';
 import { cpuFeatures, cudaAvailable, fusedKernels, getNumThreads, manualSeed, type Precision, resolvePrecision, setFusedKernels, setNumThreads, setWinogradTraining, type Tensor, tidy, winogradTraining } from '../engine/index.js';
 import { evaluate, type EvaluationResult } from '../eval/evaluate.js';
 import { withPrecision } from '../eval/inference.js';
@@ -31,7 +31,7 @@ export interface TrainOptions {
   dataRoot: string;
   /** Default 'train'. */
   split?: string;
-  /** Default 'val'; null disables validation. For 'folder', see valRoot. */
+  /** Default 'val'; null disables validation. For 'folder', see valRoot. Only 'val' may stand beside valFraction or splitFile. */
   valSplit?: string | null;
   /** A separate root for validation (e.g. the folder layout's val/ dir). Default dataRoot. */
   valRoot?: string;
@@ -179,6 +179,8 @@ function resolve(o: TrainOptions) {
   const cudaGraphs = v.bool(op, 'cudaGraphs', o.cudaGraphs ?? false);
   const refused = cudaGraphs && graphedTrainingRefusal({ device, accumulate: o.accumulate ?? 1, freezeEncoderEpochs: o.freezeEncoderEpochs ?? 0, distributed: o.distributed !== undefined });
   if (refused) fail(op, refused);
+  // Old config.json files hold --val-split's default beside --val-fraction: that 'val' stays allowed.
+  checkValSource(op, o, { legacyVal: true });
   const arch = architecture(o.arch ?? 'pan');
   const defaults = arch.defaults as unknown as Record<string, unknown>;
   if (o.modelOptions !== undefined && (typeof o.modelOptions !== 'object' || o.modelOptions === null || Array.isArray(o.modelOptions))) fail(op, 'expected an object of architecture options for modelOptions');

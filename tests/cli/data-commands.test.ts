@@ -73,6 +73,16 @@ describe('a flat folder of 0/255 masks: check-data, train --val-fraction, eval o
     assert.equal(JSON.parse(t.stdout).images, 6);
   });
 
+  it("a replayed run's config.json (--val-split's default beside --val-fraction) trains; another --val-split is refused", async () => {
+    const cfg = join(tmp, 'run', 'config.json');
+    assert.equal(JSON.parse(readFileSync(cfg, 'utf8'))['val-split'], 'val');
+    const again = await cli(['train', '--config', cfg, '--out', join(tmp, 'run-again'), '--max-steps', '1']);
+    assert.equal(again.code, 0, again.stderr);
+    const r = await cli(['train', '--config', cfg, '--out', join(tmp, 'run-test'), '--val-split', 'test']);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr, 'panseg train: valFraction (--val-fraction) validates on a share of split (--split); drop valSplit (--val-split test), or drop valFraction to validate on that split\n');
+  });
+
   it('refuses a flat folder without --split all, pointing at it', async () => {
     const r = await cli(['eval', '--model', join(tmp, 'run'), '--dataset', 'folder', '--data-root', data, '--split', 'val']);
     assert.equal(r.code, 2);

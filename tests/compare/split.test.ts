@@ -112,9 +112,9 @@ describe('panseg compare: refusals of the validation source, before anything is 
   it('--val-fraction or --split-file with --val-split, in one line', async () => {
     const r = await cli(['compare', '--archs', 'unet', ...recipe(dir()), '--val-fraction', '0.2', '--val-split', 'val']);
     assert.equal(r.code, 2);
-    assert.equal(r.stderr, 'panseg compare: valFraction (--val-fraction) validates on a share of split (--split); drop valSplit (--val-split val), or drop valFraction to rank on that split\n');
+    assert.equal(r.stderr, 'panseg compare: valFraction (--val-fraction) validates on a share of split (--split); drop valSplit (--val-split val), or drop valFraction to validate on that split\n');
     assert.equal(await refusal(['--archs', 'unet', ...recipe(dir()), '--split-file', join(out, 'split.json'), '--val-split', 'val']),
-      'compare: splitFile (--split-file) names the validation images; drop valSplit (--val-split val), or drop splitFile to rank on that split');
+      'compare: splitFile (--split-file) names the validation images; drop valSplit (--val-split val), or drop splitFile to validate on that split');
     assert.equal(await refusal(['--archs', 'unet', ...recipe(dir()), '--split-file', join(out, 'split.json'), '--val-fraction', '0.2']),
       '--split-file already holds a train/val split; drop --val-fraction');
     assert.ok(!existsSync(dir()));

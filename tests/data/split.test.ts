@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import {
-  applySplit, DataLoader, decodeImage, openDataset, openTrainVal, readSplitFile, splitDataset, writeSplitFile,
+  applySplit, checkValSource, DataLoader, decodeImage, openDataset, openTrainVal, readSplitFile, splitDataset, writeSplitFile,
 } from '../../src/data/index.js';
 import { tmp, writeGrey, writeRgb, writeText } from './helpers.js';
 
@@ -82,8 +82,23 @@ describe('folder: --split all and --val-fraction', () => {
   it('refuses bad fractions', () => {
     const all = openDataset('folder', dir, { split: 'all' });
     assert.throws(() => splitDataset(all, { valFraction: 1 }), {
-      message: 'splitDataset: expected a number between 0 and 1 (exclusive) for valFraction (--val-fraction) but received 1 of type number',
+      message: 'splitDataset: expected a number between 0 and 1 (exclusive) for valFraction (--val-fraction), e.g. 0.1, but received 1 of type number',
     });
+  });
+
+  it('a run validates on a val split, or else on a share or a split file', () => {
+    assert.equal(checkValSource('train', {}), '');
+    assert.equal(checkValSource('train', { valSplit: 'test' }), '');
+    assert.match(checkValSource('train', { valFraction: 0.1 }), /share of split/);
+    assert.throws(() => checkValSource('train', { valFraction: 0.1, valSplit: 'test' }), {
+      message: 'train: valFraction (--val-fraction) validates on a share of split (--split); drop valSplit (--val-split test), or drop valFraction to validate on that split',
+    });
+    assert.throws(() => checkValSource('train', { splitFile: 's.json', valSplit: null }), /^PansegError: train: splitFile \(--split-file\) names the validation images; drop valSplit \(--val-split none\)/);
+    assert.match(checkValSource('train', { splitFile: 's.json', valFraction: 0.2 }), /share of split/); // a resumed run's file wins
+    assert.throws(() => checkValSource('train', { valFraction: 0 }), /between 0 and 1/);
+    // The CLI default 'val' that older train config.json files hold beside --val-fraction.
+    assert.throws(() => checkValSource('compare', { valFraction: 0.1, valSplit: 'val' }), /drop valSplit \(--val-split val\)/);
+    assert.match(checkValSource('train', { valFraction: 0.1, valSplit: 'val' }, { legacyVal: true }), /share of split/);
   });
 });
 

@@ -18,7 +18,7 @@ export const spec: CommandSpec = {
   flags: [
     ...DATA_FLAGS,
     VAL_FRACTION_FLAG,
-    { name: 'val-split', type: 'string', desc: "validation split ('none' to skip)", default: 'val' },
+    { name: 'val-split', type: 'string', desc: "validation split ('none' to skip; not with --val-fraction or --split-file)", default: 'val' },
     { name: 'val-root', type: 'string', desc: 'separate validation folder (default: --data-root)' },
     ...MODEL_FLAGS,
     { name: 'encoder', type: 'string', desc: 'encoder name', default: 'resnet34' },

@@ -45,7 +45,7 @@ export function splitDataset(ds: Dataset, opts: SplitOptions): { train: Dataset;
   const op = 'splitDataset';
   const f = opts.valFraction;
   const seed = opts.seed ?? 0;
-  if (typeof f !== 'number' || !(f > 0 && f < 1)) fail(op, `expected a number between 0 and 1 (exclusive) for valFraction (--val-fraction) but received ${describe(f)}`);
+  checkValFraction(op, f);
   if (!Number.isInteger(seed)) fail(op, `expected an integer for seed but received ${describe(seed)}`);
   const n = ds.length;
   if (n < 2) fail(op, `the ${ds.name} dataset at ${ds.root} has ${n} sample; a train/val split needs at least 2`);
@@ -103,7 +103,7 @@ export interface TrainValOptions {
   dataRoot: string;
   /** Default 'train' ('all' with valFraction). */
   split?: string;
-  /** Default 'val'; null: no validation. Ignored with valFraction. */
+  /** Default 'val'; null: no validation. Not with valFraction or splitFile (see checkValSource). */
   valSplit?: string | null;
   valRoot?: string;
   /** Split `split` into train and val instead of opening a val split. */
@@ -112,6 +112,27 @@ export interface TrainValOptions {
   datasetOptions?: DatasetOptions;
   /** A split.json to reuse (a resumed run's): its lists win over valFraction. */
   splitFile?: string;
+}
+
+function checkValFraction(op: string, f: unknown): asserts f is number {
+  if (typeof f !== 'number' || !(f > 0 && f < 1)) fail(op, `expected a number between 0 and 1 (exclusive) for valFraction (--val-fraction), e.g. 0.1, but received ${describe(f)}`);
+}
+
+/**
+ * Checks that a run's validation images come from a val split or else from a share of `split` (valFraction) or a
+ * split file (whose lists win over valFraction). Returns that source in words, or '' when it is the val split. `legacyVal` lets valSplit 'val'
+ * stand beside the others: a train config.json spells out that flag default, valFraction or not.
+ * @example checkValSource('train', { valFraction: 0.1, valSplit: 'test' }) // throws: ... drop valSplit (--val-split test) ...
+ */
+export function checkValSource(op: string, o: Pick<TrainValOptions, 'valFraction' | 'splitFile' | 'valSplit'>, { legacyVal = false } = {}): string {
+  const { valFraction: f, splitFile } = o;
+  if (f !== undefined) checkValFraction(op, f);
+  if (splitFile !== undefined && (typeof splitFile !== 'string' || !splitFile)) fail(op, `expected the path of a split.json for splitFile (--split-file) but received ${describe(splitFile)}`);
+  const from = f !== undefined ? 'valFraction (--val-fraction) validates on a share of split (--split)' : splitFile !== undefined ? 'splitFile (--split-file) names the validation images' : '';
+  if (from && o.valSplit !== undefined && !(legacyVal && o.valSplit === 'val')) {
+    fail(op, `${from}; drop valSplit (--val-split ${o.valSplit === null ? 'none' : String(o.valSplit)}), or drop ${f !== undefined ? 'valFraction' : 'splitFile'} to validate on that split`);
+  }
+  return from;
 }
 
 /**
