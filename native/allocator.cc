@@ -37,7 +37,9 @@ struct CachingCpuAllocator final : at::Allocator {
     return p;
   }
 
-  at::DataPtr allocate(size_t n) const override {
+  // libtorch 1.13 declares allocate() const; 2.x (2.3 on) non-const. Defining both overrides whichever exists.
+  at::DataPtr allocate(size_t n) { return static_cast<const CachingCpuAllocator*>(this)->allocate(n); }
+  at::DataPtr allocate(size_t n) const {
     if (n == 0) return {nullptr, nullptr, &Delete, at::Device(at::kCPU)};
     void* p = nullptr;
     if (n >= kMinCached) {

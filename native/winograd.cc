@@ -17,6 +17,7 @@
 #include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/version.h>
 
 #include <array>
 #include <map>
@@ -187,7 +188,12 @@ struct WinogradConv : public torch::autograd::Function<WinogradConv> {
 c10::optional<at::Tensor> WinogradConv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b,
                                          at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
   if (!g_winograd || !at::GradMode::is_enabled() || !(x.requires_grad() || w.requires_grad())) return c10::nullopt;
-  if (at::autocast::is_cpu_enabled() || groups != 1 || x.dim() != 4 || w.dim() != 4 || w.size(2) != 3 || w.size(3) != 3) return c10::nullopt;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  const bool autocast = at::autocast::is_autocast_enabled(at::kCPU);  // 2.4 deprecated is_cpu_enabled()
+#else
+  const bool autocast = at::autocast::is_cpu_enabled();
+#endif
+  if (autocast || groups != 1 || x.dim() != 4 || w.dim() != 4 || w.size(2) != 3 || w.size(3) != 3) return c10::nullopt;
   if (x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat || !x.device().is_cpu() || !w.device().is_cpu()) return c10::nullopt;
   if (x.layout() != at::kStrided || w.layout() != at::kStrided || x.size(1) != w.size(1)) return c10::nullopt;
   const auto one = [](at::IntArrayRef v) { return v.size() == 2 && v[0] == 1 && v[1] == 1; };

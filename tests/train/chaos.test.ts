@@ -80,19 +80,26 @@ describe('chaos: kill -9 during training, --resume, bit-identical result', () =>
     const rng = new Rng(SEED);
     const kills: string[] = [];
     const resumedAt = new Set<number>(); // the epochs resumes started from
+    let from = -1; // this start's checkpoint epoch (0: none)
+    let stuck = 0; // starts in a row from the same checkpoint
     let finished: Done | null = null;
     for (let run = 0; !finished; run++) {
       if (run > KILLS + 10) assert.fail(`no finished run after ${run} starts; kills: ${kills.join(', ')}`);
       // Resume when a checkpoint (or the renamed-away copy a kill can leave) exists; else start afresh.
       const resumable = existsSync(ckpt) && readdirSync(ckpt).some((f) => f === 'last' || f.startsWith('last.old-'));
       if (!resumable) rmSync(out, { recursive: true, force: true });
-      if (existsSync(join(ckpt, 'last', 'trainer.json'))) resumedAt.add(JSON.parse(readFileSync(join(ckpt, 'last', 'trainer.json'), 'utf8')).epoch);
+      const at = existsSync(join(ckpt, 'last', 'trainer.json')) ? JSON.parse(readFileSync(join(ckpt, 'last', 'trainer.json'), 'utf8')).epoch as number : 0;
+      if (at) resumedAt.add(at);
+      stuck = at === from ? stuck + 1 : 0;
+      from = at;
       const child = trainCli(data, out, [...epochs, ...(resumable ? ['--resume'] : [])]);
       if (kills.length < KILLS) {
         // One kill in five at any time from the start (startup, tidying, loading); the others 0.5-2 epochs
         // into the run plus a random delay: in steps, validation, best/ and last/ writes, the report.
-        const early = rng.next() < 0.2;
-        const lines = early ? 0 : 1 + rng.int(4);
+        // Each start that a kill sent back to the same checkpoint waits one epoch more: on a loaded
+        // machine the writes after validation take longer than the delay, and the run must still move on.
+        const early = rng.next() < 0.2 && stuck === 0;
+        const lines = early ? 0 : 1 + rng.int(4) + 2 * stuck;
         const delay = early ? rng.uniform(0, 2500) : rng.uniform(0, 600);
         await child.progress(lines);
         const killed = await Promise.race([sleep(delay).then(() => true), child.done.then(() => false)]);
