@@ -120,8 +120,8 @@ function checkValFraction(op: string, f: unknown): asserts f is number {
 
 /**
  * Checks that a run's validation images come from a val split or else from a share of `split` (valFraction) or a
- * split file (whose lists win over valFraction). Returns that source in words, or '' when it is the val split. `legacyVal` lets valSplit 'val'
- * stand beside the others: a train config.json spells out that flag default, valFraction or not.
+ * split file (whose lists win over valFraction). Returns that source in words, or '' for the val split.
+ * `legacyVal` lets valSplit 'val' stand beside the others: a train config.json spells out that flag default.
  * @example checkValSource('train', { valFraction: 0.1, valSplit: 'test' }) // throws: ... drop valSplit (--val-split test) ...
  */
 export function checkValSource(op: string, o: Pick<TrainValOptions, 'valFraction' | 'splitFile' | 'valSplit'>, { legacyVal = false } = {}): string {
