@@ -1,4 +1,4 @@
-// `npm run bench [engine|pan|models|mobilenet|onnx|web|profile|optimizer|train|distributed|cuda ...]`: the benchmarks in one run, each against its peer (PyTorch / onnxruntime)
+// `npm run bench [engine|pan|models|mobilenet|onnx|web|profile|fused|optimizer|train|distributed|cuda ...]`: the benchmarks in one run, each against its peer (PyTorch / onnxruntime)
 // measured in the same process tree on the same machine. Prints tables, never asserts.
 import { cpus } from 'node:os';
 import { buildInfo, getNumThreads } from '../src/engine/index.js';
@@ -22,6 +22,7 @@ if (want('mobilenet')) {
 if (want('onnx')) await (await import('./onnx.js')).runOnnxBench();
 if (want('web')) { const w = await import('./web.js'); w.printWeb(await w.benchWeb()); }
 if (want('profile')) { const p = await import('./profile.js'); p.printProfile(await p.benchProfile()); }
+if (want('fused')) { const f = await import('./fused.js'); f.printFused(f.benchFused()); }
 if (want('optimizer')) { const o = await import('./optimizer.js'); o.printOptimizer(o.benchOptimizer()); }
 if (want('train')) await (await import('./train.js')).runTrainBench();
 if (want('distributed')) await (await import('./distributed.js')).runDistributedBench();
