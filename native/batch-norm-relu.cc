@@ -3,9 +3,8 @@
 // batch_norm (statistics in two passes, then the transform), relu_, and backward threshold_backward then
 // batch_norm_backward: 12 bytes per bfloat16 element forward and 16 backward. Here the statistics take one
 // pass (sums around a per-channel pivot, so no cancellation), the transform writes the ReLU's output, and
-// backward recomputes the ReLU's mask from the input: 6 bytes forward, 10 backward. A bfloat16 BatchNorm
-// without the ReLU (before a residual add) runs the same kernels with the mask left out. AVX-512 (F, BW,
-// VL) only; anything else (eval mode, NCHW, other dtypes or devices) takes at::batch_norm (and relu_).
+// backward recomputes the ReLU's mask from the input: 6 bytes forward, 10 backward. AVX-512 (F, BW, VL)
+// only; anything else (eval mode, NCHW, other dtypes or devices) takes at::batch_norm and relu_.
 #include "common.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -14,8 +13,6 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
-#include <tuple>
-#include <type_traits>
 #include <vector>
 
 #include "avx512.h"
@@ -64,48 +61,46 @@ PANSEG_AVX512 void SumAroundPivot(const T* x, int64_t C, const float* pivot, int
     }
 }
 
-// y = x a + b per channel, then max(0, y) with the ReLU.
-template <bool Relu, typename T>
-PANSEG_AVX512 void Transform(const T* x, T* y, int64_t C, const float* a, const float* b, int64_t r0, int64_t r1) {
+// y = max(0, x a + b) per channel.
+template <typename T>
+PANSEG_AVX512 void TransformRelu(const T* x, T* y, int64_t C, const float* a, const float* b, int64_t r0, int64_t r1) {
   for (int64_t i = r0; i < r1; i++)
     for (int64_t c = 0; c < C; c += 16) {
       const __mmask16 k = Tail(C - c);
       const __m512 v = _mm512_fmadd_ps(Load(x + i * C + c, k), _mm512_maskz_loadu_ps(k, a + c), _mm512_maskz_loadu_ps(k, b + c));
-      Store(y + i * C + c, k, Relu ? _mm512_max_ps(_mm512_setzero_ps(), v) : v);  // a NaN passes, as ATen's relu
+      Store(y + i * C + c, k, _mm512_max_ps(_mm512_setzero_ps(), v));  // a NaN passes, as ATen's relu
     }
 }
 
-// The gradient reaching the BatchNorm: with the ReLU, dy where the forward's x a + b was > 0 (recomputed
-// from x), else 0; without it, dy.
-template <bool Relu, typename T>
+// The ReLU's gradient: dy where the forward's x a + b was > 0 (recomputed from x), else 0.
+template <typename T>
 PANSEG_AVX512 inline __m512 ReluGrad(__m512 v, const T* dy, const float* a, const float* b, __mmask16 k) {
-  if (!Relu) return Load(dy, k);
   const __m512 pre = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(k, a), _mm512_maskz_loadu_ps(k, b));
   return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(pre, _mm512_setzero_ps(), _CMP_GT_OQ), Load(dy, k));
 }
 
-// Per channel sum(g) and sum(g (x - mean)), g the gradient ReluGrad gives.
-template <bool Relu, typename T>
+// Per channel sum(g) and sum(g (x - mean)), g the ReLU's gradient.
+template <typename T>
 PANSEG_AVX512 void GradSums(const T* x, const T* dy, int64_t C, const float* a, const float* b, const float* mean, int64_t r0, int64_t r1, float* s, float* q) {
   for (int64_t i = r0; i < r1; i++)
     for (int64_t c = 0; c < C; c += 16) {
       const __mmask16 k = Tail(C - c);
       const __m512 v = Load(x + i * C + c, k);
-      const __m512 g = ReluGrad<Relu>(v, dy + i * C + c, a + c, b + c, k);
+      const __m512 g = ReluGrad(v, dy + i * C + c, a + c, b + c, k);
       _mm512_mask_storeu_ps(s + c, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, s + c), g));
       _mm512_mask_storeu_ps(q + c, k, _mm512_fmadd_ps(g, _mm512_sub_ps(v, _mm512_maskz_loadu_ps(k, mean + c)), _mm512_maskz_loadu_ps(k, q + c)));
     }
 }
 
-// dx = k g + x c1 + c0 per channel (BatchNorm's input gradient with g ReluGrad's).
-template <bool Relu, typename T>
+// dx = k g + x c1 + c0 per channel (BatchNorm's input gradient with g the ReLU's gradient).
+template <typename T>
 PANSEG_AVX512 void InputGrad(const T* x, const T* dy, T* dx, int64_t C, const float* a, const float* b, const float* k1, const float* c1, const float* c0,
                       int64_t r0, int64_t r1) {
   for (int64_t i = r0; i < r1; i++)
     for (int64_t c = 0; c < C; c += 16) {
       const __mmask16 k = Tail(C - c);
       const __m512 v = Load(x + i * C + c, k);
-      const __m512 g = ReluGrad<Relu>(v, dy + i * C + c, a + c, b + c, k);
+      const __m512 g = ReluGrad(v, dy + i * C + c, a + c, b + c, k);
       const __m512 r = _mm512_fmadd_ps(g, _mm512_maskz_loadu_ps(k, k1 + c), _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(k, c1 + c), _mm512_maskz_loadu_ps(k, c0 + c)));
       Store(dx + i * C + c, k, r);
     }
@@ -118,18 +113,11 @@ at::Tensor Floats(const std::vector<double>& v) {
   return t;
 }
 
-// Runs f with the kernels' Relu template argument as a constant.
-template <typename F>
-void WithRelu(bool relu, F f) {
-  if (relu) f(std::true_type{});
-  else f(std::false_type{});
-}
-
 struct BatchNormReluFn : public torch::autograd::Function<BatchNormReluFn> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const c10::optional<at::Tensor>& weight,
                             const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& runMean,
-                            const c10::optional<at::Tensor>& runVar, double momentum, double eps, bool relu) {
-    RECORD_FUNCTION(relu ? "panseg::batch_norm_relu" : "panseg::batch_norm", std::vector<c10::IValue>({x}));
+                            const c10::optional<at::Tensor>& runVar, double momentum, double eps) {
+    RECORD_FUNCTION("panseg::batch_norm_relu", std::vector<c10::IValue>({x}));
     const int64_t C = x.size(1), M = x.numel() / C;
     const bool bf16 = x.scalar_type() == at::kBFloat16;
     // Sums around the first row's values: the mean and variance without E[x^2] - E[x]^2's cancellation.
@@ -157,14 +145,11 @@ struct BatchNormReluFn : public torch::autograd::Function<BatchNormReluFn> {
     }
     auto scale = Floats(a), shift = Floats(b);
     auto y = at::empty_like(x, at::MemoryFormat::ChannelsLast);
-    WithRelu(relu, [&](auto r) {
-      ForRows(M, [&](int64_t r0, int64_t r1) {
-        if (bf16) Transform<decltype(r)::value>(x.data_ptr<at::BFloat16>(), y.data_ptr<at::BFloat16>(), C, scale.data_ptr<float>(), shift.data_ptr<float>(), r0, r1);
-        else Transform<decltype(r)::value>(x.data_ptr<float>(), y.data_ptr<float>(), C, scale.data_ptr<float>(), shift.data_ptr<float>(), r0, r1);
-      });
+    ForRows(M, [&](int64_t r0, int64_t r1) {
+      if (bf16) TransformRelu(x.data_ptr<at::BFloat16>(), y.data_ptr<at::BFloat16>(), C, scale.data_ptr<float>(), shift.data_ptr<float>(), r0, r1);
+      else TransformRelu(x.data_ptr<float>(), y.data_ptr<float>(), C, scale.data_ptr<float>(), shift.data_ptr<float>(), r0, r1);
     });
     ctx->save_for_backward({x});
-    ctx->saved_data["relu"] = relu;
     ctx->saved_data["mean"] = meanT;
     ctx->saved_data["invstd"] = Floats(invstd);
     ctx->saved_data["a"] = scale;
@@ -177,20 +162,16 @@ struct BatchNormReluFn : public torch::autograd::Function<BatchNormReluFn> {
   // The gradients carry no derivative of their own: panseg's backward never builds a graph (no create_graph).
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     const auto x = ctx->get_saved_variables()[0];
-    const bool relu = ctx->saved_data["relu"].toBool();
-    RECORD_FUNCTION(relu ? "panseg::batch_norm_relu_backward" : "panseg::batch_norm_backward", std::vector<c10::IValue>({grads[0], x}));
+    RECORD_FUNCTION("panseg::batch_norm_relu_backward", std::vector<c10::IValue>({grads[0], x}));
     const int64_t C = x.size(1), M = x.numel() / C;
     const bool bf16 = x.scalar_type() == at::kBFloat16;
     const auto dy = grads[0].to(x.scalar_type()).contiguous(at::MemoryFormat::ChannelsLast);
     const auto mean = ctx->saved_data["mean"].toTensor(), invstd = ctx->saved_data["invstd"].toTensor();
     const auto a = ctx->saved_data["a"].toTensor(), b = ctx->saved_data["b"].toTensor();
     const float *mp = mean.data_ptr<float>(), *ip = invstd.data_ptr<float>(), *ap = a.data_ptr<float>(), *bp = b.data_ptr<float>();
-    std::vector<double> sg, sgx;
-    WithRelu(relu, [&](auto r) {
-      std::tie(sg, sgx) = ChannelSums(M, C, [&](int64_t r0, int64_t r1, float* sa, float* qa) {
-        if (bf16) GradSums<decltype(r)::value>(x.data_ptr<at::BFloat16>(), dy.data_ptr<at::BFloat16>(), C, ap, bp, mp, r0, r1, sa, qa);
-        else GradSums<decltype(r)::value>(x.data_ptr<float>(), dy.data_ptr<float>(), C, ap, bp, mp, r0, r1, sa, qa);
-      });
+    auto [sg, sgx] = ChannelSums(M, C, [&](int64_t r0, int64_t r1, float* sa, float* qa) {
+      if (bf16) GradSums(x.data_ptr<at::BFloat16>(), dy.data_ptr<at::BFloat16>(), C, ap, bp, mp, r0, r1, sa, qa);
+      else GradSums(x.data_ptr<float>(), dy.data_ptr<float>(), C, ap, bp, mp, r0, r1, sa, qa);
     });
     const bool hasWeight = ctx->saved_data.count("weight") != 0;
     const float* wp = hasWeight ? ctx->saved_data["weight"].toTensor().data_ptr<float>() : nullptr;
@@ -208,19 +189,18 @@ struct BatchNormReluFn : public torch::autograd::Function<BatchNormReluFn> {
     if (ctx->needs_input_grad(0)) {
       dx = at::empty_like(x, at::MemoryFormat::ChannelsLast);
       auto k1t = Floats(k1), c1t = Floats(c1), c0t = Floats(c0);
-      const float *k1p = k1t.data_ptr<float>(), *c1p = c1t.data_ptr<float>(), *c0p = c0t.data_ptr<float>();
-      WithRelu(relu, [&](auto r) {
-        ForRows(M, [&](int64_t r0, int64_t r1) {
-          if (bf16) InputGrad<decltype(r)::value>(x.data_ptr<at::BFloat16>(), dy.data_ptr<at::BFloat16>(), dx.data_ptr<at::BFloat16>(), C, ap, bp, k1p, c1p, c0p, r0, r1);
-          else InputGrad<decltype(r)::value>(x.data_ptr<float>(), dy.data_ptr<float>(), dx.data_ptr<float>(), C, ap, bp, k1p, c1p, c0p, r0, r1);
-        });
+      ForRows(M, [&](int64_t r0, int64_t r1) {
+        if (bf16) InputGrad(x.data_ptr<at::BFloat16>(), dy.data_ptr<at::BFloat16>(), dx.data_ptr<at::BFloat16>(), C, ap, bp, k1t.data_ptr<float>(),
+                            c1t.data_ptr<float>(), c0t.data_ptr<float>(), r0, r1);
+        else InputGrad(x.data_ptr<float>(), dy.data_ptr<float>(), dx.data_ptr<float>(), C, ap, bp, k1t.data_ptr<float>(), c1t.data_ptr<float>(),
+                       c0t.data_ptr<float>(), r0, r1);
       });
     }
     // needs_input_grad counts only the tensors given: an absent weight moves the bias to index 1.
     const bool hasBias = ctx->saved_data["hasBias"].toBool();
     const bool needW = hasWeight && ctx->needs_input_grad(1), needB = hasBias && ctx->needs_input_grad(1 + hasWeight);
     return {dx, needW ? Floats(dw) : at::Tensor(), needB ? Floats(db) : at::Tensor(),
-            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -232,21 +212,18 @@ bool Float32Vector(const c10::optional<at::Tensor>& t, int64_t C) {
 
 c10::optional<at::Tensor> FusedBatchNormRelu(const at::Tensor& x, const c10::optional<at::Tensor>& weight, const c10::optional<at::Tensor>& bias,
                                              const c10::optional<at::Tensor>& runMean, const c10::optional<at::Tensor>& runVar, double momentum,
-                                             double eps, bool relu) {
+                                             double eps) {
   if (!FusedKernels() || x.dim() != 4 || !x.device().is_cpu() || x.layout() != at::kStrided) return c10::nullopt;
   if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kBFloat16) return c10::nullopt;
-  // Without the ReLU, float32 saves no memory pass over ATen's channels-last kernels (measured: no faster);
-  // bfloat16 with float32 parameters is 10-20% faster than ATen's mixed-type kernels.
-  if (!relu && x.scalar_type() != at::kBFloat16) return c10::nullopt;
   const int64_t C = x.size(1);
   if (C == 0 || x.numel() / C < 2 || !x.is_contiguous(at::MemoryFormat::ChannelsLast)) return c10::nullopt;
   if (!Float32Vector(weight, C) || !Float32Vector(bias, C) || !Float32Vector(runMean, C) || !Float32Vector(runVar, C)) return c10::nullopt;
   if (runMean.has_value() != runVar.has_value()) return c10::nullopt;
-  return BatchNormReluFn::apply(x, weight, bias, runMean, runVar, momentum, eps, relu);
+  return BatchNormReluFn::apply(x, weight, bias, runMean, runVar, momentum, eps);
 }
 #else
 c10::optional<at::Tensor> FusedBatchNormRelu(const at::Tensor&, const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
-                                             const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&, double, double, bool) {
+                                             const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&, double, double) {
   return c10::nullopt;
 }
 #endif

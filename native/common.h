@@ -46,12 +46,11 @@ c10::optional<at::Tensor> WinogradConv2d(const at::Tensor& x, const at::Tensor& 
 c10::optional<at::Tensor> FusedCrossEntropy(const at::Tensor& rows, const at::Tensor& target, const c10::optional<at::Tensor>& weight,
                                             int64_t reduction, int64_t ignore, double smoothing);
 
-// Training-mode BatchNorm then ReLU (float32 or bfloat16), or without `relu` (bfloat16), fused over
-// channels-last activations, or nullopt where it does not apply (batch-norm-relu.cc); the caller then runs
-// at::batch_norm (and relu_).
+// Training-mode BatchNorm then ReLU, fused, over channels-last float32 or bfloat16 activations, or nullopt
+// where it does not apply (batch-norm-relu.cc); the caller then runs at::batch_norm and relu_.
 c10::optional<at::Tensor> FusedBatchNormRelu(const at::Tensor& x, const c10::optional<at::Tensor>& weight, const c10::optional<at::Tensor>& bias,
                                              const c10::optional<at::Tensor>& runMean, const c10::optional<at::Tensor>& runVar, double momentum,
-                                             double eps, bool relu);
+                                             double eps);
 // Whether the fused kernels run: setFusedKernels (runtime.cc) and a CPU with AVX-512 F, BW and VL.
 bool FusedKernels();
 

@@ -22,14 +22,14 @@ static Napi::Value Conv2d(const Napi::CallbackInfo& info) {
 }
 
 // batchNorm(x, weight | null, bias | null, runMean | null, runVar | null, training, momentum, eps, relu)
-// relu: followed by an (in-place) ReLU. Training runs batch-norm-relu.cc's kernels where they apply.
+// relu: followed by an (in-place) ReLU, fused in training where batch-norm-relu.cc applies.
 static Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
   const auto& x = Get(info[0]);
   const auto weight = GetOpt(info[1]), bias = GetOpt(info[2]), runMean = GetOpt(info[3]), runVar = GetOpt(info[4]);
   const bool training = Bool(info[5]), relu = Bool(info[8]);
   const double momentum = Num(info[6]), eps = Num(info[7]);
-  if (training) {
-    if (auto y = FusedBatchNormRelu(x, weight, bias, runMean, runVar, momentum, eps, relu)) return Wrap(info.Env(), std::move(*y));
+  if (training && relu) {
+    if (auto y = FusedBatchNormRelu(x, weight, bias, runMean, runVar, momentum, eps)) return Wrap(info.Env(), std::move(*y));
   }
   auto y = at::batch_norm(x, weight, bias, runMean, runVar, training, momentum, eps, /*cudnn_enabled=*/true);
   return Wrap(info.Env(), relu ? y.relu_() : y);

@@ -92,8 +92,7 @@ export function winogradTraining(): boolean {
  *   one backward instead of log_softmax and nll_loss;
  * - training-mode BatchNorm followed by ReLU (`F.batchNorm(..., { relu: true })`, BatchNorm2d.forwardRelu,
  *   and BatchNorm2d, ReLU pairs in a Sequential) on channels-last float32 or bfloat16 activations:
- *   statistics in one pass, the ReLU written by the transform, its mask recomputed in backward;
- * - training-mode BatchNorm without the ReLU on channels-last bfloat16 activations (float32 ones stay on ATen).
+ *   statistics in one pass, the ReLU written by the transform, its mask recomputed in backward.
  * The same results to float32 rounding (bfloat16 outputs to one bfloat16 rounding), in less memory traffic.
  * On by default; false gives ATen's kernels everywhere (as PyTorch computes). Returns whether this
  * build and CPU have them (x86-64 with AVX-512 F, BW and VL); without them the setting changes nothing.
