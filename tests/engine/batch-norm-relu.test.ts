@@ -1,7 +1,7 @@
-// The fused training BatchNorm + ReLU (native/batch-norm-relu.cc). The oracle is ATen in
-// float64: ATen's own float32 channels-last backward sums each channel in float32 and is itself up to 1e-1 off
-// where the ReLU zeroes most of a channel (PyTorch 1.13 computes the same), so the fused float32 path is held
-// to float64 (1e-5) and to at most ATen float32's error. bfloat16 is held to ATen's bfloat16 kernels (one rounding).
+// The fused training BatchNorm + ReLU (native/batch-norm-relu.cc). The oracle is ATen in float64: ATen's own
+// float32 channels-last backward sums each channel in float32 and is itself up to 1e-1 off where the ReLU
+// zeroes most of a channel (PyTorch 1.13 computes the same), so the fused float32 path is held to float64
+// (1e-5) and to at most ATen float32's error. bfloat16 is held to ATen's bfloat16 kernels (one rounding).
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { autocast, F, fusedKernels, manualSeed, ones, profileOps, randn, setFusedKernels, tidy, zeros, type Tensor } from '../../src/engine/index.js';
